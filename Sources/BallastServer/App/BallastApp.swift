@@ -1,0 +1,55 @@
+import BallastConfig
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import Storage
+
+/// Builds the router and the application from ``AppServices``.
+public enum BallastApp {
+    /// The router with every middleware (outermost first: request id, access log, HTTP metrics, body limit,
+    /// auth) and every route.
+    public static func buildRouter(services: AppServices) -> Router<AppRequestContext> {
+        let router = Router(context: AppRequestContext.self)
+        let renderer = ErrorRenderer(metrics: services.metrics.factory)
+        router.add(middleware: RequestIDMiddleware(renderer: renderer))
+        router.add(middleware: AccessLogMiddleware(renderer: renderer))
+        router.add(middleware: HTTPMetricsMiddleware(factory: services.metrics.factory, renderer: renderer))
+        router.add(middleware: BodyLimitMiddleware())
+        router.add(middleware: AuthMiddleware(users: services.users))
+
+        HealthRoutes(services: services).register(on: router)
+        MetricsRoutes(metrics: services.metrics).register(on: router)
+        OpenAPIRoutes().register(on: router)
+        UserRoutes(users: services.users).register(on: router)
+        return router
+    }
+
+    /// The HTTP application. The stores run as its services, so on shutdown the server drains first and the
+    /// pools close after it; start-up waits for the primary store and migrates before the port opens.
+    public static func buildApplication(services: AppServices) -> some ApplicationProtocol {
+        var storeServices: [any Service] = [services.primary]
+        if let shadow = services.shadow { storeServices.append(shadow) }
+        var app = Application(
+            router: buildRouter(services: services),
+            configuration: .init(
+                address: .hostname(services.config.host, port: services.config.port),
+                serverName: "ballast"),
+            services: storeServices,
+            logger: services.logger)
+        app.beforeServerStarts {
+            try await services.prepare()
+        }
+        return app
+    }
+
+    /// Runs the application until SIGTERM or SIGINT, then stops accepting connections, lets in-flight requests
+    /// finish for at most 10 s, and closes the pools.
+    public static func run(services: AppServices) async throws {
+        let app = buildApplication(services: services)
+        var configuration = ServiceGroupConfiguration(
+            services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: services.logger)
+        configuration.maximumGracefulShutdownDuration = .seconds(10)
+        configuration.maximumCancellationDuration = .seconds(5)
+        try await ServiceGroup(configuration: configuration).run()
+    }
+}

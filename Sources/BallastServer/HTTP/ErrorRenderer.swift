@@ -1,0 +1,101 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Logging
+import Marketplace
+import Metrics
+import Storage
+
+/// Turns any error into the API's error response `{"error":{"code","message","details"}}`. Known errors keep
+/// their code; an unknown one is a 500 `internal`, logged with the request id and counted, because it is a bug.
+struct ErrorRenderer: Sendable {
+    let metrics: any MetricsFactory
+
+    /// Calls the rest of the chain and turns whatever it throws into the error response, so the middleware
+    /// calling this always has a response to log, count or tag.
+    func respond<Context: BallastRequestContext>(
+        to request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async -> Response {
+        do {
+            return try await next(request, context)
+        } catch {
+            return response(for: error, request: request, context: context)
+        }
+    }
+
+    func response(for error: any Error, request: Request, context: some BallastRequestContext) -> Response {
+        let appError = classify(error, request: request, context: context)
+        var headers: HTTPFields = [:]
+        if let retryAfter = appError.retryAfterSeconds {
+            headers[.retryAfter] = String(retryAfter)
+        }
+        let body = ErrorBody(error: .init(code: appError.code.rawValue, message: appError.message, details: appError.details))
+        do {
+            return try JSONResponse.make(appError.code.httpStatus, body, headers: headers)
+        } catch {
+            // Encoding a dictionary of JSON values cannot fail; keep a fixed body just in case.
+            return Response(
+                status: .internalServerError, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: #"{"error":{"code":"internal","message":"internal error","details":{}}}"#)))
+        }
+    }
+
+    private func classify(_ error: any Error, request: Request, context: some BallastRequestContext) -> AppError {
+        switch error {
+        case let error as AppError:
+            return error
+        case is NIOTooManyBytesError:
+            return AppError(.payloadTooLarge, "request body is larger than \(BodyLimitMiddleware<AppRequestContext>.maxBytes) bytes")
+        case let error as HTTPError:
+            switch error.status {
+            case .notFound:
+                return AppError(.notFound, "no route for \(request.method) \(request.uri.path)")
+            case .methodNotAllowed:
+                return AppError(.methodNotAllowed, "\(request.method) is not allowed on \(request.uri.path)")
+            case .contentTooLarge:
+                return AppError(.payloadTooLarge, "request body is too large")
+            case .badRequest:
+                return AppError(.badRequest, error.body ?? "bad request")
+            case .unsupportedMediaType:
+                return AppError(.unsupportedMediaType, error.body ?? "unsupported media type")
+            default:
+                if error.status.code < 500 {
+                    return AppError(.badRequest, error.body ?? error.status.reasonPhrase)
+                }
+                return unexpected(error, request: request, context: context)
+            }
+        case let error as StorageError:
+            switch error {
+            case .poolTimeout, .unavailable, .retriesExhausted:
+                context.logger.warning("storage unavailable", metadata: ["error": "\(error)"])
+                return AppError(.serviceUnavailable, "the database is busy or unavailable; try again", retryAfterSeconds: 1)
+            case .uniqueViolation, .checkViolation, .missingReturnedRow:
+                return unexpected(error, request: request, context: context)
+            }
+        default:
+            return unexpected(error, request: request, context: context)
+        }
+    }
+
+    private func unexpected(_ error: any Error, request: Request, context: some BallastRequestContext) -> AppError {
+        context.logger.error("unexpected error", metadata: [
+            "error": "\(String(reflecting: error))", "method": "\(request.method)",
+            "route": "\(context.endpointPath ?? request.uri.path)",
+        ])
+        Counter(label: "http_internal_errors_total",
+                dimensions: [("route", context.endpointPath ?? "unmatched")], factory: metrics).increment()
+        return AppError(.internal, "internal error; quote request id \(context.requestId) when reporting it")
+    }
+}
+
+/// The JSON shape of every error response.
+struct ErrorBody: Encodable {
+    struct Payload: Encodable {
+        let code: String
+        let message: String
+        let details: [String: JSONValue]
+    }
+
+    let error: Payload
+}

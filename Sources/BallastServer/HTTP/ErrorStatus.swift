@@ -1,0 +1,25 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Marketplace
+
+extension ErrorCode {
+    /// The one place an error code becomes an HTTP status.
+    var httpStatus: HTTPResponse.Status {
+        switch self {
+        case .malformedJSON, .badRequest: return .badRequest
+        case .unauthorized: return .unauthorized
+        case .forbidden: return .forbidden
+        case .notFound: return .notFound
+        case .methodNotAllowed: return .methodNotAllowed
+        case .conflict, .insufficientFunds, .insufficientStock, .confirmationRequired, .blocked, .invalidTransition,
+             .idempotencyKeyInUse:
+            return .conflict
+        case .payloadTooLarge: return .contentTooLarge
+        case .unsupportedMediaType: return .unsupportedMediaType
+        case .validationFailed, .idempotencyKeyReused: return .unprocessableContent
+        case .serviceUnavailable: return .serviceUnavailable
+        case .internal: return .internalServerError
+        }
+    }
+}

@@ -1,0 +1,76 @@
+import Marketplace
+
+/// The OpenAPI 3 document served at `GET /openapi.json`. Every route the router registers is listed in
+/// ``operations``; a test fails when one is missing or when an operation has no route.
+enum OpenAPIDocument {
+    static let operations: [APIOperation] = [
+        APIOperation("GET", "/health", "Liveness, checks and chaos state", tag: "Operations", access: .anyone,
+                     successSchema: Schema.ref("Health"), errorStatuses: [503]),
+        APIOperation("GET", "/health/ready", "Ready once migrated and the primary store answers", tag: "Operations",
+                     access: .anyone, successSchema: Schema.ref("Ready"), errorStatuses: [503]),
+        APIOperation("GET", "/metrics", "Prometheus text format", tag: "Operations", access: .anyone),
+        APIOperation("GET", "/openapi.json", "This document", tag: "Operations", access: .anyone,
+                     successSchema: Schema.anyObject),
+        APIOperation("POST", "/api/users", "Create a user; the token is shown once", tag: "Users", access: .admin,
+                     requestBody: Schema.object(
+                        [("name", Schema.string), ("role", Schema.enumeration(Role.allCases.map(\.rawValue)))],
+                        required: ["name", "role"]),
+                     successStatus: 201, successSchema: Schema.ref("CreatedUser")),
+        APIOperation("GET", "/api/users/me", "The caller", tag: "Users", access: .user,
+                     successSchema: Schema.ref("User")),
+    ]
+
+    static let components: [String: JSONValue] = [
+        "Error": Schema.object([
+            ("error", Schema.object(
+                [("code", Schema.string), ("message", Schema.string), ("details", Schema.anyObject)],
+                required: ["code", "message", "details"])),
+        ], required: ["error"]),
+        "User": Schema.object(
+            [("id", Schema.uuid), ("name", Schema.string), ("role", Schema.enumeration(Role.allCases.map(\.rawValue))),
+             ("createdAt", Schema.dateTime)],
+            required: ["id", "name", "role", "createdAt"]),
+        "CreatedUser": Schema.object(
+            [("id", Schema.uuid), ("name", Schema.string), ("role", Schema.enumeration(Role.allCases.map(\.rawValue))),
+             ("createdAt", Schema.dateTime), ("token", Schema.string)],
+            required: ["id", "name", "role", "createdAt", "token"]),
+        "Health": Schema.object([
+            ("status", Schema.enumeration(["ok", "degraded", "down"])),
+            ("version", Schema.string), ("environment", Schema.string), ("uptimeSeconds", Schema.integer),
+            ("checks", Schema.object(
+                [("database", Schema.enumeration(["ok", "down"])),
+                 ("shadow", Schema.enumeration(["ok", "down", "disabled"]))],
+                required: ["database", "shadow"])),
+            ("chaos", Schema.object(
+                [("enabled", Schema.boolean), ("failRate", Schema.number), ("scope", Schema.string),
+                 ("seed", Schema.string), ("expiresAt", Schema.nullable(Schema.dateTime))],
+                required: ["enabled", "failRate", "scope", "seed", "expiresAt"])),
+        ], required: ["status", "version", "environment", "uptimeSeconds", "checks", "chaos"]),
+        "Ready": Schema.object(
+            [("ready", Schema.boolean), ("database", Schema.string), ("migrated", Schema.boolean)],
+            required: ["ready", "database", "migrated"]),
+    ]
+
+    static func document() -> JSONValue {
+        var paths: [String: [String: JSONValue]] = [:]
+        for operation in operations {
+            paths[operation.path, default: [:]][operation.method.lowercased()] = operation.document
+        }
+        return .object([
+            "openapi": .string("3.0.3"),
+            "info": .object([
+                "title": .string("Ballast"),
+                "version": .string(BallastVersion.current),
+                "description": .string(
+                    "Marketplace backend. Money is an integer count of minor units; ids are UUIDs; times are RFC 3339 UTC."),
+            ]),
+            "paths": .object(paths.mapValues { .object($0) }),
+            "components": .object([
+                "schemas": .object(components),
+                "securitySchemes": .object([
+                    "bearerAuth": .object(["type": .string("http"), "scheme": .string("bearer")]),
+                ]),
+            ]),
+        ])
+    }
+}

@@ -1,0 +1,183 @@
+import BallastConfig
+import Logging
+import SQLKit
+import ServiceLifecycle
+
+/// One store (the primary or the shadow): a pool of connections to SQLite or PostgreSQL, the one transaction
+/// helper every write goes through, and plain reads.
+///
+/// Run it (``run()``) for as long as it is used: on PostgreSQL the pool only hands out connections while it runs.
+public final class Database: Sendable, Service {
+    /// Which SQL the store speaks; services branch on it only where the two really differ.
+    public enum Dialect: String, Sendable {
+        case sqlite, postgres
+    }
+
+    public let dialect: Dialect
+    public let url: DatabaseURL
+    /// The longest a caller waits for a free connection before getting ``StorageError/poolTimeout``.
+    public let poolWait: Duration
+    let backend: any DatabaseBackend
+    let logger: Logger
+
+    /// Serialization failures and deadlocks are retried this many times in all before giving up.
+    public static let maxTransactionAttempts = 5
+
+    init(url: DatabaseURL, dialect: Dialect, backend: any DatabaseBackend, poolWait: Duration, logger: Logger) {
+        self.url = url
+        self.dialect = dialect
+        self.backend = backend
+        self.poolWait = poolWait
+        self.logger = logger
+    }
+
+    /// Opens the pool for `url`. SQLite files (and their folder) are created here; PostgreSQL connects lazily
+    /// once ``run()`` is running, so call ``waitUntilReachable(timeout:)`` to find out whether it answers.
+    public static func open(
+        _ url: DatabaseURL, poolSize: Int, poolWait: Duration = .seconds(10), logger: Logger
+    ) async throws -> Database {
+        precondition(poolSize > 0, "pool size must be positive")
+        switch url {
+        case .sqliteMemory:
+            let backend = try await SQLiteBackend.open(path: nil, poolSize: 1, logger: logger)
+            return Database(url: url, dialect: .sqlite, backend: backend, poolWait: poolWait, logger: logger)
+        case .sqliteFile(let path):
+            let backend = try await SQLiteBackend.open(path: path, poolSize: poolSize, logger: logger)
+            return Database(url: url, dialect: .sqlite, backend: backend, poolWait: poolWait, logger: logger)
+        case .postgres(let location):
+            let backend = PostgresBackend(location: location, poolSize: poolSize, logger: logger)
+            return Database(url: url, dialect: .postgres, backend: backend, poolWait: poolWait, logger: logger)
+        }
+    }
+
+    /// Keeps the pool alive until the task is cancelled or the service group shuts down, then closes it.
+    public func run() async throws {
+        try await backend.run()
+    }
+
+    /// Runs `body` on one connection without a transaction: for reads that need no consistency across
+    /// statements.
+    public func read<R: Sendable>(_ body: (any SQLDatabase) async throws -> R) async throws -> R {
+        do {
+            return try await backend.withConnection(write: false, wait: poolWait) { sql, _ in try await body(sql) }
+        } catch {
+            throw ErrorClassifier.translate(error)
+        }
+    }
+
+    /// Runs `body` in one transaction on one pinned connection: `BEGIN IMMEDIATE` on SQLite (so the write lock is
+    /// taken up front, not half-way), `BEGIN` (read committed) on PostgreSQL. Commits when `body` returns, rolls
+    /// back when it throws. Serialization failures, deadlocks and a busy SQLite file run the whole transaction
+    /// again, at most ``maxTransactionAttempts`` times, so `body` must not have effects outside the database.
+    public func transaction<R: Sendable>(_ body: (any SQLDatabase) async throws -> R) async throws -> R {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await backend.withConnection(write: true, wait: poolWait) { sql, lease in
+                    try await Self.runOnce(sql, lease: lease, begin: backend.beginStatement, body: body)
+                }
+            } catch {
+                guard ErrorClassifier.classify(error) == .retryable else { throw ErrorClassifier.translate(error) }
+                guard attempt < Self.maxTransactionAttempts else {
+                    logger.warning("transaction gave up after retries", metadata: [
+                        "attempts": "\(attempt)", "error": "\(ErrorClassifier.describe(error))",
+                    ])
+                    throw StorageError.retriesExhausted(attempts: attempt)
+                }
+                // Full jitter over an exponentially growing window: 2, 4, 8, 16 ms.
+                let windowMicroseconds = 1000 << attempt
+                try await Task.sleep(for: .microseconds(Int.random(in: 0...windowMicroseconds)))
+            }
+        }
+    }
+
+    private static func runOnce<R>(
+        _ sql: any SQLDatabase, lease: ConnectionLease, begin: String, body: (any SQLDatabase) async throws -> R
+    ) async throws -> R {
+        try await sql.raw(SQLQueryString(begin)).run()
+        do {
+            let result = try await body(sql)
+            try await sql.raw("COMMIT").run()
+            return result
+        } catch {
+            do {
+                try await sql.raw("ROLLBACK").run()
+            } catch {
+                // A connection whose transaction state is unknown must never serve another caller.
+                lease.markBroken()
+            }
+            throw error
+        }
+    }
+
+    /// `SELECT 1`: whether the store answers now.
+    public func ping() async throws {
+        _ = try await read { sql in try await sql.raw("SELECT 1 AS one").first() }
+    }
+
+    /// Whether the store answers `SELECT 1` within `timeout`; never throws and never waits longer.
+    public func isReachable(within timeout: Duration) async -> Bool {
+        do {
+            try await withTimeout(timeout) { try await self.ping() }
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// Pings until the store answers, for up to `timeout`; then throws ``StorageError/unavailable(_:)`` naming the
+    /// URL without its password.
+    public func waitUntilReachable(timeout: Duration, attemptTimeout: Duration = .seconds(5)) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: timeout)
+        var lastError = "no attempt made"
+        while true {
+            do {
+                try await withTimeout(attemptTimeout) { try await self.ping() }
+                return
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                lastError = ErrorClassifier.describe(error)
+                logger.warning("database not reachable yet; retrying", metadata: [
+                    "database": "\(url)", "error": "\(lastError)",
+                ])
+            }
+            if clock.now >= deadline { break }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        throw StorageError.unavailable("\(url) did not answer within \(timeout.components.seconds) s (\(lastError))")
+    }
+}
+
+/// Runs `operation`, throwing ``StorageError/unavailable(_:)`` if it has not finished after `timeout`.
+func withTimeout<R: Sendable>(_ timeout: Duration, _ operation: @escaping @Sendable () async throws -> R) async throws -> R {
+    try await withThrowingTaskGroup(of: R?.self) { group in
+        group.addTask { try await operation() }
+        group.addTask {
+            try await Task.sleep(for: timeout)
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else {
+            throw StorageError.unavailable("no answer within \(timeout)")
+        }
+        return value
+    }
+}
+
+extension Database {
+    /// Opens a store, keeps it running while `body` uses it, then closes it. For commands and tests that are
+    /// not part of a service group.
+    public static func withRunning<R: Sendable>(
+        _ url: DatabaseURL, poolSize: Int, logger: Logger, _ body: @Sendable (Database) async throws -> R
+    ) async throws -> R {
+        let database = try await Database.open(url, poolSize: poolSize, logger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await database.run() }
+            defer { group.cancelAll() }
+            return try await body(database)
+        }
+    }
+}

@@ -1,0 +1,25 @@
+import SQLKit
+import Synchronization
+
+/// A pool of connections to one kind of database. `Database` adds the transaction helper on top.
+protocol DatabaseBackend: Sendable {
+    /// The statement that opens a write transaction.
+    var beginStatement: String { get }
+
+    /// Lends one connection to `body`, waiting at most `wait` for one to be free. `write` marks callers that will
+    /// write, so SQLite can queue in-process writers instead of spinning on its file lock.
+    func withConnection<R: Sendable>(
+        write: Bool, wait: Duration, _ body: (any SQLDatabase, ConnectionLease) async throws -> R
+    ) async throws -> R
+
+    /// Keeps the pool open until cancelled or shut down gracefully.
+    func run() async throws
+}
+
+/// Handed to whoever holds a connection, so it can say the connection must not be reused.
+final class ConnectionLease: Sendable {
+    private let broken = Mutex(false)
+
+    func markBroken() { broken.withLock { $0 = true } }
+    var isBroken: Bool { broken.withLock { $0 } }
+}

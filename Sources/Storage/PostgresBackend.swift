@@ -1,0 +1,55 @@
+import BallastConfig
+import Logging
+import NIOPosix
+import NIOSSL
+import PostgresKit
+import PostgresNIO
+import SQLKit
+import ServiceLifecycle
+
+/// PostgreSQL through postgres-nio's `PostgresClient` pool, which only lends connections while ``run()`` runs.
+/// A semaphore in front of it bounds how long a caller waits for one of the `poolSize` connections.
+final class PostgresBackend: DatabaseBackend {
+    let beginStatement = "BEGIN"
+    private let client: PostgresClient
+    private let slots: AsyncSemaphore
+
+    init(location: DatabaseURL.PostgresLocation, poolSize: Int, logger: Logger) {
+        let tls: PostgresClient.Configuration.TLS
+        switch location.tlsMode {
+        case .disable: tls = .disable
+        case .prefer: tls = .prefer(.makeClientConfiguration())
+        case .require: tls = .require(.makeClientConfiguration())
+        }
+        var configuration = PostgresClient.Configuration(
+            host: location.host, port: location.port, username: location.username,
+            password: location.password, database: location.database, tls: tls)
+        configuration.options.maximumConnections = poolSize
+        configuration.options.minimumConnections = 0
+        configuration.options.connectTimeout = .seconds(5)
+        configuration.options.additionalStartupParameters = [("application_name", "ballast")]
+        var backgroundLogger = logger
+        backgroundLogger.logLevel = max(logger.logLevel, .warning)
+        self.client = PostgresClient(configuration: configuration, backgroundLogger: backgroundLogger)
+        self.slots = AsyncSemaphore(permits: poolSize)
+    }
+
+    func withConnection<R: Sendable>(
+        write: Bool, wait: Duration, _ body: (any SQLDatabase, ConnectionLease) async throws -> R
+    ) async throws -> R {
+        try await slots.acquire(timeout: wait)
+        defer { slots.release() }
+        return try await client.withConnection { connection in
+            let lease = ConnectionLease()
+            defer {
+                // The pool drops a closed connection and opens a new one when needed.
+                if lease.isBroken { connection.close().whenComplete { _ in } }
+            }
+            return try await body(connection.sql(queryLogLevel: nil), lease)
+        }
+    }
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await self.client.run() }
+    }
+}

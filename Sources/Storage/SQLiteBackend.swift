@@ -1,0 +1,154 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import SQLKit
+import SQLiteKit
+import ServiceLifecycle
+import Synchronization
+
+/// A fixed pool of SQLite connections to one file (or one in-memory database).
+///
+/// - Every connection gets its own thread in a private thread pool, so a connection waiting on the file lock
+///   never starves the others of threads.
+/// - Write transactions queue in-process behind a one-permit gate before they take a connection, so writers of
+///   this process take turns in order instead of spinning on SQLite's lock; other processes on the same file
+///   are handled by `busy_timeout`.
+/// - WAL mode lets reads run while a write transaction is open; `synchronous=FULL` makes every commit durable
+///   before it is acknowledged.
+final class SQLiteBackend: DatabaseBackend {
+    static let busyTimeoutMilliseconds = 5000
+
+    let beginStatement = "BEGIN IMMEDIATE"
+    private let threadPool: NIOThreadPool
+    private let path: String?
+    private let logger: Logger
+    private let free: Mutex<[SQLiteConnection]>
+    private let slots: AsyncSemaphore
+    private let writeGate = AsyncSemaphore(permits: 1)
+    private let closed = Mutex(false)
+    /// Connections lent out right now; closing waits for them to come back.
+    private let leased = Mutex(0)
+
+    private init(threadPool: NIOThreadPool, path: String?, connections: [SQLiteConnection], logger: Logger) {
+        self.threadPool = threadPool
+        self.path = path
+        self.logger = logger
+        self.free = Mutex(connections)
+        self.slots = AsyncSemaphore(permits: connections.count)
+    }
+
+    /// Opens `poolSize` connections to the file at `path` (its folder is created), or one in-memory connection
+    /// when `path` is nil (an in-memory database cannot be shared between connections).
+    static func open(path: String?, poolSize: Int, logger: Logger) async throws -> SQLiteBackend {
+        let size = path == nil ? 1 : poolSize
+        if let path {
+            let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            do {
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            } catch {
+                throw StorageError.unavailable("cannot create the folder \(folder) for sqlite:\(path): \(error)")
+            }
+        }
+        let threadPool = NIOThreadPool(numberOfThreads: size + 1)
+        threadPool.start()
+        var connections: [SQLiteConnection] = []
+        do {
+            for index in 0..<size {
+                connections.append(try await openConnection(
+                    path: path, threadPool: threadPool, logger: logger, setJournalMode: index == 0))
+            }
+        } catch {
+            for connection in connections { try? await connection.close() }
+            try? await threadPool.shutdownGracefully()
+            throw StorageError.unavailable("cannot open sqlite:\(path ?? ":memory:"): \(error)")
+        }
+        return SQLiteBackend(threadPool: threadPool, path: path, connections: connections, logger: logger)
+    }
+
+    private static func openConnection(
+        path: String?, threadPool: NIOThreadPool, logger: Logger, setJournalMode: Bool
+    ) async throws -> SQLiteConnection {
+        let connection = try await SQLiteConnection.open(
+            storage: path.map { .file(path: $0) } ?? .memory,
+            threadPool: threadPool,
+            logger: logger,
+            on: MultiThreadedEventLoopGroup.singleton.any())
+        let sql = connection.sql(queryLogLevel: nil)
+        // busy_timeout replaces the driver's default handler, which would retry forever.
+        try await sql.raw("PRAGMA busy_timeout = \(unsafeRaw: String(busyTimeoutMilliseconds))").run()
+        try await sql.raw("PRAGMA foreign_keys = ON").run()
+        if path != nil {
+            if setJournalMode { try await sql.raw("PRAGMA journal_mode = WAL").run() }
+            try await sql.raw("PRAGMA synchronous = FULL").run()
+        }
+        return connection
+    }
+
+    func withConnection<R: Sendable>(
+        write: Bool, wait: Duration, _ body: (any SQLDatabase, ConnectionLease) async throws -> R
+    ) async throws -> R {
+        if closed.withLock({ $0 }) { throw StorageError.unavailable("the SQLite pool is closed") }
+        if write { try await writeGate.acquire(timeout: wait) }
+        defer { if write { writeGate.release() } }
+        try await slots.acquire(timeout: wait)
+        let connection = free.withLock { $0.removeLast() }
+        leased.withLock { $0 += 1 }
+        let lease = ConnectionLease()
+        defer { giveBack(connection, lease: lease) }
+        return try await body(connection.sql(queryLogLevel: nil), lease)
+    }
+
+    /// Returns a connection to the pool, or replaces it with a fresh one when its state is unknown.
+    private func giveBack(_ connection: SQLiteConnection, lease: ConnectionLease) {
+        defer { leased.withLock { $0 -= 1 } }
+        guard lease.isBroken else {
+            free.withLock { $0.append(connection) }
+            slots.release()
+            return
+        }
+        logger.warning("replacing an SQLite connection whose transaction state is unknown")
+        // Closing the handle rolls back whatever it still had open. The permit is released only once a
+        // replacement is in the free list, so the pool never lends a connection it does not have.
+        Task { [threadPool, path, logger] in
+            try? await connection.close()
+            do {
+                let fresh = try await Self.openConnection(
+                    path: path, threadPool: threadPool, logger: logger, setJournalMode: false)
+                free.withLock { $0.append(fresh) }
+                slots.release()
+            } catch {
+                logger.error("could not replace an SQLite connection; the pool is one smaller",
+                             metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        // Closing runs in a task of its own: this one is usually cancelled by now, and the driver refuses to
+        // start work for a cancelled task, which would leave handles open.
+        await Task { await self.close() }.value
+    }
+
+    /// Refuses new work, waits (at most 10 s) for lent connections to come back, then closes every handle.
+    private func close() async {
+        closed.withLock { $0 = true }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while leased.withLock({ $0 }) > 0 && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        let connections: [SQLiteConnection] = free.withLock { connections in
+            defer { connections.removeAll() }
+            return connections
+        }
+        for connection in connections {
+            do {
+                try await connection.close()
+            } catch {
+                logger.warning("could not close an SQLite connection", metadata: ["error": "\(error)"])
+            }
+        }
+        try? await threadPool.shutdownGracefully()
+    }
+}

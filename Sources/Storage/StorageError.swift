@@ -1,0 +1,96 @@
+import PostgresNIO
+import SQLiteNIO
+
+/// Storage failures that callers act on, classified from the two drivers' errors in one place.
+public enum StorageError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// No connection became free in time (every connection busy).
+    case poolTimeout(waitedMilliseconds: Int)
+    /// The database could not be reached or the connection broke.
+    case unavailable(String)
+    /// A transaction kept hitting serialization failures or deadlocks and gave up.
+    case retriesExhausted(attempts: Int)
+    /// A unique constraint refused the write.
+    case uniqueViolation(String)
+    /// A CHECK constraint refused the write (the backstop behind conditional updates).
+    case checkViolation(String)
+    /// A statement expected to return a row (e.g. `RETURNING`) returned none.
+    case missingReturnedRow(String)
+
+    public var description: String {
+        switch self {
+        case .poolTimeout(let waited): return "no database connection became free within \(waited) ms"
+        case .unavailable(let detail): return "database unavailable: \(detail)"
+        case .retriesExhausted(let attempts): return "transaction failed after \(attempts) attempts (contention)"
+        case .uniqueViolation(let detail): return "unique constraint violated: \(detail)"
+        case .checkViolation(let detail): return "check constraint violated: \(detail)"
+        case .missingReturnedRow(let what): return "expected a returned row: \(what)"
+        }
+    }
+}
+
+/// What a driver error means for the transaction helper and for callers.
+enum ErrorClass {
+    /// Serialization failure, deadlock or a busy SQLite file: run the transaction again.
+    case retryable
+    /// The connection is broken or the server is gone.
+    case unavailable
+    case uniqueViolation
+    case checkViolation
+    case other
+}
+
+enum ErrorClassifier {
+    static func classify(_ error: any Error) -> ErrorClass {
+        if let error = error as? PSQLError {
+            if let state = error.serverInfo?[.sqlState] {
+                switch state {
+                case "40001", "40P01": return .retryable
+                case "23505": return .uniqueViolation
+                case "23514": return .checkViolation
+                case "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004": return .unavailable
+                default: return .other
+                }
+            }
+            switch error.code {
+            case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed:
+                return .unavailable
+            default:
+                return .other
+            }
+        }
+        if let error = error as? SQLiteError {
+            switch error.reason {
+            case .busy, .busyTimeout, .busyInRecovery, .busyInSnapshot, .locked:
+                return .retryable
+            case .constraintUniqueFailed, .constraintPrimaryKeyFailed:
+                return .uniqueViolation
+            case .constraintCheckFailed:
+                return .checkViolation
+            case .cantOpen, .ioError, .notADatabase, .corrupt, .full:
+                return .unavailable
+            default:
+                return .other
+            }
+        }
+        if let error = error as? StorageError, case .poolTimeout = error { return .unavailable }
+        return .other
+    }
+
+    /// A driver error as text for logs: PostgreSQL errors print their server fields (state, message), which
+    /// their plain description hides.
+    static func describe(_ error: any Error) -> String {
+        if error is PSQLError { return String(reflecting: error) }
+        return String(describing: error)
+    }
+
+    /// Turns a driver error into a ``StorageError`` where one fits, else returns it unchanged.
+    static func translate(_ error: any Error) -> any Error {
+        if error is StorageError { return error }
+        switch classify(error) {
+        case .uniqueViolation: return StorageError.uniqueViolation(describe(error))
+        case .checkViolation: return StorageError.checkViolation(describe(error))
+        case .unavailable: return StorageError.unavailable(describe(error))
+        case .retryable, .other: return error
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+
+/// Runs the built `ballast` executable as a separate process, the way a user or a supervisor would.
+final class BallastProcess: @unchecked Sendable {
+    let process = Process()
+    private let stdoutPipe = Pipe()
+    private let stderrPipe = Pipe()
+    private let lock = NSLock()
+    private var stdoutData = Data()
+    private var stderrData = Data()
+
+    /// The `ballast` binary next to the test bundle in the build folder.
+    static var executable: URL {
+        let candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
+            Bundle.main.bundleURL,
+            Bundle.main.bundleURL.deletingLastPathComponent(),
+        ]
+        for folder in candidates {
+            let binary = folder.appendingPathComponent("ballast")
+            if FileManager.default.isExecutableFile(atPath: binary.path) { return binary }
+        }
+        fatalError("the ballast executable was not found next to the tests (looked in \(candidates))")
+    }
+
+    init(_ arguments: [String], environment: [String: String], workingDirectory: URL? = nil) throws {
+        process.executableURL = Self.executable
+        process.arguments = arguments
+        // Only what the test passes, plus PATH and HOME: the developer's own settings must not leak in.
+        var variables = environment
+        let inherited = ProcessInfo.processInfo.environment
+        variables["PATH"] = inherited["PATH"] ?? "/usr/bin:/bin"
+        variables["HOME"] = inherited["HOME"] ?? "/tmp"
+        process.environment = variables
+        if let workingDirectory { process.currentDirectoryURL = workingDirectory }
+        process.standardOutput = stdoutPipe
+        process.standardError = stderrPipe
+        process.standardInput = FileHandle.nullDevice
+        // Drain both pipes as output arrives, so a chatty process never blocks on a full pipe.
+        stdoutPipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let chunk = handle.availableData
+            guard let self, !chunk.isEmpty else { return }
+            self.lock.withLock { self.stdoutData.append(chunk) }
+        }
+        stderrPipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let chunk = handle.availableData
+            guard let self, !chunk.isEmpty else { return }
+            self.lock.withLock { self.stderrData.append(chunk) }
+        }
+        try process.run()
+    }
+
+    /// Runs to completion (at most `timeout`) and returns exit status and output.
+    static func run(
+        _ arguments: [String], environment: [String: String], workingDirectory: URL? = nil,
+        timeout: Duration = .seconds(60)
+    ) async throws -> (status: Int32, stdout: String, stderr: String) {
+        let child = try BallastProcess(arguments, environment: environment, workingDirectory: workingDirectory)
+        let status = try await child.wait(timeout: timeout)
+        return (status, child.readStdout(), child.readStderr())
+    }
+
+    /// Waits for the process to exit; kills it and throws after `timeout`.
+    func wait(timeout: Duration) async throws -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            if ContinuousClock.now >= deadline {
+                process.terminate()
+                kill(process.processIdentifier, SIGKILL)
+                throw TimedOut(what: "ballast \(process.arguments ?? [])")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        // Give the readers a moment to collect the last bytes written before exit.
+        try await Task.sleep(for: .milliseconds(100))
+        return process.terminationStatus
+    }
+
+    func signal(_ signal: Int32) {
+        kill(process.processIdentifier, signal)
+    }
+
+    /// Everything the process wrote to stdout so far (after exit: all of it, once the pipe has drained).
+    func readStdout() -> String { lock.withLock { String(decoding: stdoutData, as: UTF8.self) } }
+    func readStderr() -> String { lock.withLock { String(decoding: stderrData, as: UTF8.self) } }
+
+    struct TimedOut: Error, CustomStringConvertible {
+        let what: String
+        var description: String { "\(what) did not finish in time" }
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+func freeLoopbackPort() throws -> Int {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { throw POSIXError(.EMFILE) }
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) }
+    }
+    guard bound == 0 else { throw POSIXError(.EADDRINUSE) }
+    let named = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+    }
+    guard named == 0 else { throw POSIXError(.EINVAL) }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Whether something accepts TCP connections on 127.0.0.1:`port`.
+func isListening(port: Int) -> Bool {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { return false }
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = UInt16(port).bigEndian
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let result = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+    }
+    return result == 0
+}

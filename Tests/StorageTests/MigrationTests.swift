@@ -1,0 +1,75 @@
+import BallastTestSupport
+import SQLKit
+import Storage
+import Testing
+
+@Suite("Migrations")
+struct MigrationTests {
+    @Test(arguments: TestStores.kinds)
+    func migratingTwiceIsANoOp(kind: StoreKind) async throws {
+        try await TestStores.withDatabase(kind, migrate: false) { database in
+            let migrator = Migrator(database: database, logger: TestStores.logger)
+            #expect(try await migrator.pendingVersions() == Schema.migrations.map(\.version))
+            let first = try await migrator.migrate()
+            #expect(first == Schema.migrations.map(\.version))
+            let second = try await migrator.migrate()
+            #expect(second.isEmpty)
+            #expect(try await migrator.pendingVersions().isEmpty)
+            let recorded = try await database.read { sql in
+                try await sql.raw("SELECT count(*) AS n FROM schema_migrations").first()!.decode(column: "n", as: Int.self)
+            }
+            #expect(recorded == Schema.migrations.count)
+        }
+    }
+
+    /// Several processes starting at once: each migrator has its own pool (as separate processes would), and
+    /// exactly one of them applies each version.
+    @Test(arguments: TestStores.kinds)
+    func concurrentMigratorsApplyEachVersionOnce(kind: StoreKind) async throws {
+        try await TestStores.withFreshURL(kind) { url in
+            let results = try await withThrowingTaskGroup(of: [Int].self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        try await Database.withRunning(url, poolSize: 2, logger: TestStores.logger) { database in
+                            try await Migrator(database: database, logger: TestStores.logger).migrate()
+                        }
+                    }
+                }
+                return try await group.reduce(into: [[Int]]()) { $0.append($1) }
+            }
+            #expect(results.count == 8)
+            #expect(results.filter { !$0.isEmpty } == [Schema.migrations.map(\.version)])
+            try await Database.withRunning(url, poolSize: 1, logger: TestStores.logger) { database in
+                let versions = try await database.read { sql in
+                    try await sql.raw("SELECT version FROM schema_migrations ORDER BY version").all()
+                        .map { try $0.decode(column: "version", as: Int.self) }
+                }
+                #expect(versions == Schema.migrations.map(\.version))
+            }
+        }
+    }
+
+    @Test(arguments: TestStores.kinds)
+    func aFailingMigrationLeavesNothingBehind(kind: StoreKind) async throws {
+        let broken = Schema.migrations + [
+            Migration(version: 9_999, name: "broken", both: [
+                "CREATE TABLE half_done (id INTEGER PRIMARY KEY)",
+                "THIS IS NOT SQL",
+            ]),
+        ]
+        try await TestStores.withDatabase(kind, migrate: false) { database in
+            let migrator = Migrator(database: database, migrations: broken, logger: TestStores.logger)
+            await #expect(throws: (any Error).self) { try await migrator.migrate() }
+            // All or nothing: not even the first migrations or their ledger rows were kept.
+            let pending = try await Migrator(database: database, logger: TestStores.logger).pendingVersions()
+            #expect(pending == Schema.migrations.map(\.version))
+            let tableQuery: SQLQueryString = database.dialect == .sqlite
+                ? "SELECT count(*) AS n FROM sqlite_master WHERE name = 'half_done'"
+                : "SELECT count(*) AS n FROM pg_tables WHERE tablename = 'half_done'"
+            let leftovers = try await database.read { sql in
+                try await sql.raw(tableQuery).first()!.decode(column: "n", as: Int.self)
+            }
+            #expect(leftovers == 0)
+        }
+    }
+}
