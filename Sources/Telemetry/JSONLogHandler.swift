@@ -41,6 +41,9 @@ public final class LogSink: @unchecked Sendable {
 /// Keys whose values are secrets: they are replaced before a line is written, whatever the caller passed.
 let redactedMetadataKeys: Set<String> = ["authorization", "token", "password", "secret", "cookie"]
 
+/// Keys the web framework adds that repeat what our own keys say (`hb.request.id` equals `requestId`).
+let hiddenMetadataKeys: Set<String> = ["hb.request.id"]
+
 /// How a log line is laid out.
 public enum LogLineFormat: Sendable {
     /// One JSON object per line: `{"time":"…","level":"info","label":"…","message":"…","requestId":"…",…}`,
@@ -89,7 +92,7 @@ public struct LineLogHandler: LogHandler {
             "label": label,
             "message": event.message.description,
         ]
-        for (key, value) in merged where object[key] == nil {
+        for (key, value) in merged where object[key] == nil && !hiddenMetadataKeys.contains(key) {
             object[key] = redactedMetadataKeys.contains(key.lowercased()) ? "<redacted>" : value.jsonValue
         }
         if event.level >= .error {
@@ -102,7 +105,7 @@ public struct LineLogHandler: LogHandler {
     }
 
     private func writeText(_ event: LogEvent, _ merged: Logger.Metadata) {
-        let fields = merged.keys.sorted().map { key -> String in
+        let fields = merged.keys.filter { !hiddenMetadataKeys.contains($0) }.sorted().map { key -> String in
             let value = redactedMetadataKeys.contains(key.lowercased()) ? "<redacted>" : "\(merged[key]!)"
             return "\(key)=\(value)"
         }

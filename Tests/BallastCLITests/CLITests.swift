@@ -157,6 +157,49 @@ struct CLITests {
         }
     }
 
+    /// A request still arriving when SIGTERM comes is answered in full before the process exits, and no new
+    /// connection is accepted meanwhile.
+    @Test func aRequestInFlightAtSIGTERMIsStillAnswered() async throws {
+        let folder = try Self.scratchFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let port = try freeLoopbackPort()
+        let adminToken = String(repeating: "d", count: 40)
+        let child = try BallastProcess(["serve", "--port", String(port)], environment: [
+            "DATABASE_URL": "sqlite:\(folder.path)/primary.sqlite", "SHADOW_DATABASE_URL": "none",
+            "BALLAST_ADMIN_TOKEN": adminToken,
+        ], workingDirectory: folder)
+        defer { if child.process.isRunning { child.signal(SIGKILL) } }
+        var ready = false
+        for _ in 0..<300 where !ready {
+            ready = (try? await Self.get(HTTPClient.shared, "http://127.0.0.1:\(port)/health/ready"))?.status == 200
+            if !ready { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        try #require(ready, "server did not become ready: \(child.readStderr())")
+
+        let body = #"{"name":"Drained","role":"member"}"#
+        let connection = try RawConnection(port: port)
+        try connection.send("""
+            POST /api/users HTTP/1.1\r
+            Host: 127.0.0.1\r
+            Authorization: Bearer \(adminToken)\r
+            Content-Type: application/json\r
+            Content-Length: \(body.utf8.count)\r
+            Connection: close\r
+            \r
+            \(body.prefix(10))
+            """)
+        try await Task.sleep(for: .milliseconds(300))
+        child.signal(SIGTERM)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(child.process.isRunning, "the server waits for the request in flight")
+        try connection.send(String(body.dropFirst(10)))
+        let reply = connection.receiveAll()
+        #expect(reply.hasPrefix("HTTP/1.1 201"), "\(reply)")
+        #expect(reply.contains(#""name":"Drained""#))
+        let status = try await child.wait(timeout: .seconds(20))
+        #expect(status == 0)
+    }
+
     static func get(_ client: HTTPClient, _ url: String) async throws -> (status: UInt, body: String) {
         let response = try await client.execute(HTTPClientRequest(url: url), timeout: .seconds(5))
         let body = try await response.body.collect(upTo: 1 << 20)

@@ -18,7 +18,8 @@ struct RequestIDMiddleware<Context: BallastRequestContext>: RouterMiddleware {
         let requestId = request.headers[Self.headerName].flatMap(Self.accepted) ?? Self.generate()
         context.requestId = requestId
         context.logger[metadataKey: "requestId"] = .string(requestId)
-        context.logger[metadataKey: "hb.request.id"] = nil
+        // The framework reads its own key; keep it equal to ours (log lines show only `requestId`).
+        context.logger[metadataKey: "hb.request.id"] = .string(requestId)
         var response = await renderer.respond(to: request, context: context, next: next)
         response.headers[Self.headerName] = requestId
         return response
