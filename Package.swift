@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
     ],
     targets: [
         // Typed configuration from the environment and flags, with one-line errors. No I/O beyond reading values.
@@ -40,6 +41,26 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Fault points, keyed decisions, scopes, failpoints and the steady-state guard. No database, no HTTP.
+        .target(
+            name: "ChaosKit",
+            dependencies: [
+                "BallastConfig",
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Evidence records: canonical form, hash chain, verification. Pure.
+        .target(
+            name: "Evidence",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -63,6 +84,11 @@ let package = Package(
             name: "Marketplace",
             dependencies: [
                 "Storage",
+                "Evidence",
+                "ChaosKit",
+                "BallastConfig",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -77,6 +103,8 @@ let package = Package(
                 "Telemetry",
                 "Storage",
                 "Marketplace",
+                "ChaosKit",
+                "Evidence",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -91,6 +119,7 @@ let package = Package(
             name: "ballast",
             dependencies: [
                 "BallastServer",
+                "Evidence",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -112,6 +141,25 @@ let package = Package(
         .testTarget(
             name: "BallastConfigTests",
             dependencies: ["BallastConfig"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EvidenceTests",
+            dependencies: ["Evidence", "Marketplace", "Storage", "BallastTestSupport", .product(name: "SQLKit", package: "sql-kit")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ChaosKitTests",
+            dependencies: ["ChaosKit", "BallastConfig", "Telemetry", .product(name: "Metrics", package: "swift-metrics"),
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        // Prints figures (fault-check cost, evidence append and verify rates); never asserts timings.
+        .executableTarget(
+            name: "ballast-bench",
+            dependencies: ["ChaosKit", "Evidence", "Marketplace", "Storage", "BallastConfig", "Telemetry",
+                           .product(name: "Logging", package: "swift-log"), .product(name: "SQLKit", package: "sql-kit")],
+            path: "Benchmarks/ballast-bench",
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -139,6 +187,8 @@ let package = Package(
                 "BallastTestSupport",
                 "Storage",
                 "Marketplace",
+                "Evidence",
+                .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings

@@ -56,6 +56,13 @@ enum CommandSupport {
         return Logger(label: "ballast")
     }
 
+    /// One line of JSON with sorted keys, for output that scripts read.
+    static func json(_ value: some Encodable) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
     static func printError(_ text: String) {
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }

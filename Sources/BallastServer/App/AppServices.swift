@@ -1,4 +1,5 @@
 import BallastConfig
+import ChaosKit
 import Foundation
 import Logging
 import Marketplace
@@ -17,6 +18,14 @@ public final class AppServices: Sendable {
     public let logger: Logger
     public let startedAt: ContinuousClock.Instant
     public let chaosSeed: String
+    public let injector: FaultInjector
+    public let chaos: ChaosService
+    public let chaosMonitor: ChaosMonitor
+    /// Primary-request outcomes of the last minute, for the steady-state guard.
+    public let steadyState: SteadyStateGuard
+    public let failpoints: Failpoints
+    public let evidence: EvidenceLog
+    public let evidenceAppender: EvidenceAppender
     /// How long start-up keeps retrying an unreachable primary store before giving up.
     public let startupDatabaseWait: Duration
     let readiness: Readiness
@@ -32,14 +41,20 @@ public final class AppServices: Sendable {
         self.metrics = metrics
         self.logger = logger
         self.startedAt = .now
-        self.chaosSeed = config.chaos.seed ?? Self.randomSeed()
-        self.readiness = Readiness()
+        self.chaosSeed = config.chaos.seed ?? ChaosState.randomSeed()
+        self.injector = FaultInjector(
+            state: ChaosState(settings: config.chaos, seed: chaosSeed), environment: config.environment,
+            metrics: metrics.factory, logger: logger)
+        self.chaos = ChaosService(injector: injector, database: primary, logger: logger)
+        self.steadyState = SteadyStateGuard()
+        let readiness = Readiness()
+        self.readiness = readiness
+        self.chaosMonitor = ChaosMonitor(
+            chaos: chaos, guardWindow: steadyState, logger: logger, isReady: { readiness.isReady })
+        self.failpoints = Failpoints(environment: config.environment)
+        self.evidence = EvidenceLog(database: primary)
+        self.evidenceAppender = EvidenceAppender(log: evidence, logger: logger, metrics: metrics.factory)
         self.startupDatabaseWait = startupDatabaseWait
-    }
-
-    /// A seed for fault injection when none was configured: 16 hex digits, reported so a run can be replayed.
-    static func randomSeed() -> String {
-        String(format: "%016llx", UInt64.random(in: .min ... .max))
     }
 
     /// Start-up steps that need the primary store: wait for it (``startupDatabaseWait``, 30 s by default),
@@ -51,10 +66,14 @@ public final class AppServices: Sendable {
         if config.migrateOnStart {
             try await migrator.migrate()
         }
-        _ = try await checkReady()
+        if try await checkReady() {
+            try await chaos.adoptStored()
+        }
+        let chaosState = injector.state
         logger.info("chaos settings", metadata: [
-            "enabled": .stringConvertible(config.chaos.enabled), "seed": .string(chaosSeed),
-            "scope": .string(config.chaos.scope.rawValue), "failRate": .stringConvertible(config.chaos.failRate),
+            "enabled": .stringConvertible(chaosState.enabled), "seed": .string(chaosState.seed),
+            "scope": .string(chaosState.scope.rawValue), "failRate": .stringConvertible(chaosState.failRate),
+            "version": .stringConvertible(Int(chaosState.version)),
         ])
     }
 

@@ -13,7 +13,8 @@ public enum BallastApp {
         let renderer = ErrorRenderer(metrics: services.metrics.factory)
         router.add(middleware: RequestIDMiddleware(renderer: renderer))
         router.add(middleware: AccessLogMiddleware(renderer: renderer))
-        router.add(middleware: HTTPMetricsMiddleware(factory: services.metrics.factory, renderer: renderer))
+        router.add(middleware: HTTPMetricsMiddleware(
+            factory: services.metrics.factory, renderer: renderer, steadyState: services.steadyState))
         router.add(middleware: BodyLimitMiddleware())
         router.add(middleware: AuthMiddleware(users: services.users))
 
@@ -21,14 +22,20 @@ public enum BallastApp {
         MetricsRoutes(metrics: services.metrics).register(on: router)
         OpenAPIRoutes().register(on: router)
         UserRoutes(users: services.users).register(on: router)
+        ChaosRoutes(chaos: services.chaos).register(on: router)
+        EvidenceRoutes(evidence: services.evidence).register(on: router)
         return router
     }
 
     /// The HTTP application. The stores run as its services, so on shutdown the server drains first and the
     /// pools close after it; start-up waits for the primary store and migrates before the port opens.
     public static func buildApplication(services: AppServices) -> some ApplicationProtocol {
+        // Shut down in reverse order: the server drains first, then the monitor stops, queued evidence is
+        // written, and the pools close last.
         var storeServices: [any Service] = [services.primary]
         if let shadow = services.shadow { storeServices.append(shadow) }
+        storeServices.append(services.evidenceAppender)
+        storeServices.append(services.chaosMonitor)
         var app = Application(
             router: buildRouter(services: services),
             configuration: .init(

@@ -57,8 +57,6 @@ struct ErrorRenderer: Sendable {
                 return AppError(.payloadTooLarge, "request body is too large")
             case .badRequest:
                 return AppError(.badRequest, error.body ?? "bad request")
-            case .unsupportedMediaType:
-                return AppError(.unsupportedMediaType, error.body ?? "unsupported media type")
             default:
                 if error.status.code < 500 {
                     return AppError(.badRequest, error.body ?? error.status.reasonPhrase)

@@ -13,10 +13,9 @@ extension ErrorCode {
         case .notFound: return .notFound
         case .methodNotAllowed: return .methodNotAllowed
         case .conflict, .insufficientFunds, .insufficientStock, .confirmationRequired, .blocked, .invalidTransition,
-             .idempotencyKeyInUse:
+             .idempotencyKeyInUse, .forbiddenInProduction:
             return .conflict
         case .payloadTooLarge: return .contentTooLarge
-        case .unsupportedMediaType: return .unsupportedMediaType
         case .validationFailed, .idempotencyKeyReused: return .unprocessableContent
         case .serviceUnavailable: return .serviceUnavailable
         case .internal: return .internalServerError

@@ -17,9 +17,11 @@ struct APIOperation: Sendable {
     let successStatus: Int
     let successSchema: JSONValue?
     let errorStatuses: [Int]
+    /// Query parameters (all optional strings in the document; the route validates them).
+    let query: [String]
 
     init(_ method: String, _ path: String, _ summary: String, tag: String, access: Access, requestBody: JSONValue? = nil,
-         successStatus: Int = 200, successSchema: JSONValue? = nil, errorStatuses: [Int] = []) {
+         successStatus: Int = 200, successSchema: JSONValue? = nil, errorStatuses: [Int] = [], query: [String] = []) {
         self.method = method
         self.path = path
         self.summary = summary
@@ -29,6 +31,7 @@ struct APIOperation: Sendable {
         self.successStatus = successStatus
         self.successSchema = successSchema
         self.errorStatuses = errorStatuses
+        self.query = query
     }
 
     /// The OpenAPI operation object.
@@ -57,15 +60,15 @@ struct APIOperation: Sendable {
             "security": access == .anyone ? .array([]) : .array([.object(["bearerAuth": .array([])])]),
         ]
         if access == .admin { operation["description"] = .string("Admin only.") }
-        let parameters = pathParameters
-        if !parameters.isEmpty {
-            operation["parameters"] = .array(parameters.map { name in
-                .object([
-                    "name": .string(name), "in": .string("path"), "required": .bool(true),
-                    "schema": .object(["type": .string("string"), "format": .string("uuid")]),
-                ])
-            })
+        let parameters: [JSONValue] = pathParameters.map { name in
+            .object([
+                "name": .string(name), "in": .string("path"), "required": .bool(true),
+                "schema": .object(["type": .string("string"), "format": .string("uuid")]),
+            ])
+        } + query.map { name in
+            .object(["name": .string(name), "in": .string("query"), "required": .bool(false), "schema": Schema.string])
         }
+        if !parameters.isEmpty { operation["parameters"] = .array(parameters) }
         if let requestBody {
             operation["requestBody"] = .object([
                 "required": .bool(true),

@@ -18,6 +18,22 @@ enum OpenAPIDocument {
                      successStatus: 201, successSchema: Schema.ref("CreatedUser")),
         APIOperation("GET", "/api/users/me", "The caller", tag: "Users", access: .user,
                      successSchema: Schema.ref("User")),
+        APIOperation("GET", "/api/admin/chaos", "Fault-injection settings in force", tag: "Chaos", access: .admin,
+                     successSchema: Schema.ref("Chaos")),
+        APIOperation("PUT", "/api/admin/chaos", "Change fault injection at run time (the kill switch)", tag: "Chaos",
+                     access: .admin,
+                     requestBody: Schema.object(
+                        [("enabled", Schema.boolean), ("failRate", Schema.number),
+                         ("scope", Schema.enumeration(["shadow_write_only", "all_writes", "reads"])), ("seed", Schema.string),
+                         ("durationSeconds", Schema.nullable(Schema.integer)), ("latencyMilliseconds", Schema.integer),
+                         ("reason", Schema.string)],
+                        required: []),
+                     successSchema: Schema.ref("Chaos"), errorStatuses: [409]),
+        APIOperation("GET", "/api/admin/evidence", "Evidence records in chain order", tag: "Evidence", access: .admin,
+                     successSchema: Schema.page(Schema.ref("EvidenceRecord")), errorStatuses: [422],
+                     query: ["eventType", "entityType", "entityId", "since", "limit", "cursor"]),
+        APIOperation("GET", "/api/admin/evidence/verify", "Recompute the hash chain", tag: "Evidence", access: .admin,
+                     successSchema: Schema.ref("Verification"), errorStatuses: [422], query: ["digest"]),
     ]
 
     static let components: [String: JSONValue] = [
@@ -43,9 +59,30 @@ enum OpenAPIDocument {
                 required: ["database", "shadow"])),
             ("chaos", Schema.object(
                 [("enabled", Schema.boolean), ("failRate", Schema.number), ("scope", Schema.string),
-                 ("seed", Schema.string), ("expiresAt", Schema.nullable(Schema.dateTime))],
+                 ("seed", Schema.string), ("expiresAt", Schema.nullable(Schema.dateTime)),
+                 ("reason", Schema.nullable(Schema.string))],
                 required: ["enabled", "failRate", "scope", "seed", "expiresAt"])),
         ], required: ["status", "version", "environment", "uptimeSeconds", "checks", "chaos"]),
+        "Chaos": Schema.object(
+            [("enabled", Schema.boolean), ("failRate", Schema.number), ("scope", Schema.string), ("seed", Schema.string),
+             ("expiresAt", Schema.nullable(Schema.dateTime)), ("durationSeconds", Schema.nullable(Schema.integer)),
+             ("latencyMilliseconds", Schema.integer), ("abortErrorRate", Schema.number), ("version", Schema.integer),
+             ("reason", Schema.nullable(Schema.string))],
+            required: ["enabled", "failRate", "scope", "seed", "expiresAt", "durationSeconds", "latencyMilliseconds",
+                       "abortErrorRate", "version", "reason"]),
+        "EvidenceRecord": Schema.object(
+            [("id", Schema.uuid), ("seq", Schema.integer), ("occurredAt", Schema.dateTime), ("controlId", Schema.string),
+             ("category", Schema.string), ("eventType", Schema.string), ("eventOutcome", Schema.string),
+             ("entityType", Schema.nullable(Schema.string)), ("entityId", Schema.nullable(Schema.string)),
+             ("requestId", Schema.nullable(Schema.string)), ("details", Schema.anyObject),
+             ("contentHash", Schema.string), ("previousHash", Schema.string)],
+            required: ["id", "seq", "occurredAt", "controlId", "category", "eventType", "eventOutcome", "details",
+                       "contentHash", "previousHash"]),
+        "Verification": Schema.object(
+            [("records", Schema.integer), ("valid", Schema.boolean), ("firstInvalidId", Schema.nullable(Schema.string)),
+             ("firstInvalidSeq", Schema.nullable(Schema.integer)), ("failure", Schema.nullable(Schema.string)),
+             ("headSeq", Schema.integer), ("headHash", Schema.string)],
+            required: ["records", "valid", "firstInvalidId"]),
         "Ready": Schema.object(
             [("ready", Schema.boolean), ("database", Schema.string), ("migrated", Schema.boolean)],
             required: ["ready", "database", "migrated"]),

@@ -19,6 +19,12 @@ enum Schema {
         .object(["oneOf": .array([schema, .object(["type": .string("null")])])])
     }
 
+    /// A list page: `{"items": [...], "nextCursor": string|null}`.
+    static func page(_ item: JSONValue) -> JSONValue {
+        object([("items", .object(["type": .string("array"), "items": item])), ("nextCursor", nullable(string))],
+               required: ["items", "nextCursor"])
+    }
+
     static func object(_ properties: [(String, JSONValue)], required: [String]) -> JSONValue {
         var fields: [String: JSONValue] = [:]
         for (name, schema) in properties { fields[name] = schema }

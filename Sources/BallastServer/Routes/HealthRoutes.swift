@@ -20,15 +20,15 @@ struct HealthRoutes<Context: BallastRequestContext> {
         let database = await primaryUp ? "ok" : "down"
         let shadow = await shadowState
         let status = database == "down" ? "down" : (shadow == "down" ? "degraded" : "ok")
-        let chaos = services.config.chaos
+        let chaos = services.injector.state
         let report = HealthReport(
             status: status,
             version: BallastVersion.current,
             environment: services.config.environment.rawValue,
             uptimeSeconds: Int((ContinuousClock.now - services.startedAt).components.seconds),
             checks: .init(database: database, shadow: shadow),
-            chaos: .init(enabled: chaos.enabled, failRate: chaos.failRate, scope: chaos.scope.rawValue,
-                         seed: services.chaosSeed, expiresAt: nil))
+            chaos: .init(enabled: chaos.isLive(), failRate: chaos.failRate, scope: chaos.scope.rawValue,
+                         seed: chaos.seed, expiresAt: chaos.expiresAt.map(RFC3339.string(from:)), reason: chaos.reason))
         return try JSONResponse.make(database == "down" ? .serviceUnavailable : .ok, report,
                                      headers: database == "down" ? [.retryAfter: "5"] : [:])
     }
@@ -65,18 +65,10 @@ struct HealthReport: Encodable {
         let failRate: Double
         let scope: String
         let seed: String
-        let expiresAt: String?
+        @Null var expiresAt: String?
+        /// Why injection last switched off (time box, steady-state guard, operator), if it did.
+        @Null var reason: String?
 
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(enabled, forKey: .enabled)
-            try container.encode(failRate, forKey: .failRate)
-            try container.encode(scope, forKey: .scope)
-            try container.encode(seed, forKey: .seed)
-            try container.encode(expiresAt, forKey: .expiresAt)  // null, not absent
-        }
-
-        enum CodingKeys: String, CodingKey { case enabled, failRate, scope, seed, expiresAt }
     }
 
     let status: String

@@ -17,9 +17,9 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case blocked
     case invalidTransition = "invalid_transition"
     case idempotencyKeyInUse = "idempotency_key_in_use"
-    // 413 / 415
+    case forbiddenInProduction = "forbidden_in_production"
+    // 413
     case payloadTooLarge = "payload_too_large"
-    case unsupportedMediaType = "unsupported_media_type"
     // 422
     case validationFailed = "validation_failed"
     case idempotencyKeyReused = "idempotency_key_reused"

@@ -49,6 +49,43 @@ public struct InputObject: Sendable {
         return value
     }
 
+    /// Whether the field is present at all (even as `null`): tells "leave unchanged" from "clear".
+    public func contains(_ name: String) -> Bool { fields[name] != nil }
+
+    public func optionalBool(_ name: String) throws -> Bool? {
+        guard let raw = fields[name], raw != .null else { return nil }
+        guard case .bool(let value) = raw else {
+            throw AppError.invalidField(name, "\(name) must be true or false, got \(raw.typeName)")
+        }
+        return value
+    }
+
+    /// A number (integer or fraction) within `range`.
+    public func optionalNumber(_ name: String, in range: ClosedRange<Double>) throws -> Double? {
+        guard let raw = fields[name], raw != .null else { return nil }
+        let value: Double
+        switch raw {
+        case .integer(let integer): value = Double(integer)
+        case .number(let number): value = number
+        default: throw AppError.invalidField(name, "\(name) must be a number, got \(raw.typeName)")
+        }
+        guard value.isFinite, range.contains(value) else {
+            throw AppError.invalidField(name, "\(name) must be from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
+    }
+
+    public func optionalInteger(_ name: String, in range: ClosedRange<Int64>) throws -> Int64? {
+        guard let raw = fields[name], raw != .null else { return nil }
+        return try integer(name, in: range)
+    }
+
+    public func optionalChoice<T: RawRepresentable & CaseIterable>(_ name: String, as type: T.Type) throws -> T?
+    where T.RawValue == String {
+        guard let raw = fields[name], raw != .null else { return nil }
+        return try choice(name, as: type)
+    }
+
     /// An integer field within `range`; fractions, strings, booleans and out-of-range numbers are refused.
     public func integer(_ name: String, in range: ClosedRange<Int64>) throws -> Int64 {
         guard let raw = fields[name], raw != .null else {

@@ -1,0 +1,188 @@
+import Evidence
+import Foundation
+import SQLKit
+import Storage
+
+/// The evidence log on the primary store: one hash chain, appended by any number of tasks and processes.
+///
+/// Appends serialize on the chain head: a transaction-scoped advisory lock on PostgreSQL, the write lock of
+/// `BEGIN IMMEDIATE` on SQLite. Inside that, the head is read, the records sealed and inserted, so `seq` has no
+/// gaps and every `previousHash` is the hash before it. `seq` is unique, so even a bug could not fork the chain.
+public struct EvidenceLog: Sendable {
+    /// The advisory-lock key that serializes appenders on PostgreSQL ("ballast-evidence").
+    static let chainLockKey: Int64 = 0x6261_6C6C_6173_7402
+    public static let verifyBatchSize = 2000
+
+    public let database: Database
+
+    public init(database: Database) {
+        self.database = database
+    }
+
+    /// Appends inside the caller's transaction (`sql` must be the transaction's connection): the record commits
+    /// or rolls back with the change it describes.
+    @discardableResult
+    public func append(_ events: [EvidenceEvent], in sql: any SQLDatabase) async throws -> [EvidenceRecord] {
+        guard !events.isEmpty else { return [] }
+        if database.dialect == .postgres {
+            try await sql.raw("SELECT pg_advisory_xact_lock(\(bind: Self.chainLockKey))").run()
+        }
+        let head = try await sql.raw("SELECT seq, content_hash FROM evidence_records ORDER BY seq DESC LIMIT 1")
+            .first(decoding: HeadRow.self)
+        var previousSeq = head?.seq ?? 0
+        var previousHash = head?.content_hash ?? EvidenceRecord.genesisHash
+        let now = StoredTime.nowMicros()
+        var records: [EvidenceRecord] = []
+        records.reserveCapacity(events.count)
+        for event in events {
+            let record = EvidenceHasher.seal(event, occurredAtMicros: now, previousSeq: previousSeq, previousHash: previousHash)
+            records.append(record)
+            previousSeq = record.seq
+            previousHash = record.contentHash
+        }
+        // A multi-row insert per 200 records: few round trips, well under every bind limit.
+        for chunk in stride(from: 0, to: records.count, by: 200).map({ records[$0..<min($0 + 200, records.count)] }) {
+            var insert = sql.insert(into: "evidence_records").columns(
+                "id", "seq", "occurred_at_micros", "control_id", "category", "event_type", "event_outcome",
+                "entity_type", "entity_id", "request_id", "details", "previous_hash", "content_hash")
+            for record in chunk {
+                insert = insert.values(
+                    SQLBind(record.id.uuidString.lowercased()), SQLBind(record.seq), SQLBind(record.occurredAtMicros),
+                    SQLBind(record.controlId), SQLBind(record.category), SQLBind(record.eventType),
+                    SQLBind(record.eventOutcome), SQLBind(record.entityType), SQLBind(record.entityId),
+                    SQLBind(record.requestId), SQLBind(record.details), SQLBind(record.previousHash),
+                    SQLBind(record.contentHash))
+            }
+            try await insert.run()
+        }
+        return records
+    }
+
+    /// Appends in a transaction of its own.
+    @discardableResult
+    public func append(_ events: [EvidenceEvent]) async throws -> [EvidenceRecord] {
+        try await database.transaction { sql in try await append(events, in: sql) }
+    }
+
+    @discardableResult
+    public func append(_ event: EvidenceEvent) async throws -> EvidenceRecord {
+        try await append([event])[0]
+    }
+
+    /// What `GET /api/admin/evidence` filters on.
+    public struct Filter: Sendable, Equatable {
+        public var eventType: String?
+        public var entityType: String?
+        public var entityId: String?
+        public var sinceMicros: Int64?
+
+        public init(eventType: String? = nil, entityType: String? = nil, entityId: String? = nil, sinceMicros: Int64? = nil) {
+            self.eventType = eventType
+            self.entityType = entityType
+            self.entityId = entityId
+            self.sinceMicros = sinceMicros
+        }
+    }
+
+    /// Records matching `filter` in chain order, after `afterSeq`, at most `limit`; plus the seq to continue
+    /// from when there are more.
+    public func list(_ filter: Filter, afterSeq: Int64 = 0, limit: Int) async throws -> (records: [EvidenceRecord], nextSeq: Int64?) {
+        precondition((1...1000).contains(limit), "page sizes are bounded")
+        let rows = try await database.read { sql in
+            var select = sql.select().columns(Self.columns.map { SQLColumn($0) }).from("evidence_records")
+                .where("seq", .greaterThan, SQLBind(afterSeq))
+            if let eventType = filter.eventType { select = select.where("event_type", .equal, SQLBind(eventType)) }
+            if let entityType = filter.entityType { select = select.where("entity_type", .equal, SQLBind(entityType)) }
+            if let entityId = filter.entityId { select = select.where("entity_id", .equal, SQLBind(entityId)) }
+            if let since = filter.sinceMicros { select = select.where("occurred_at_micros", .greaterThanOrEqual, SQLBind(since)) }
+            return try await select.orderBy("seq").limit(limit + 1).all(decoding: EvidenceRow.self)
+        }
+        let records = try rows.prefix(limit).map { try $0.record() }
+        return (records, rows.count > limit ? records.last?.seq : nil)
+    }
+
+    /// The newest record's seq and hash: the digest to keep outside the database. `nil` for an empty log.
+    public func head() async throws -> EvidenceDigest? {
+        try await database.read { sql in
+            try await sql.raw("SELECT seq, content_hash FROM evidence_records ORDER BY seq DESC LIMIT 1")
+                .first(decoding: HeadRow.self)
+        }.map { EvidenceDigest(seq: $0.seq, hash: $0.content_hash) }
+    }
+
+    /// The outcome of recomputing the chain.
+    public struct Verification: Sendable, Equatable {
+        public let records: Int64
+        public let valid: Bool
+        public let firstInvalidId: String?
+        public let firstInvalidSeq: Int64?
+        public let failure: String?
+        public let headSeq: Int64
+        public let headHash: String
+    }
+
+    /// Recomputes the whole chain in seq order, in batches. With `digest`, also proves that the record at the
+    /// digest's seq still has the digest's hash (nothing up to it was rewritten since the digest was taken).
+    public func verify(digest: EvidenceDigest? = nil) async throws -> Verification {
+        var verifier = ChainVerifier()
+        var afterSeq: Int64 = 0
+        var pinned: EvidenceRecord?
+        while verifier.isValid {
+            let batch = try await database.read { sql in
+                try await sql.select().columns(Self.columns.map { SQLColumn($0) }).from("evidence_records")
+                    .where("seq", .greaterThan, SQLBind(afterSeq)).orderBy("seq").limit(Self.verifyBatchSize)
+                    .all(decoding: EvidenceRow.self)
+            }
+            if batch.isEmpty { break }
+            for row in batch {
+                let record = try row.record()
+                if record.seq == digest?.seq { pinned = record }
+                if !verifier.check(record) { break }
+            }
+            afterSeq = batch.last!.seq
+            if batch.count < Self.verifyBatchSize { break }
+        }
+        if let digest, verifier.isValid {
+            verifier.checkDigest(seq: digest.seq, hash: digest.hash, record: pinned)
+        }
+        return Verification(
+            records: verifier.records, valid: verifier.isValid, firstInvalidId: verifier.firstInvalid?.id,
+            firstInvalidSeq: verifier.firstInvalid?.seq, failure: verifier.firstInvalid?.failure.rawValue,
+            headSeq: verifier.headSeq, headHash: verifier.headHash)
+    }
+
+    static let columns = [
+        "id", "seq", "occurred_at_micros", "control_id", "category", "event_type", "event_outcome", "entity_type",
+        "entity_id", "request_id", "details", "previous_hash", "content_hash",
+    ]
+}
+
+struct HeadRow: Decodable {
+    let seq: Int64
+    let content_hash: String
+}
+
+/// An `evidence_records` row as stored.
+struct EvidenceRow: Decodable {
+    let id: String
+    let seq: Int64
+    let occurred_at_micros: Int64
+    let control_id: String
+    let category: String
+    let event_type: String
+    let event_outcome: String
+    let entity_type: String?
+    let entity_id: String?
+    let request_id: String?
+    let details: String
+    let previous_hash: String
+    let content_hash: String
+
+    func record() throws -> EvidenceRecord {
+        // An unreadable id still verifies as a mismatch instead of stopping the scan.
+        EvidenceRecord(
+            id: UUID(uuidString: id) ?? UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)), seq: seq,
+            occurredAtMicros: occurred_at_micros, controlId: control_id, category: category, eventType: event_type,
+            eventOutcome: event_outcome, entityType: entity_type, entityId: entity_id, requestId: request_id,
+            details: details, previousHash: previous_hash, contentHash: content_hash)
+    }
+}
