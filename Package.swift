@@ -105,6 +105,7 @@ let package = Package(
                 "Marketplace",
                 "ChaosKit",
                 "Evidence",
+                .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -34,7 +34,7 @@ public final class Database: Sendable, Service {
     /// Opens the pool for `url`. SQLite files (and their folder) are created here; PostgreSQL connects lazily
     /// once ``run()`` is running, so call ``waitUntilReachable(timeout:)`` to find out whether it answers.
     public static func open(
-        _ url: DatabaseURL, poolSize: Int, poolWait: Duration = .seconds(10), logger: Logger
+        _ url: DatabaseURL, poolSize: Int, poolWait: Duration = .seconds(30), logger: Logger
     ) async throws -> Database {
         precondition(poolSize > 0, "pool size must be positive")
         switch url {

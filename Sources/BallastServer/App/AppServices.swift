@@ -26,6 +26,9 @@ public final class AppServices: Sendable {
     public let failpoints: Failpoints
     public let evidence: EvidenceLog
     public let evidenceAppender: EvidenceAppender
+    public let wallets: WalletService
+    public let idempotency: IdempotencyStore
+    public let idempotencyPruner: IdempotencyPruner
     /// How long start-up keeps retrying an unreachable primary store before giving up.
     public let startupDatabaseWait: Duration
     let readiness: Readiness
@@ -54,6 +57,9 @@ public final class AppServices: Sendable {
         self.failpoints = Failpoints(environment: config.environment)
         self.evidence = EvidenceLog(database: primary)
         self.evidenceAppender = EvidenceAppender(log: evidence, logger: logger, metrics: metrics.factory)
+        self.wallets = WalletService(database: primary, failpoints: failpoints, metrics: metrics.factory)
+        self.idempotency = IdempotencyStore(database: primary)
+        self.idempotencyPruner = IdempotencyPruner(store: idempotency, logger: logger, isReady: { readiness.isReady })
         self.startupDatabaseWait = startupDatabaseWait
     }
 

@@ -24,6 +24,10 @@ public enum BallastApp {
         UserRoutes(users: services.users).register(on: router)
         ChaosRoutes(chaos: services.chaos).register(on: router)
         EvidenceRoutes(evidence: services.evidence).register(on: router)
+        WalletRoutes(
+            wallets: services.wallets,
+            idempotent: IdempotentEffect(database: services.primary, store: services.idempotency)
+        ).register(on: router)
         return router
     }
 
@@ -36,6 +40,7 @@ public enum BallastApp {
         if let shadow = services.shadow { storeServices.append(shadow) }
         storeServices.append(services.evidenceAppender)
         storeServices.append(services.chaosMonitor)
+        storeServices.append(services.idempotencyPruner)
         var app = Application(
             router: buildRouter(services: services),
             configuration: .init(

@@ -19,6 +19,12 @@ enum Schema {
         .object(["oneOf": .array([schema, .object(["type": .string("null")])])])
     }
 
+    /// `{amount, reference?}`: money in minor units, 1 to 10^12.
+    static let amountBody: JSONValue = object(
+        [("amount", .object(["type": .string("integer"), "minimum": .integer(1), "maximum": .integer(1_000_000_000_000)])),
+         ("reference", string)],
+        required: ["amount"])
+
     /// A list page: `{"items": [...], "nextCursor": string|null}`.
     static func page(_ item: JSONValue) -> JSONValue {
         object([("items", .object(["type": .string("array"), "items": item])), ("nextCursor", nullable(string))],

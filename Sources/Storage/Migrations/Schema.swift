@@ -66,7 +66,83 @@ public enum Schema {
                 )
                 """,
             ]),
+        Migration(
+            version: 4, name: "wallets",
+            sqlite: walletTables(entryNo: "entry_no INTEGER PRIMARY KEY AUTOINCREMENT") + [
+                """
+                CREATE TRIGGER wallet_transactions_no_update BEFORE UPDATE ON wallet_transactions
+                BEGIN SELECT RAISE(ABORT, 'wallet_transactions is append-only: UPDATE refused'); END
+                """,
+                """
+                CREATE TRIGGER wallet_transactions_no_delete BEFORE DELETE ON wallet_transactions
+                BEGIN SELECT RAISE(ABORT, 'wallet_transactions is append-only: DELETE refused'); END
+                """,
+            ],
+            postgres: walletTables(entryNo: "entry_no BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY") + [
+                """
+                CREATE TRIGGER wallet_transactions_no_update_delete BEFORE UPDATE OR DELETE ON wallet_transactions
+                FOR EACH ROW EXECUTE FUNCTION ballast_refuse_change()
+                """,
+                """
+                CREATE TRIGGER wallet_transactions_no_truncate BEFORE TRUNCATE ON wallet_transactions
+                FOR EACH STATEMENT EXECUTE FUNCTION ballast_refuse_change()
+                """,
+            ]),
     ]
+
+    /// Wallets (balance never negative, never past 10^15), their append-only ledger, transfers and idempotency
+    /// keys. `entryNo` is the ledger's ever-growing position column, spelled per dialect.
+    static func walletTables(entryNo: String) -> [String] {
+        [
+            """
+            CREATE TABLE wallets (
+                id TEXT PRIMARY KEY,
+                owner_id TEXT NOT NULL REFERENCES users (id),
+                currency TEXT NOT NULL CHECK (length(currency) = 3),
+                balance BIGINT NOT NULL CHECK (balance >= 0 AND balance <= 1000000000000000),
+                created_at_micros BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX wallets_owner ON wallets (owner_id)",
+            """
+            CREATE TABLE wallet_transactions (
+                \(entryNo),
+                id TEXT NOT NULL UNIQUE,
+                wallet_id TEXT NOT NULL REFERENCES wallets (id),
+                kind TEXT NOT NULL CHECK (kind IN ('credit', 'debit')),
+                amount BIGINT NOT NULL CHECK (amount > 0),
+                balance_after BIGINT NOT NULL CHECK (balance_after >= 0),
+                reference TEXT,
+                created_at_micros BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX wallet_transactions_wallet ON wallet_transactions (wallet_id, entry_no)",
+            """
+            CREATE TABLE transfers (
+                id TEXT PRIMARY KEY,
+                from_wallet_id TEXT NOT NULL REFERENCES wallets (id),
+                to_wallet_id TEXT NOT NULL REFERENCES wallets (id),
+                amount BIGINT NOT NULL CHECK (amount > 0),
+                created_by TEXT NOT NULL,
+                created_at_micros BIGINT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE idempotency_keys (
+                user_id TEXT NOT NULL,
+                idem_key TEXT NOT NULL,
+                request_hash TEXT NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('in_flight', 'completed')),
+                response_status INTEGER,
+                response_body TEXT,
+                created_at_micros BIGINT NOT NULL,
+                updated_at_micros BIGINT NOT NULL,
+                PRIMARY KEY (user_id, idem_key)
+            )
+            """,
+            "CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at_micros)",
+        ]
+    }
 
     /// The evidence table: written only by the evidence log, refused UPDATE and DELETE by triggers.
     static let evidenceTable = [

@@ -1,0 +1,53 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Marketplace
+import NIOCore
+import SQLKit
+import Storage
+
+/// Runs a POST that changes state in one transaction, honouring `Idempotency-Key` when the caller sent one:
+/// the first answer is stored in the same transaction as the effect and replayed (with
+/// `Idempotent-Replayed: true`) for a retry with the same body. The route hands the transaction to the service
+/// (`…(in: sql)`); it writes no SQL itself.
+struct IdempotentEffect: Sendable {
+    static var keyHeader: HTTPField.Name { HTTPField.Name("Idempotency-Key")! }
+    static var replayedHeader: HTTPField.Name { HTTPField.Name("Idempotent-Replayed")! }
+
+    let database: Database
+    let store: IdempotencyStore
+
+    func respond<Value: Encodable & Sendable>(
+        to request: Request, caller: User, input: InputObject, status: HTTPResponse.Status,
+        effect: @escaping @Sendable (any SQLDatabase) async throws -> Value
+    ) async throws -> Response {
+        guard let rawKey = request.headers[Self.keyHeader] else {
+            let value = try await database.transaction { sql in try await effect(sql) }
+            return try JSONResponse.make(status, value)
+        }
+        let key = try IdempotencyStore.validateKey(rawKey)
+        let canonical = String(decoding: try JSONResponse.encoder.encode(JSONValue.object(input.fields)), as: UTF8.self)
+        let hash = IdempotencyStore.requestHash(method: request.method.rawValue, path: request.uri.path, canonicalBody: canonical)
+        switch try await store.claim(user: caller.id, key: key, requestHash: hash) {
+        case .replay(let stored):
+            return Response(
+                status: HTTPResponse.Status(code: stored.status),
+                headers: [.contentType: "application/json; charset=utf-8", Self.replayedHeader: "true"],
+                body: .init(byteBuffer: ByteBuffer(string: stored.body)))
+        case .proceed:
+            do {
+                let body: String = try await database.transaction { sql in
+                    let value = try await effect(sql)
+                    let body = String(decoding: try JSONResponse.encoder.encode(value), as: UTF8.self)
+                    try await store.complete(user: caller.id, key: key, status: Int(status.code), body: body, in: sql)
+                    return body
+                }
+                return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
+                                body: .init(byteBuffer: ByteBuffer(string: body)))
+            } catch {
+                try? await store.release(user: caller.id, key: key)
+                throw error
+            }
+        }
+    }
+}

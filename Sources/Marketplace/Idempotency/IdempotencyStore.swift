@@ -1,0 +1,137 @@
+import Crypto
+import Foundation
+import SQLKit
+import Storage
+
+/// `Idempotency-Key` for POSTs that move money or create orders (SPEC §3): a retry with the same key and body
+/// gets the first answer again; with another body, 422 `idempotency_key_reused`; while the first is still
+/// running, 409 `idempotency_key_in_use`. Keys are scoped to the caller and kept 24 hours.
+///
+/// How: ``claim(user:key:requestHash:)`` records the key as in flight in a short transaction of its own, so a
+/// concurrent retry sees it. The effect's transaction then marks it completed with the response
+/// (``complete(user:key:status:body:in:)``): the effect cannot commit without the key, and a crash before the
+/// commit leaves only an in-flight claim, which the next retry takes over once it is older than
+/// ``abandonedAfterSeconds``. A failed effect releases its claim, so the request can be tried again.
+public struct IdempotencyStore: Sendable {
+    public static let retentionSeconds: Int64 = 24 * 3600
+    /// An in-flight claim older than this belonged to a request that died; a retry may take it over.
+    public static let abandonedAfterSeconds: Int64 = 60
+    public static let maxKeyLength = 255
+
+    let database: Database
+
+    public init(database: Database) {
+        self.database = database
+    }
+
+    /// A stored answer to replay.
+    public struct StoredResponse: Sendable, Equatable {
+        public let status: Int
+        public let body: String
+    }
+
+    public enum Claim: Sendable, Equatable {
+        /// Go ahead: this request owns the key now.
+        case proceed
+        /// The first request finished: answer this again.
+        case replay(StoredResponse)
+    }
+
+    /// Checks the header value: 1–255 printable ASCII characters.
+    public static func validateKey(_ key: String) throws -> String {
+        guard !key.isEmpty, key.utf8.count <= maxKeyLength, key.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value <= 0x7E }) else {
+            throw AppError(.validationFailed, "Idempotency-Key must be 1 to \(maxKeyLength) printable ASCII characters without spaces",
+                           details: ["field": "Idempotency-Key"])
+        }
+        return key
+    }
+
+    /// SHA-256 of what makes two requests "the same": method, path and the body's canonical JSON.
+    public static func requestHash(method: String, path: String, canonicalBody: String) -> String {
+        let digest = SHA256.hash(data: Data("\(method) \(path)\n\(canonicalBody)".utf8))
+        return digest.map { String(format: "%02x", $0) }.joined()
+    }
+
+    public func claim(user: UserID, key: String, requestHash: String) async throws -> Claim {
+        do {
+            return try await claimOnce(user: user, key: key, requestHash: requestHash)
+        } catch StorageError.uniqueViolation {
+            // A concurrent request inserted the key between our read and our insert: read it again.
+            return try await claimOnce(user: user, key: key, requestHash: requestHash)
+        }
+    }
+
+    private func claimOnce(user: UserID, key: String, requestHash: String) async throws -> Claim {
+        let now = StoredTime.nowMicros()
+        return try await database.transaction { sql in
+            if let row = try await sql.raw("""
+                SELECT request_hash, state, response_status, response_body, created_at_micros, updated_at_micros
+                FROM idempotency_keys WHERE user_id = \(bind: user.description) AND idem_key = \(bind: key)
+                """).first(decoding: KeyRow.self) {
+                let expired = row.created_at_micros < now - Self.retentionSeconds * 1_000_000
+                if !expired {
+                    guard row.request_hash == requestHash else {
+                        throw AppError(.idempotencyKeyReused, "this Idempotency-Key was used with a different request",
+                                       details: ["field": "Idempotency-Key"])
+                    }
+                    if row.state == "completed", let status = row.response_status, let body = row.response_body {
+                        return .replay(StoredResponse(status: status, body: body))
+                    }
+                    if row.updated_at_micros > now - Self.abandonedAfterSeconds * 1_000_000 {
+                        throw AppError(.idempotencyKeyInUse, "a request with this Idempotency-Key is still being processed; retry shortly",
+                                       retryAfterSeconds: 1)
+                    }
+                }
+                // Expired, or abandoned by a request that died: take it over.
+                try await sql.raw("""
+                    UPDATE idempotency_keys SET request_hash = \(bind: requestHash), state = 'in_flight', response_status = NULL,
+                        response_body = NULL, created_at_micros = \(bind: expired ? now : row.created_at_micros), updated_at_micros = \(bind: now)
+                    WHERE user_id = \(bind: user.description) AND idem_key = \(bind: key)
+                    """).run()
+                return .proceed
+            }
+            try await sql.raw("""
+                INSERT INTO idempotency_keys (user_id, idem_key, request_hash, state, created_at_micros, updated_at_micros)
+                VALUES (\(bind: user.description), \(bind: key), \(bind: requestHash), 'in_flight', \(bind: now), \(bind: now))
+                """).run()
+            return .proceed
+        }
+    }
+
+    /// Marks the key completed with its response, inside the effect's transaction.
+    public func complete(user: UserID, key: String, status: Int, body: String, in sql: any SQLDatabase) async throws {
+        try await sql.raw("""
+            UPDATE idempotency_keys SET state = 'completed', response_status = \(bind: status), response_body = \(bind: body),
+                updated_at_micros = \(bind: StoredTime.nowMicros())
+            WHERE user_id = \(bind: user.description) AND idem_key = \(bind: key)
+            """).run()
+    }
+
+    /// Gives up a claim whose effect failed, so the request may be tried again.
+    public func release(user: UserID, key: String) async throws {
+        try await database.transaction { sql in
+            try await sql.raw("""
+                DELETE FROM idempotency_keys
+                WHERE user_id = \(bind: user.description) AND idem_key = \(bind: key) AND state = 'in_flight'
+                """).run()
+        }
+    }
+
+    /// Deletes keys older than 24 hours; returns how many.
+    @discardableResult
+    public func prune() async throws -> Int {
+        let cutoff = StoredTime.nowMicros() - Self.retentionSeconds * 1_000_000
+        return try await database.transaction { sql in
+            try await sql.raw("DELETE FROM idempotency_keys WHERE created_at_micros < \(bind: cutoff) RETURNING idem_key").all().count
+        }
+    }
+}
+
+struct KeyRow: Decodable {
+    let request_hash: String
+    let state: String
+    let response_status: Int?
+    let response_body: String?
+    let created_at_micros: Int64
+    let updated_at_micros: Int64
+}

@@ -1,0 +1,241 @@
+import ChaosKit
+import Foundation
+import Metrics
+import SQLKit
+import Storage
+
+/// Wallets and their ledger. Every change is one transaction of conditional updates plus ledger rows; no
+/// balance is ever read into Swift and written back.
+///
+/// The `…(in:)` variants run inside a caller's transaction (the idempotency layer stores its key in the same
+/// transaction as the effect); the plain variants open their own.
+public struct WalletService: Sendable {
+    let database: Database
+    let failpoints: Failpoints
+    let metrics: any MetricsFactory
+
+    /// Failpoints inside wallet transactions, for tests that prove rollback.
+    public enum Failpoint {
+        public static let debitAfterBalanceUpdate = "wallet.debit.after_balance_update"
+        public static let creditAfterBalanceUpdate = "wallet.credit.after_balance_update"
+        public static let transferBetweenWallets = "wallet.transfer.between_wallets"
+    }
+
+    public init(database: Database, failpoints: Failpoints, metrics: any MetricsFactory) {
+        self.database = database
+        self.failpoints = failpoints
+        self.metrics = metrics
+    }
+
+    // MARK: Reading
+
+    /// The wallet, if `caller` may see it (its owner or an admin); another user's wallet is "not found".
+    public func wallet(_ id: WalletID, for caller: User) async throws -> Wallet {
+        let row = try await database.read { sql in try await Self.fetch(id, sql) }
+        guard let wallet = try row?.wallet(), caller.isAdmin || wallet.ownerId == caller.id else {
+            throw AppError.notFound("wallet")
+        }
+        return wallet
+    }
+
+    /// Ledger entries, newest first, after the cursor (an entry number), at most `limit`.
+    public func transactions(
+        _ id: WalletID, for caller: User, beforeEntryNo: Int64?, limit: Int
+    ) async throws -> (entries: [LedgerEntry], next: Int64?) {
+        _ = try await wallet(id, for: caller)
+        let rows = try await database.read { sql in
+            var select = sql.select().columns(LedgerRow.columns.map { SQLColumn($0) }).from("wallet_transactions")
+                .where("wallet_id", .equal, SQLBind(id.description))
+            if let beforeEntryNo { select = select.where("entry_no", .lessThan, SQLBind(beforeEntryNo)) }
+            return try await select.orderBy("entry_no", .descending).limit(limit + 1).all(decoding: LedgerRow.self)
+        }
+        let entries = try rows.prefix(limit).map { try $0.entry() }
+        return (entries, rows.count > limit ? entries.last?.entryNo : nil)
+    }
+
+    // MARK: Changing
+
+    public func create(owner: User, currency: Currency) async throws -> Wallet {
+        let id = WalletID()
+        let now = StoredTime.nowMicros()
+        try await database.transaction { sql in
+            try await sql.raw("""
+                INSERT INTO wallets (id, owner_id, currency, balance, created_at_micros)
+                VALUES (\(bind: id.description), \(bind: owner.id.description), \(bind: currency.code), 0, \(bind: now))
+                """).run()
+        }
+        count("create", "success")
+        return Wallet(id: id, ownerId: owner.id, currency: currency, balance: 0, createdAt: StoredTime.date(fromMicros: now))
+    }
+
+    /// A top-up (admins only: money entering the system). Refused with 422 if the balance would pass
+    /// ``Wallet/maximumBalance``.
+    public func credit(_ id: WalletID, amount: Amount, reference: String?, by caller: User, in sql: any SQLDatabase) async throws -> WalletMovement {
+        guard caller.isAdmin else { throw AppError.forbidden("only admins can credit a wallet") }
+        do {
+            let wallet = try await addToBalance(id, amount, sql)
+            try failpoints.hit(Failpoint.creditAfterBalanceUpdate)
+            let entry = try await appendLedger(wallet, .credit, amount, reference, sql)
+            count("credit", "success")
+            return WalletMovement(wallet: wallet, entry: entry)
+        } catch let error as AppError {
+            count("credit", error.code.rawValue)
+            throw error
+        }
+    }
+
+    /// A withdrawal by the owner or an admin: one conditional update (`balance >= amount`) and its ledger row.
+    public func debit(_ id: WalletID, amount: Amount, reference: String?, by caller: User, in sql: any SQLDatabase) async throws -> WalletMovement {
+        do {
+            let wallet = try await takeFromBalance(id, amount, ownedBy: caller, sql)
+            try failpoints.hit(Failpoint.debitAfterBalanceUpdate)
+            let entry = try await appendLedger(wallet, .debit, amount, reference, sql)
+            count("debit", "success")
+            return WalletMovement(wallet: wallet, entry: entry)
+        } catch let error as AppError {
+            count("debit", error.code.rawValue)
+            throw error
+        }
+    }
+
+    /// Moves `amount` between two wallets of one currency. Both wallets are updated in ascending id order, so
+    /// two transfers in opposite directions take their row locks in the same order and cannot deadlock.
+    public func transfer(
+        from source: WalletID, to target: WalletID, amount: Amount, by caller: User, in sql: any SQLDatabase
+    ) async throws -> TransferResult {
+        do {
+            guard source != target else { throw AppError.invalidField("toWalletId", "cannot transfer a wallet to itself") }
+            guard let sourceRow = try await Self.fetch(source, sql), caller.isAdmin || sourceRow.owner_id == caller.id.description else {
+                throw AppError.notFound("wallet")
+            }
+            guard let targetRow = try await Self.fetch(target, sql) else { throw AppError.notFound("wallet") }
+            guard sourceRow.currency == targetRow.currency else {
+                throw AppError(.validationFailed, "the wallets hold different currencies (\(sourceRow.currency), \(targetRow.currency))",
+                               details: ["field": "toWalletId"])
+            }
+            let id = TransferID()
+            let reference = "transfer:\(id)"
+            var updated: [WalletID: Wallet] = [:]
+            for step in source.description < target.description ? [source, target] : [target, source] {
+                if step == source {
+                    updated[step] = try await takeFromBalance(step, amount, ownedBy: caller, sql)
+                } else {
+                    updated[step] = try await addToBalance(step, amount, sql)
+                }
+                try failpoints.hit(Failpoint.transferBetweenWallets)
+            }
+            let from = updated[source]!, to = updated[target]!
+            let now = StoredTime.nowMicros()
+            // Both ledger rows in one statement: the row locks are held for as few round trips as possible.
+            try await sql.raw("""
+                INSERT INTO wallet_transactions (id, wallet_id, kind, amount, balance_after, reference, created_at_micros)
+                VALUES (\(bind: LedgerEntryID().description), \(bind: source.description), 'debit', \(bind: amount.minorUnits),
+                        \(bind: from.balance), \(bind: reference), \(bind: now)),
+                       (\(bind: LedgerEntryID().description), \(bind: target.description), 'credit', \(bind: amount.minorUnits),
+                        \(bind: to.balance), \(bind: reference), \(bind: now))
+                """).run()
+            try await sql.raw("""
+                INSERT INTO transfers (id, from_wallet_id, to_wallet_id, amount, created_by, created_at_micros)
+                VALUES (\(bind: id.description), \(bind: source.description), \(bind: target.description),
+                        \(bind: amount.minorUnits), \(bind: caller.id.description), \(bind: StoredTime.nowMicros()))
+                """).run()
+            count("transfer", "success")
+            return TransferResult(id: id, from: from, to: to, amount: amount.minorUnits)
+        } catch let error as AppError {
+            count("transfer", error.code.rawValue)
+            throw error
+        }
+    }
+
+    // MARK: The conditional updates
+
+    private func takeFromBalance(_ id: WalletID, _ amount: Amount, ownedBy caller: User, _ sql: any SQLDatabase) async throws -> Wallet {
+        let row = try await sql.raw("""
+            UPDATE wallets SET balance = balance - \(bind: amount.minorUnits)
+            WHERE id = \(bind: id.description) AND balance >= \(bind: amount.minorUnits)
+              AND (owner_id = \(bind: caller.id.description) OR \(bind: caller.isAdmin ? 1 : 0) = 1)
+            RETURNING \(unsafeRaw: WalletRow.columnList)
+            """).first(decoding: WalletRow.self)
+        if let row { return try row.wallet() }
+        // Why not: tell a missing (or someone else's) wallet from a short balance.
+        guard let current = try await Self.fetch(id, sql), caller.isAdmin || current.owner_id == caller.id.description else {
+            throw AppError.notFound("wallet")
+        }
+        throw AppError(.insufficientFunds, "wallet balance is \(current.balance); cannot take \(amount)",
+                       details: ["walletId": .string(id.description), "balance": .integer(current.balance),
+                                 "requested": .integer(amount.minorUnits)])
+    }
+
+    private func addToBalance(_ id: WalletID, _ amount: Amount, _ sql: any SQLDatabase) async throws -> Wallet {
+        let row = try await sql.raw("""
+            UPDATE wallets SET balance = balance + \(bind: amount.minorUnits)
+            WHERE id = \(bind: id.description) AND balance <= \(bind: Wallet.maximumBalance - amount.minorUnits)
+            RETURNING \(unsafeRaw: WalletRow.columnList)
+            """).first(decoding: WalletRow.self)
+        if let row { return try row.wallet() }
+        guard try await Self.fetch(id, sql) != nil else { throw AppError.notFound("wallet") }
+        throw AppError(.validationFailed, "the balance would exceed the maximum of \(Wallet.maximumBalance)",
+                       details: ["field": "amount"])
+    }
+
+    private func appendLedger(
+        _ wallet: Wallet, _ kind: LedgerEntry.Kind, _ amount: Amount, _ reference: String?, _ sql: any SQLDatabase
+    ) async throws -> LedgerEntry {
+        let id = LedgerEntryID()
+        let now = StoredTime.nowMicros()
+        guard let row = try await sql.raw("""
+            INSERT INTO wallet_transactions (id, wallet_id, kind, amount, balance_after, reference, created_at_micros)
+            VALUES (\(bind: id.description), \(bind: wallet.id.description), \(bind: kind.rawValue), \(bind: amount.minorUnits),
+                    \(bind: wallet.balance), \(bind: reference), \(bind: now))
+            RETURNING \(unsafeRaw: LedgerRow.columns.joined(separator: ", "))
+            """).first(decoding: LedgerRow.self)
+        else { throw StorageError.missingReturnedRow("wallet_transactions insert") }
+        return try row.entry()
+    }
+
+    static func fetch(_ id: WalletID, _ sql: any SQLDatabase) async throws -> WalletRow? {
+        try await sql.raw("SELECT \(unsafeRaw: WalletRow.columnList) FROM wallets WHERE id = \(bind: id.description)")
+            .first(decoding: WalletRow.self)
+    }
+
+    private func count(_ operation: String, _ outcome: String) {
+        Counter(label: "wallet_operations_total", dimensions: [("operation", operation), ("outcome", outcome)], factory: metrics)
+            .increment()
+    }
+}
+
+struct WalletRow: Decodable {
+    static let columnList = "id, owner_id, currency, balance, created_at_micros"
+    let id: String
+    let owner_id: String
+    let currency: String
+    let balance: Int64
+    let created_at_micros: Int64
+
+    func wallet() throws -> Wallet {
+        guard let id = WalletID(id), let owner = UserID(owner_id), let currency = Currency(currency) else {
+            throw StorageError.missingReturnedRow("wallets row \(self.id) is unreadable")
+        }
+        return Wallet(id: id, ownerId: owner, currency: currency, balance: balance, createdAt: StoredTime.date(fromMicros: created_at_micros))
+    }
+}
+
+struct LedgerRow: Decodable {
+    static let columns = ["entry_no", "id", "wallet_id", "kind", "amount", "balance_after", "reference", "created_at_micros"]
+    let entry_no: Int64
+    let id: String
+    let wallet_id: String
+    let kind: String
+    let amount: Int64
+    let balance_after: Int64
+    let reference: String?
+    let created_at_micros: Int64
+
+    func entry() throws -> LedgerEntry {
+        guard let id = LedgerEntryID(id), let wallet = WalletID(wallet_id), let kind = LedgerEntry.Kind(rawValue: kind) else {
+            throw StorageError.missingReturnedRow("wallet_transactions row \(self.id) is unreadable")
+        }
+        return LedgerEntry(id: id, walletId: wallet, kind: kind, amount: amount, balanceAfter: balance_after,
+                           reference: reference, createdAt: StoredTime.date(fromMicros: created_at_micros), entryNo: entry_no)
+    }
+}
