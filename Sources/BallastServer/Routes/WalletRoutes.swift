@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Marketplace
 import NIOCore
+import SQLKit
 
 /// Wallets, their ledger and transfers (SPEC §3, §4).
 struct WalletRoutes<Context: BallastRequestContext> {
@@ -29,24 +30,10 @@ struct WalletRoutes<Context: BallastRequestContext> {
             return try JSONResponse.make(.ok, WalletBody(try await wallets.wallet(id, for: caller)))
         }
         router.post("/api/wallets/{id}/credit") { request, context in
-            let caller = try context.requireAdmin()
-            let id = try WalletID.parsePath(context.parameters.get("id") ?? "", "wallet")
-            let input = try await request.jsonObject()
-            let amount = try Amount.parse(input)
-            let reference = try input.optionalString("reference", maxLength: 200)
-            return try await idempotent.respond(to: request, caller: caller, input: input, status: .ok) { sql in
-                MovementBody(try await wallets.credit(id, amount: amount, reference: reference, by: caller, in: sql))
-            }
+            try await movement(request, context, caller: try context.requireAdmin(), apply: wallets.credit)
         }
         router.post("/api/wallets/{id}/debit") { request, context in
-            let caller = try context.requireUser()
-            let id = try WalletID.parsePath(context.parameters.get("id") ?? "", "wallet")
-            let input = try await request.jsonObject()
-            let amount = try Amount.parse(input)
-            let reference = try input.optionalString("reference", maxLength: 200)
-            return try await idempotent.respond(to: request, caller: caller, input: input, status: .ok) { sql in
-                MovementBody(try await wallets.debit(id, amount: amount, reference: reference, by: caller, in: sql))
-            }
+            try await movement(request, context, caller: try context.requireUser(), apply: wallets.debit)
         }
         router.post("/api/transfers") { request, context in
             let caller = try context.requireUser()
@@ -65,6 +52,21 @@ struct WalletRoutes<Context: BallastRequestContext> {
             let before = list.cursor == nil ? nil : try list.sequenceCursor()
             let page = try await wallets.transactions(id, for: caller, beforeEntryNo: before, limit: list.limit)
             return try JSONResponse.make(.ok, Page(items: page.entries.map(LedgerEntryBody.init), nextCursor: page.next.map { String($0) }))
+        }
+    }
+}
+
+extension WalletRoutes {
+    typealias Apply = @Sendable (WalletID, Amount, String?, User, any SQLDatabase) async throws -> WalletMovement
+
+    /// A credit or a debit: `{amount, reference?}` on the wallet in the path, idempotent when keyed.
+    func movement(_ request: Request, _ context: Context, caller: User, apply: @escaping Apply) async throws -> Response {
+        let id = try WalletID.parsePath(context.parameters.get("id") ?? "", "wallet")
+        let input = try await request.jsonObject()
+        let amount = try Amount.parse(input)
+        let reference = try input.optionalString("reference", maxLength: 200)
+        return try await idempotent.respond(to: request, caller: caller, input: input, status: .ok) { sql in
+            MovementBody(try await apply(id, amount, reference, caller, sql))
         }
     }
 }

@@ -5,35 +5,9 @@ public enum Role: String, Sendable, CaseIterable, Codable {
     case admin, member
 }
 
+public enum UserTag {}
 /// A user's identifier (a UUID, lower-case in storage and in the API).
-public struct UserID: Sendable, Hashable, Codable, CustomStringConvertible {
-    public let uuid: UUID
-
-    public init(_ uuid: UUID = UUID()) {
-        self.uuid = uuid
-    }
-
-    /// Parses the text form; `nil` when it is not a UUID.
-    public init?(_ text: String) {
-        guard let uuid = UUID(uuidString: text) else { return nil }
-        self.uuid = uuid
-    }
-
-    public var description: String { uuid.uuidString.lowercased() }
-
-    public init(from decoder: any Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        guard let id = UserID(text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a UUID"))
-        }
-        self = id
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
-    }
-}
+public typealias UserID = TypedID<UserTag>
 
 /// A person or system acting on the marketplace. The token is never part of it: only its hash is stored.
 public struct User: Sendable, Equatable, Codable {

@@ -69,8 +69,8 @@ public struct WalletService: Sendable {
     }
 
     /// A top-up (admins only: money entering the system). Refused with 422 if the balance would pass
-    /// ``Wallet/maximumBalance``.
-    public func credit(_ id: WalletID, amount: Amount, reference: String?, by caller: User, in sql: any SQLDatabase) async throws -> WalletMovement {
+    /// ``Wallet/maximumBalance``. Arguments: wallet, amount, reference, caller, the transaction.
+    public func credit(_ id: WalletID, _ amount: Amount, _ reference: String?, _ caller: User, _ sql: any SQLDatabase) async throws -> WalletMovement {
         guard caller.isAdmin else { throw AppError.forbidden("only admins can credit a wallet") }
         do {
             let wallet = try await addToBalance(id, amount, sql)
@@ -85,7 +85,9 @@ public struct WalletService: Sendable {
     }
 
     /// A withdrawal by the owner or an admin: one conditional update (`balance >= amount`) and its ledger row.
-    public func debit(_ id: WalletID, amount: Amount, reference: String?, by caller: User, in sql: any SQLDatabase) async throws -> WalletMovement {
+    /// Arguments: wallet, amount, reference, caller, the transaction (credit and debit share one shape, so a
+    /// route can take either).
+    public func debit(_ id: WalletID, _ amount: Amount, _ reference: String?, _ caller: User, _ sql: any SQLDatabase) async throws -> WalletMovement {
         do {
             let wallet = try await takeFromBalance(id, amount, ownedBy: caller, sql)
             try failpoints.hit(Failpoint.debitAfterBalanceUpdate)
