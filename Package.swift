@@ -159,7 +159,9 @@ let package = Package(
         .executableTarget(
             name: "ballast-bench",
             dependencies: ["ChaosKit", "Evidence", "Marketplace", "Storage", "BallastConfig", "Telemetry",
-                           .product(name: "Logging", package: "swift-log"), .product(name: "SQLKit", package: "sql-kit")],
+                           .product(name: "Logging", package: "swift-log"), .product(name: "SQLKit", package: "sql-kit"),
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "Crypto", package: "swift-crypto")],
             path: "Benchmarks/ballast-bench",
             swiftSettings: swiftSettings
         ),

@@ -1,130 +1,32 @@
-// Prints performance figures for Ballast's hot paths. Not a test: nothing here asserts a timing.
+// Performance figures for Ballast. Not a test: nothing here asserts a timing; it prints what it measured.
 //
-//   swift run -c release ballast-bench                      # SQLite only (temporary file)
-//   BALLAST_BENCH_POSTGRES_URL=postgres://… swift run -c release ballast-bench
+//   swift run -c release ballast-bench                 fault checks, evidence append/verify (SQLite; PostgreSQL
+//                                                      too with BALLAST_BENCH_POSTGRES_URL)
+//   swift run -c release ballast-bench http-debits --url http://127.0.0.1:8080 --token T --wallets hot|spread
+//                 [--concurrency 16] [--seconds 10]
+//                                                      debits over HTTP against a running server (used by
+//                                                      Benchmarks/wallet-debits.sh, which sets it all up)
 //
-// The PostgreSQL URL must name a database the user may create tables in; the benchmark creates and drops
-// its own database next to it.
+// BALLAST_BENCH_POSTGRES_URL must point at a server where the user may create databases; the benchmark creates
+// and drops its own.
 import BallastConfig
-import ChaosKit
-import Evidence
 import Foundation
-import Logging
-import Marketplace
-import Metrics
-import SQLKit
-import Storage
-import Telemetry
 
-let logger = LogOutput.makeLogger(label: "bench", level: .error, sink: .standardError)
+let arguments = Array(CommandLine.arguments.dropFirst())
+let benchPostgres: DatabaseURL.PostgresLocation? = {
+    guard let text = ProcessInfo.processInfo.environment["BALLAST_BENCH_POSTGRES_URL"],
+          case .postgres(let server)? = DatabaseURL.parse(text) else { return nil }
+    return server
+}()
 
-func seconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-}
-
-func measure(_ body: () async throws -> Void) async rethrows -> Double {
-    let start = ContinuousClock.now
-    try await body()
-    return seconds(ContinuousClock.now - start)
-}
-
-func sampleEvent(_ index: Int) -> EvidenceEvent {
-    EvidenceEvent(
-        controlId: EvidenceControl.systemMonitoring, category: EvidenceCategory.processingIntegrity,
-        eventType: EvidenceType.shadowWriteFailure, eventOutcome: "FAILURE", entityType: "listing",
-        entityId: "listing-\(index)", requestId: "req-\(index)", details: ["failureType": "injected", "operation": "create"])
-}
-
-// MARK: Fault checks
-
-func benchmarkFaultChecks() {
-    let injector = FaultInjector(
-        state: ChaosState(enabled: true, failRate: 0.1, scope: .allWrites, seed: "bench", expiresAt: nil,
-                          latencyMilliseconds: 0, abortErrorRate: 0.01),
-        environment: .test, metrics: NOOPMetricsHandler.instance, logger: logger)
-    let calls = 5_000_000
-    var fired = 0
-    let start = ContinuousClock.now
-    for _ in 0..<calls where injector.decide(.shadowListingCreate)?.fires == true { fired += 1 }
-    let live = seconds(ContinuousClock.now - start)
-
-    var off = injector.state
-    off.enabled = false
-    injector.apply(off)
-    let offStart = ContinuousClock.now
-    for _ in 0..<calls where injector.decide(.shadowListingCreate) != nil { fired += 1 }
-    let disabled = seconds(ContinuousClock.now - offStart)
-    print(String(format: "fault check, injection live:      %7.1f ns/call (%d calls, %d fired)", live / Double(calls) * 1e9, calls, fired))
-    print(String(format: "fault check, injection off:       %7.1f ns/call", disabled / Double(calls) * 1e9))
-}
-
-// MARK: Evidence
-
-func benchmarkEvidence(_ url: DatabaseURL, label: String) async throws {
-    try await Database.withRunning(url, poolSize: 16, logger: logger) { database in
-        try await Migrator(database: database, logger: logger).migrate()
-        let log = EvidenceLog(database: database)
-        let writers = 32
-
-        // One record per transaction, as admin actions append.
-        let perWriterDirect = 50
-        let direct = try await measure {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for writer in 0..<writers {
-                    group.addTask { for index in 0..<perWriterDirect { try await log.append(sampleEvent(writer * 1000 + index)) } }
-                }
-                try await group.waitForAll()
-            }
-        }
-        let directCount = writers * perWriterDirect
-        print(String(format: "[%@] evidence, one per transaction: %8.0f appends/s (%d writers, %d records)",
-                     label, Double(directCount) / direct, writers, directCount))
-
-        // Through the batched appender, as shadow-write failures are recorded.
-        let appender = EvidenceAppender(log: log, capacity: 100_000, batchSize: 256, logger: logger, metrics: NOOPMetricsHandler.instance)
-        let perWriterQueued = 1000
-        let queuedCount = writers * perWriterQueued
-        let queued = try await measure {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await appender.run() }
-                for writer in 0..<writers {
-                    group.addTask { for index in 0..<perWriterQueued { _ = appender.submit(sampleEvent(writer * 10_000 + index)) } }
-                }
-                while try await log.head()?.seq ?? 0 < Int64(directCount + queuedCount) {
-                    try await Task.sleep(for: .milliseconds(5))
-                }
-                group.cancelAll()
-            }
-        }
-        print(String(format: "[%@] evidence, batched appender:    %8.0f appends/s (%d writers, %d records)",
-                     label, Double(queuedCount) / queued, writers, queuedCount))
-
-        var result: EvidenceLog.Verification?
-        let verify = try await measure { result = try await log.verify() }
-        print(String(format: "[%@] evidence verify:               %8.0f records/s (%lld records, valid: %@)",
-                     label, Double(result!.records) / verify, result!.records, result!.valid ? "yes" : "NO"))
-    }
-}
-
-benchmarkFaultChecks()
-
-let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ballast-bench-\(UUID().uuidString)")
-defer { try? FileManager.default.removeItem(at: folder) }
-try await benchmarkEvidence(.sqliteFile(path: folder.appendingPathComponent("bench.sqlite").path), label: "sqlite")
-
-if let text = ProcessInfo.processInfo.environment["BALLAST_BENCH_POSTGRES_URL"], case .postgres(let server)? = DatabaseURL.parse(text) {
-    let name = "ballast_bench_\(UInt32.random(in: .min ... .max))"
-    try await Database.withRunning(.postgres(server), poolSize: 1, logger: logger) { admin in
-        try await admin.read { sql in try await sql.raw("CREATE DATABASE \(ident: name)").run() }
-    }
-    do {
-        try await benchmarkEvidence(.postgres(server.withDatabase(name)), label: "postgres")
-    } catch {
-        print("postgres benchmark failed: \(error)")
-    }
-    try await Database.withRunning(.postgres(server), poolSize: 1, logger: logger) { admin in
-        try await admin.read { sql in try await sql.raw("DROP DATABASE IF EXISTS \(ident: name) WITH (FORCE)").run() }
-    }
-} else {
-    print("(set BALLAST_BENCH_POSTGRES_URL to a postgres:// URL to measure PostgreSQL as well)")
+switch arguments.first {
+case nil:
+    try await runCoreFigures(postgresServer: benchPostgres)
+case "seed":
+    try await runSeed(Array(arguments.dropFirst()))
+case "http-debits":
+    try await runHTTPDebits(Array(arguments.dropFirst()))
+default:
+    FileHandle.standardError.write(Data("usage: ballast-bench [http-debits --url URL --token T --wallets hot|spread [--concurrency N] [--seconds S]]\n".utf8))
+    exit(2)
 }
