@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Wallet debits: Ballast over HTTP on loopback, side by side with pgbench running the same SQL transaction
-# (the token lookup, then BEGIN; conditional UPDATE … RETURNING; ledger INSERT; COMMIT), at concurrency 16:
+# (the token lookup, then BEGIN; the conditional UPDATE and its ledger INSERT in one statement; COMMIT), at
+# concurrency 16:
 # (a) every debit on one hot wallet, (b) debits spread over 10,000 wallets. Then the same HTTP runs on SQLite.
 # Prints throughput, p50/p99 latency and the ratios. synchronous_commit stays on.
 #
@@ -26,7 +27,7 @@ db_url=$(printf '%s' "$admin_url" | sed -E "s#^(postgres(ql)?://[^/]+)/[^?]*#\1/
 libpq() { printf '%s' "$1" | sed -E 's/tlsmode=/sslmode=/'; }
 server_pid=""
 cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null || true; fi
   "$psql" "$(libpq "$admin_url")" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -34,13 +35,13 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-start_server() {  # $1 = DATABASE_URL
-  local port; port=$(free_port)
+start_server() {  # $1 = DATABASE_URL; sets port and server_pid (not in a subshell, so they stick)
+  port=$(free_port)
   DATABASE_URL="$1" SHADOW_DATABASE_URL=none APP_ENV=staging MIGRATE_ON_START=true LOG_LEVEL=warning \
     PORT="$port" "$bin/ballast" serve >"$work/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 200); do
-    curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1 && { echo "$port"; return; }
+    curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1 && return
     sleep 0.1
   done
   echo "server did not start" >&2; cat "$work/server.log" >&2; exit 1
@@ -72,20 +73,18 @@ owner="00000000-0000-0000-0000-0000000000b1"
 cat >"$work/hot.sql" <<SQL
 SELECT id, name, role, token_hash, created_at_micros FROM users WHERE token_hash = '$hash';
 BEGIN;
-UPDATE wallets SET balance = balance - 1 WHERE id = md5('hot')::uuid::text AND balance >= 1 AND (owner_id = '$owner' OR 1 = 1) RETURNING id, owner_id, currency, balance, created_at_micros \gset
-INSERT INTO wallet_transactions (id, wallet_id, kind, amount, balance_after, reference, created_at_micros) VALUES (gen_random_uuid()::text, md5('hot')::uuid::text, 'debit', 1, :balance, NULL, 0) RETURNING entry_no, id, wallet_id, kind, amount, balance_after, reference, created_at_micros;
+WITH w AS (UPDATE wallets SET balance = balance - 1 WHERE id = md5('hot')::uuid::text AND balance >= 1 AND (owner_id = '$owner' OR 1 = 1) RETURNING id, owner_id, currency, balance, created_at_micros), l AS (INSERT INTO wallet_transactions (id, wallet_id, kind, amount, balance_after, reference, created_at_micros) SELECT gen_random_uuid()::text, w.id, 'debit', 1, w.balance, NULL, 0 FROM w RETURNING entry_no, id, wallet_id, kind, amount, balance_after, reference, created_at_micros) SELECT w.id, w.owner_id, w.currency, w.balance, w.created_at_micros, l.entry_no, l.id AS entry_id, l.kind, l.amount, l.balance_after, l.reference, l.created_at_micros AS entry_created_at_micros FROM w, l;
 COMMIT;
 SQL
 cat >"$work/spread.sql" <<SQL
 \set n random(1, 10000)
 SELECT id, name, role, token_hash, created_at_micros FROM users WHERE token_hash = '$hash';
 BEGIN;
-UPDATE wallets SET balance = balance - 1 WHERE id = md5('w' || :n)::uuid::text AND balance >= 1 AND (owner_id = '$owner' OR 1 = 1) RETURNING id, owner_id, currency, balance, created_at_micros \gset
-INSERT INTO wallet_transactions (id, wallet_id, kind, amount, balance_after, reference, created_at_micros) VALUES (gen_random_uuid()::text, md5('w' || :n)::uuid::text, 'debit', 1, :balance, NULL, 0) RETURNING entry_no, id, wallet_id, kind, amount, balance_after, reference, created_at_micros;
+WITH w AS (UPDATE wallets SET balance = balance - 1 WHERE id = md5('w' || :n)::uuid::text AND balance >= 1 AND (owner_id = '$owner' OR 1 = 1) RETURNING id, owner_id, currency, balance, created_at_micros), l AS (INSERT INTO wallet_transactions (id, wallet_id, kind, amount, balance_after, reference, created_at_micros) SELECT gen_random_uuid()::text, w.id, 'debit', 1, w.balance, NULL, 0 FROM w RETURNING entry_no, id, wallet_id, kind, amount, balance_after, reference, created_at_micros) SELECT w.id, w.owner_id, w.currency, w.balance, w.created_at_micros, l.entry_no, l.id AS entry_id, l.kind, l.amount, l.balance_after, l.reference, l.created_at_micros AS entry_created_at_micros FROM w, l;
 COMMIT;
 SQL
 
-port=$(start_server "$db_url")
+start_server "$db_url"
 read -r h_tps h_p50 h_p99 < <(http_run "$port" hot)
 read -r s_tps s_p50 s_p99 < <(http_run "$port" spread)
 stop_server
@@ -95,7 +94,7 @@ read -r ps_tps ps_p50 ps_p99 < <(pgbench_run spread.sql)
 # --- SQLite ----------------------------------------------------------------------------------------------------
 sqlite_url="sqlite:$work/bench.sqlite"
 "$bin/ballast-bench" seed --database-url "$sqlite_url" --token "$token" >/dev/null
-port=$(start_server "$sqlite_url")
+start_server "$sqlite_url"
 read -r qh_tps qh_p50 qh_p99 < <(http_run "$port" hot)
 read -r qs_tps qs_p50 qs_p99 < <(http_run "$port" spread)
 stop_server

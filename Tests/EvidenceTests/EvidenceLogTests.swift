@@ -61,6 +61,40 @@ struct EvidenceLogTests {
         }
     }
 
+    /// Four pools on one store, as four server processes would have, appending at once: still one chain.
+    @Test(arguments: TestStores.kinds)
+    func separateProcessesShareOneChain(kind: StoreKind) async throws {
+        try await TestStores.withFreshURL(kind) { url in
+            try await Database.withRunning(url, poolSize: 1, logger: TestStores.logger) { database in
+                try await Migrator(database: database, logger: TestStores.logger).migrate()
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for process in 0..<4 {
+                    group.addTask {
+                        try await Database.withRunning(url, poolSize: 4, logger: TestStores.logger) { database in
+                            let log = EvidenceLog(database: database)
+                            try await withThrowingTaskGroup(of: Void.self) { appenders in
+                                for appender in 0..<8 {
+                                    appenders.addTask {
+                                        for index in 0..<25 { try await log.append(event(process * 10_000 + appender * 100 + index)) }
+                                    }
+                                }
+                                try await appenders.waitForAll()
+                            }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            try await Database.withRunning(url, poolSize: 1, logger: TestStores.logger) { database in
+                let result = try await EvidenceLog(database: database).verify()
+                #expect(result.valid)
+                #expect(result.records == 800)
+                #expect(result.headSeq == 800)
+            }
+        }
+    }
+
     @Test(arguments: TestStores.kinds)
     func theDatabaseRefusesUpdateDeleteAndTruncate(kind: StoreKind) async throws {
         try await TestStores.withDatabase(kind) { database in

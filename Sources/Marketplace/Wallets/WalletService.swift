@@ -89,11 +89,17 @@ public struct WalletService: Sendable {
     /// route can take either).
     public func debit(_ id: WalletID, _ amount: Amount, _ reference: String?, _ caller: User, _ sql: any SQLDatabase) async throws -> WalletMovement {
         do {
-            let wallet = try await takeFromBalance(id, amount, ownedBy: caller, sql)
-            try failpoints.hit(Failpoint.debitAfterBalanceUpdate)
-            let entry = try await appendLedger(wallet, .debit, amount, reference, sql)
+            let movement: WalletMovement
+            if database.dialect == .postgres {
+                movement = try await debitInOneStatement(id, amount, reference, caller, sql)
+                try failpoints.hit(Failpoint.debitAfterBalanceUpdate)
+            } else {
+                let wallet = try await takeFromBalance(id, amount, ownedBy: caller, sql)
+                try failpoints.hit(Failpoint.debitAfterBalanceUpdate)
+                movement = WalletMovement(wallet: wallet, entry: try await appendLedger(wallet, .debit, amount, reference, sql))
+            }
             count("debit", "success")
-            return WalletMovement(wallet: wallet, entry: entry)
+            return movement
         } catch let error as AppError {
             count("debit", error.code.rawValue)
             throw error
@@ -151,6 +157,41 @@ public struct WalletService: Sendable {
 
     // MARK: The conditional updates
 
+    /// PostgreSQL: the conditional update and its ledger row in one statement (data-modifying CTE), so a hot
+    /// wallet's row lock is held for one round trip and the commit instead of three. Same effect and the same
+    /// all-or-nothing as the two statements SQLite runs (SQLite has no data-modifying CTEs; its writers are
+    /// serialized anyway).
+    private func debitInOneStatement(
+        _ id: WalletID, _ amount: Amount, _ reference: String?, _ caller: User, _ sql: any SQLDatabase
+    ) async throws -> WalletMovement {
+        let row = try await sql.raw("""
+            WITH w AS (
+                UPDATE wallets SET balance = balance - \(bind: amount.minorUnits)
+                WHERE id = \(bind: id.description) AND balance >= \(bind: amount.minorUnits)
+                  AND (owner_id = \(bind: caller.id.description) OR \(bind: caller.isAdmin ? 1 : 0) = 1)
+                RETURNING \(unsafeRaw: WalletRow.columnList)
+            ), l AS (
+                INSERT INTO wallet_transactions (id, wallet_id, kind, amount, balance_after, reference, created_at_micros)
+                SELECT \(bind: LedgerEntryID().description), w.id, 'debit', \(bind: amount.minorUnits), w.balance,
+                       \(bind: reference), \(bind: StoredTime.nowMicros()) FROM w
+                RETURNING \(unsafeRaw: LedgerRow.columns.joined(separator: ", "))
+            )
+            SELECT w.id, w.owner_id, w.currency, w.balance, w.created_at_micros, l.entry_no, l.id AS entry_id,
+                   l.kind, l.amount, l.balance_after, l.reference, l.created_at_micros AS entry_created_at_micros
+            FROM w, l
+            """).first(decoding: DebitRow.self)
+        guard let row else {
+            // Nothing taken: explain why (a read that decides nothing).
+            try await takeFromBalanceFailure(id, amount, ownedBy: caller, sql)
+        }
+        let wallet = try WalletRow(id: row.id, owner_id: row.owner_id, currency: row.currency, balance: row.balance,
+                                   created_at_micros: row.created_at_micros).wallet()
+        let entry = try LedgerRow(entry_no: row.entry_no, id: row.entry_id, wallet_id: row.id, kind: row.kind, amount: row.amount,
+                                  balance_after: row.balance_after, reference: row.reference,
+                                  created_at_micros: row.entry_created_at_micros).entry()
+        return WalletMovement(wallet: wallet, entry: entry)
+    }
+
     private func takeFromBalance(_ id: WalletID, _ amount: Amount, ownedBy caller: User, _ sql: any SQLDatabase) async throws -> Wallet {
         let row = try await sql.raw("""
             UPDATE wallets SET balance = balance - \(bind: amount.minorUnits)
@@ -159,7 +200,11 @@ public struct WalletService: Sendable {
             RETURNING \(unsafeRaw: WalletRow.columnList)
             """).first(decoding: WalletRow.self)
         if let row { return try row.wallet() }
-        // Why not: tell a missing (or someone else's) wallet from a short balance.
+        try await takeFromBalanceFailure(id, amount, ownedBy: caller, sql)
+    }
+
+    /// After a conditional debit took nothing: 404 for a missing or foreign wallet, else 409 insufficient_funds.
+    private func takeFromBalanceFailure(_ id: WalletID, _ amount: Amount, ownedBy caller: User, _ sql: any SQLDatabase) async throws -> Never {
         guard let current = try await Self.fetch(id, sql), caller.isAdmin || current.owner_id == caller.id.description else {
             throw AppError.notFound("wallet")
         }
@@ -220,6 +265,22 @@ struct WalletRow: Decodable {
         }
         return Wallet(id: id, ownerId: owner, currency: currency, balance: balance, createdAt: StoredTime.date(fromMicros: created_at_micros))
     }
+}
+
+/// The wallet and ledger columns of the one-statement debit.
+struct DebitRow: Decodable {
+    let id: String
+    let owner_id: String
+    let currency: String
+    let balance: Int64
+    let created_at_micros: Int64
+    let entry_no: Int64
+    let entry_id: String
+    let kind: String
+    let amount: Int64
+    let balance_after: Int64
+    let reference: String?
+    let entry_created_at_micros: Int64
 }
 
 struct LedgerRow: Decodable {
