@@ -19,6 +19,18 @@ struct CanonicalFormTests {
         #expect(EvidenceHasher.contentHash(of: Self.record) == "82e8d051f292dc8199750aa7a0fb89d310ec22c75025057d0fc88d956931c52f")
     }
 
+    /// The record's own fields are escaped exactly as canonical JSON escapes them.
+    @Test func recordFieldsEscapeLikeCanonicalJSON() {
+        let awkward = "quote\" back\\ nl\n cr\r tab\t bell\u{07} nul\u{00} é 😀 \u{7F}"
+        var record = Self.record
+        record.entityId = awkward
+        record.category = awkward
+        let form = EvidenceHasher.canonicalForm(of: record)
+        let expected = CanonicalJSON.string(awkward).text
+        #expect(form.contains(#""entityId":"# + expected + ","))
+        #expect(form.hasPrefix(#"{"category":"# + expected + ","))
+    }
+
     @Test func canonicalJSONSortsKeysAndEscapesMinimally() {
         let value: CanonicalJSON = ["z": [1, true, .null], "a": "tab\there \u{01} é", "m": ["y": 2, "b": 1]]
         #expect(value.text == #"{"a":"tab\there \u0001 é","m":{"b":1,"y":2},"z":[1,true,null]}"#)

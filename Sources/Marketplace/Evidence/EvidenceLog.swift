@@ -95,7 +95,7 @@ public struct EvidenceLog: Sendable {
             if let entityType = filter.entityType { select = select.where("entity_type", .equal, SQLBind(entityType)) }
             if let entityId = filter.entityId { select = select.where("entity_id", .equal, SQLBind(entityId)) }
             if let since = filter.sinceMicros { select = select.where("occurred_at_micros", .greaterThanOrEqual, SQLBind(since)) }
-            return try await select.orderBy("seq").limit(limit + 1).all(decoding: EvidenceRow.self)
+            return try await select.orderBy("seq").limit(limit + 1).all().map(EvidenceRow.init(row:))
         }
         let records = try rows.prefix(limit).map { try $0.record() }
         return (records, rows.count > limit ? records.last?.seq : nil)
@@ -130,7 +130,7 @@ public struct EvidenceLog: Sendable {
             let batch = try await database.read { sql in
                 try await sql.select().columns(Self.columns.map { SQLColumn($0) }).from("evidence_records")
                     .where("seq", .greaterThan, SQLBind(afterSeq)).orderBy("seq").limit(Self.verifyBatchSize)
-                    .all(decoding: EvidenceRow.self)
+                    .all().map(EvidenceRow.init(row:))
             }
             if batch.isEmpty { break }
             for row in batch {
@@ -162,7 +162,7 @@ struct HeadRow: Decodable {
 }
 
 /// An `evidence_records` row as stored.
-struct EvidenceRow: Decodable {
+struct EvidenceRow {
     let id: String
     let seq: Int64
     let occurred_at_micros: Int64
@@ -176,6 +176,23 @@ struct EvidenceRow: Decodable {
     let details: String
     let previous_hash: String
     let content_hash: String
+
+    /// Column by column: several times faster than the generic row decoder, which matters to `verify`.
+    init(row: any SQLRow) throws {
+        id = try row.decode(column: "id", as: String.self)
+        seq = try row.decode(column: "seq", as: Int64.self)
+        occurred_at_micros = try row.decode(column: "occurred_at_micros", as: Int64.self)
+        control_id = try row.decode(column: "control_id", as: String.self)
+        category = try row.decode(column: "category", as: String.self)
+        event_type = try row.decode(column: "event_type", as: String.self)
+        event_outcome = try row.decode(column: "event_outcome", as: String.self)
+        entity_type = try row.decode(column: "entity_type", as: String?.self)
+        entity_id = try row.decode(column: "entity_id", as: String?.self)
+        request_id = try row.decode(column: "request_id", as: String?.self)
+        details = try row.decode(column: "details", as: String.self)
+        previous_hash = try row.decode(column: "previous_hash", as: String.self)
+        content_hash = try row.decode(column: "content_hash", as: String.self)
+    }
 
     func record() throws -> EvidenceRecord {
         // An unreadable id still verifies as a mismatch instead of stopping the scan.
