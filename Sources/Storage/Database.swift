@@ -1,5 +1,6 @@
 import BallastConfig
 import Logging
+import PostgresNIO
 import SQLKit
 import ServiceLifecycle
 
@@ -108,6 +109,16 @@ public final class Database: Sendable, Service {
                 lease.markBroken()
             }
             throw error
+        }
+    }
+
+    /// PostgreSQL only: `body` on a pooled connection with the driver's own typed API, for the few read paths
+    /// where the generic row layer is the bottleneck (evidence verification). `nil` on SQLite. No transaction.
+    public func withPostgresConnection<R: Sendable>(_ body: (PostgresConnection) async throws -> R) async throws -> R? {
+        do {
+            return try await backend.withPostgresConnection(wait: poolWait, body)
+        } catch {
+            throw ErrorClassifier.translate(error)
         }
     }
 

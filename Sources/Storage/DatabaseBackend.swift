@@ -1,3 +1,4 @@
+import PostgresNIO
 import SQLKit
 import Synchronization
 
@@ -14,6 +15,15 @@ protocol DatabaseBackend: Sendable {
 
     /// Keeps the pool open until cancelled or shut down gracefully.
     func run() async throws
+
+    /// PostgreSQL's own connection for typed hot paths; nil for other backends.
+    func withPostgresConnection<R: Sendable>(wait: Duration, _ body: (PostgresConnection) async throws -> R) async throws -> R?
+}
+
+extension DatabaseBackend {
+    func withPostgresConnection<R: Sendable>(wait: Duration, _ body: (PostgresConnection) async throws -> R) async throws -> R? {
+        nil
+    }
 }
 
 /// Handed to whoever holds a connection, so it can say the connection must not be reused.

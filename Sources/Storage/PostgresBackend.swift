@@ -49,6 +49,12 @@ final class PostgresBackend: DatabaseBackend {
         }
     }
 
+    func withPostgresConnection<R: Sendable>(wait: Duration, _ body: (PostgresConnection) async throws -> R) async throws -> R? {
+        try await slots.acquire(timeout: wait)
+        defer { slots.release() }
+        return try await client.withConnection { connection in try await body(connection) }
+    }
+
     func run() async throws {
         await cancelWhenGracefulShutdown { await self.client.run() }
     }

@@ -1,5 +1,7 @@
 import Evidence
 import Foundation
+import Logging
+import PostgresNIO
 import SQLKit
 import Storage
 
@@ -127,14 +129,9 @@ public struct EvidenceLog: Sendable {
         var afterSeq: Int64 = 0
         var pinned: EvidenceRecord?
         while verifier.isValid {
-            let batch = try await database.read { sql in
-                try await sql.select().columns(Self.columns.map { SQLColumn($0) }).from("evidence_records")
-                    .where("seq", .greaterThan, SQLBind(afterSeq)).orderBy("seq").limit(Self.verifyBatchSize)
-                    .all().map(EvidenceRow.init(row:))
-            }
+            let batch = try await batch(after: afterSeq)
             if batch.isEmpty { break }
-            for row in batch {
-                let record = try row.record()
+            for record in batch {
                 if record.seq == digest?.seq { pinned = record }
                 if !verifier.check(record) { break }
             }
@@ -149,6 +146,39 @@ public struct EvidenceLog: Sendable {
             firstInvalidSeq: verifier.firstInvalid?.seq, failure: verifier.firstInvalid?.failure.rawValue,
             headSeq: verifier.headSeq, headHash: verifier.headHash)
     }
+
+    /// The next `verifyBatchSize` records after `afterSeq`, in seq order: decoded with the PostgreSQL driver's
+    /// typed rows where available (several times faster than the generic row layer), else column by column.
+    func batch(after afterSeq: Int64) async throws -> [EvidenceRecord] {
+        let limit = Self.verifyBatchSize
+        if let records = try await database.withPostgresConnection({ connection -> [EvidenceRecord] in
+            let rows = try await connection.query("""
+                SELECT id, seq, occurred_at_micros, control_id, category, event_type, event_outcome, entity_type,
+                       entity_id, request_id, details, previous_hash, content_hash
+                FROM evidence_records WHERE seq > \(afterSeq) ORDER BY seq LIMIT \(limit)
+                """, logger: Self.quietLogger)
+            var records: [EvidenceRecord] = []
+            records.reserveCapacity(limit)
+            for try await (id, seq, occurred, control, category, type, outcome, entityType, entityId, requestId, details,
+                           previous, hash) in rows.decode(
+                (String, Int64, Int64, String, String, String, String, String?, String?, String?, String, String, String).self) {
+                records.append(EvidenceRecord(
+                    id: UUID(uuidString: id) ?? EvidenceRow.unreadableID, seq: seq, occurredAtMicros: occurred,
+                    controlId: control, category: category, eventType: type, eventOutcome: outcome, entityType: entityType,
+                    entityId: entityId, requestId: requestId, details: details, previousHash: previous, contentHash: hash))
+            }
+            return records
+        }) {
+            return records
+        }
+        return try await database.read { sql in
+            try await sql.select().columns(Self.columns.map { SQLColumn($0) }).from("evidence_records")
+                .where("seq", .greaterThan, SQLBind(afterSeq)).orderBy("seq").limit(limit)
+                .all().map { try EvidenceRow(row: $0).record() }
+        }
+    }
+
+    static let quietLogger = Logger(label: "ballast.evidence") { _ in SwiftLogNoOpLogHandler() }
 
     static let columns = [
         "id", "seq", "occurred_at_micros", "control_id", "category", "event_type", "event_outcome", "entity_type",
@@ -177,6 +207,10 @@ struct EvidenceRow {
     let previous_hash: String
     let content_hash: String
 
+    /// Stands in for an id that is not a UUID, so the record still verifies as a mismatch instead of stopping
+    /// the scan.
+    static let unreadableID = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+
     /// Column by column: several times faster than the generic row decoder, which matters to `verify`.
     init(row: any SQLRow) throws {
         id = try row.decode(column: "id", as: String.self)
@@ -197,7 +231,7 @@ struct EvidenceRow {
     func record() throws -> EvidenceRecord {
         // An unreadable id still verifies as a mismatch instead of stopping the scan.
         EvidenceRecord(
-            id: UUID(uuidString: id) ?? UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)), seq: seq,
+            id: UUID(uuidString: id) ?? Self.unreadableID, seq: seq,
             occurredAtMicros: occurred_at_micros, controlId: control_id, category: category, eventType: event_type,
             eventOutcome: event_outcome, entityType: entity_type, entityId: entity_id, requestId: request_id,
             details: details, previousHash: previous_hash, contentHash: content_hash)
