@@ -34,11 +34,16 @@ final class PostgresBackend: DatabaseBackend {
         self.slots = AsyncSemaphore(permits: poolSize)
     }
 
+    /// How long a lease may take before the server counts as unreachable. Leases are otherwise near-instant:
+    /// the semaphore in front never lets more callers through than there are connections.
+    static let leaseTimeout: Duration = .seconds(5)
+
     func withConnection<R: Sendable>(
         write: Bool, wait: Duration, _ body: (any SQLDatabase, ConnectionLease) async throws -> R
     ) async throws -> R {
         try await slots.acquire(timeout: wait)
         defer { slots.release() }
+        try await ensureLeasable()
         return try await client.withConnection { connection in
             let lease = ConnectionLease()
             defer {
@@ -52,7 +57,23 @@ final class PostgresBackend: DatabaseBackend {
     func withPostgresConnection<R: Sendable>(wait: Duration, _ body: (PostgresConnection) async throws -> R) async throws -> R? {
         try await slots.acquire(timeout: wait)
         defer { slots.release() }
+        try await ensureLeasable()
         return try await client.withConnection { connection in try await body(connection) }
+    }
+
+    /// The pool keeps retrying a server that is down and a lease would wait for it indefinitely; so first lease
+    /// and return a connection under a timeout, and answer "unavailable" (503 upstream) when none comes. The
+    /// real lease right after reuses the connection just returned.
+    private func ensureLeasable() async throws {
+        do {
+            try await withTimeout(Self.leaseTimeout) { [client] in
+                try await client.withConnection { _ in }
+            }
+        } catch let error as StorageError {
+            throw error
+        } catch {
+            throw StorageError.unavailable(ErrorClassifier.describe(error))
+        }
     }
 
     func run() async throws {

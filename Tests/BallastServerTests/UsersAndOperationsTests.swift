@@ -93,7 +93,8 @@ struct UsersAndOperationsTests {
         }
     }
 
-    @Test func healthIs503WhenThePrimaryIsDownAndDegradedWhenOnlyTheShadowIs() async throws {
+    @Test(.timeLimit(.minutes(1)))
+    func healthIs503WhenThePrimaryIsDownAndDegradedWhenOnlyTheShadowIs() async throws {
         let unreachable = try #require(DatabaseURL.parse("postgres://u:p@127.0.0.1:1/nowhere"))
         try await TestStores.withDatabase(.sqlite) { healthy in
             try await Database.withRunning(unreachable, poolSize: 1, logger: TestStores.logger) { down in
@@ -114,6 +115,14 @@ struct UsersAndOperationsTests {
                             try await client.execute(uri: "/health/ready", method: .get) { response in
                                 #expect(response.status == .serviceUnavailable)
                                 #expect(response.headers[.retryAfter] != nil)
+                            }
+                            // An API request needs the store: a prompt 503 with Retry-After, not a hang.
+                            try await client.execute(
+                                uri: "/api/users/me", method: .get, headers: [.authorization: "Bearer \(TestApp.adminToken)"]
+                            ) { response in
+                                #expect(response.status == .serviceUnavailable)
+                                #expect(response.headers[.retryAfter] == "1")
+                                #expect(String(buffer: response.body).contains("service_unavailable"))
                             }
                         }
                     }

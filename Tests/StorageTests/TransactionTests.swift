@@ -167,6 +167,25 @@ struct TransactionTests {
         }
     }
 
+    /// A server that is down must not make callers wait for ever: they get `unavailable` (503 upstream).
+    @Test(.timeLimit(.minutes(1)))
+    func queriesAgainstADownServerFailInsteadOfWaiting() async throws {
+        let url = try #require(DatabaseURL.parse("postgres://ballast@127.0.0.1:1/nowhere"))
+        try await Database.withRunning(url, poolSize: 2, logger: TestStores.logger) { database in
+            for _ in 0..<2 {
+                await #expect {
+                    try await database.read { sql in try await sql.raw("SELECT 1").run() }
+                } throws: { error in
+                    if case StorageError.unavailable = error { return true }
+                    return false
+                }
+            }
+            await #expect(throws: StorageError.self) {
+                try await database.transaction { sql in try await sql.raw("SELECT 1").run() }
+            }
+        }
+    }
+
     @Test func anUnreachableServerIsReportedWithoutItsPassword() async throws {
         let url = try #require(DatabaseURL.parse("postgres://ballast:hunter2@127.0.0.1:1/nowhere"))
         try await Database.withRunning(url, poolSize: 1, logger: TestStores.logger) { database in
