@@ -416,3 +416,48 @@ struct IdempotencyKeyTests {
         }
     }
 }
+
+@Suite("Idempotency claims")
+struct IdempotencyClaimTests {
+    /// A request stuck past the abandon time loses its claim to a retry; when it finally tries to complete, its
+    /// effect is rolled back, so the key still takes effect once.
+    @Test(arguments: TestStores.kinds)
+    func aTakenOverClaimCannotCompleteItsEffect(kind: StoreKind) async throws {
+        try await TestApp.run(kind) { app in
+            let owner = try await app.createUser()
+            let user = try #require(try await app.services.users.authenticate(token: owner))
+            let wallet = try await app.openWallet(token: owner)
+            try await app.credit(wallet, 1_000)
+            let walletID = try #require(WalletID(wallet))
+            let store = app.services.idempotency
+            guard case .proceed(let stuck) = try await store.claim(user: user.id, key: "slow", requestHash: "h") else {
+                Issue.record("first claim did not proceed")
+                return
+            }
+            try await app.services.primary.transaction { sql in
+                try await sql.raw("UPDATE idempotency_keys SET updated_at_micros = updated_at_micros - 61000000").run()
+            }
+            guard case .proceed(let retry) = try await store.claim(user: user.id, key: "slow", requestHash: "h") else {
+                Issue.record("the retry did not take the abandoned claim over")
+                return
+            }
+            #expect(stuck != retry)
+            // The stuck request finishes its effect now: the completion refuses, so the debit rolls back.
+            await #expect(throws: AppError.self) {
+                try await app.services.primary.transaction { sql in
+                    _ = try await app.services.wallets.debit(walletID, Amount(100)!, nil, user, sql)
+                    try await store.complete(user: user.id, key: "slow", token: stuck, status: 200, body: "{}", in: sql)
+                }
+            }
+            try await store.release(user: user.id, key: "slow", token: stuck)
+            #expect(try await app.balance(wallet) == 1_000)
+            // The retry owns the key and completes normally.
+            try await app.services.primary.transaction { sql in
+                _ = try await app.services.wallets.debit(walletID, Amount(100)!, nil, user, sql)
+                try await store.complete(user: user.id, key: "slow", token: retry, status: 200, body: "{}", in: sql)
+            }
+            #expect(try await app.balance(wallet) == 900)
+            #expect(try await app.ledgerCount(wallet) == 2)
+        }
+    }
+}

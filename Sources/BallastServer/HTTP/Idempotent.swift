@@ -34,18 +34,18 @@ struct IdempotentEffect: Sendable {
                 status: HTTPResponse.Status(code: stored.status),
                 headers: [.contentType: "application/json; charset=utf-8", Self.replayedHeader: "true"],
                 body: .init(byteBuffer: ByteBuffer(string: stored.body)))
-        case .proceed:
+        case .proceed(let token):
             do {
                 let body: String = try await database.transaction { sql in
                     let value = try await effect(sql)
                     let body = String(decoding: try JSONResponse.encoder.encode(value), as: UTF8.self)
-                    try await store.complete(user: caller.id, key: key, status: Int(status.code), body: body, in: sql)
+                    try await store.complete(user: caller.id, key: key, token: token, status: Int(status.code), body: body, in: sql)
                     return body
                 }
                 return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
                                 body: .init(byteBuffer: ByteBuffer(string: body)))
             } catch {
-                try? await store.release(user: caller.id, key: key)
+                try? await store.release(user: caller.id, key: key, token: token)
                 throw error
             }
         }

@@ -31,8 +31,8 @@ public struct IdempotencyStore: Sendable {
     }
 
     public enum Claim: Sendable, Equatable {
-        /// Go ahead: this request owns the key now.
-        case proceed
+        /// Go ahead: this request owns the key now, as long as the claim token is still the one stored.
+        case proceed(token: String)
         /// The first request finished: answer this again.
         case replay(StoredResponse)
     }
@@ -63,6 +63,7 @@ public struct IdempotencyStore: Sendable {
 
     private func claimOnce(user: UserID, key: String, requestHash: String) async throws -> Claim {
         let now = StoredTime.nowMicros()
+        let token = UUID().uuidString.lowercased()
         return try await database.transaction { sql in
             if let row = try await sql.raw("""
                 SELECT request_hash, state, response_status, response_body, created_at_micros, updated_at_micros
@@ -82,37 +83,50 @@ public struct IdempotencyStore: Sendable {
                                        retryAfterSeconds: 1)
                     }
                 }
-                // Expired, or abandoned by a request that died: take it over.
+                // Expired, or abandoned by a request that died (or is stuck): take it over. A new token means the
+                // old request, should it still finish, can no longer complete the key, so its effect rolls back.
                 try await sql.raw("""
                     UPDATE idempotency_keys SET request_hash = \(bind: requestHash), state = 'in_flight', response_status = NULL,
-                        response_body = NULL, created_at_micros = \(bind: expired ? now : row.created_at_micros), updated_at_micros = \(bind: now)
+                        response_body = NULL, created_at_micros = \(bind: expired ? now : row.created_at_micros),
+                        updated_at_micros = \(bind: now), claim_token = \(bind: token)
                     WHERE user_id = \(bind: user.description) AND idem_key = \(bind: key)
                     """).run()
-                return .proceed
+                return .proceed(token: token)
             }
             try await sql.raw("""
-                INSERT INTO idempotency_keys (user_id, idem_key, request_hash, state, created_at_micros, updated_at_micros)
-                VALUES (\(bind: user.description), \(bind: key), \(bind: requestHash), 'in_flight', \(bind: now), \(bind: now))
+                INSERT INTO idempotency_keys (user_id, idem_key, request_hash, state, created_at_micros, updated_at_micros, claim_token)
+                VALUES (\(bind: user.description), \(bind: key), \(bind: requestHash), 'in_flight', \(bind: now), \(bind: now),
+                        \(bind: token))
                 """).run()
-            return .proceed
+            return .proceed(token: token)
         }
     }
 
-    /// Marks the key completed with its response, inside the effect's transaction.
-    public func complete(user: UserID, key: String, status: Int, body: String, in sql: any SQLDatabase) async throws {
-        try await sql.raw("""
+    /// Marks the key completed with its response, inside the effect's transaction. Throws 409
+    /// `idempotency_key_in_use` (rolling the effect back) when another request took the claim over meanwhile, so
+    /// two requests with one key can never both take effect (SPEC I9).
+    public func complete(user: UserID, key: String, token: String, status: Int, body: String, in sql: any SQLDatabase) async throws {
+        let owned = try await sql.raw("""
             UPDATE idempotency_keys SET state = 'completed', response_status = \(bind: status), response_body = \(bind: body),
                 updated_at_micros = \(bind: StoredTime.nowMicros())
-            WHERE user_id = \(bind: user.description) AND idem_key = \(bind: key)
-            """).run()
+            WHERE user_id = \(bind: user.description) AND idem_key = \(bind: key) AND claim_token = \(bind: token)
+              AND state = 'in_flight'
+            RETURNING idem_key
+            """).first()
+        guard owned != nil else {
+            throw AppError(.idempotencyKeyInUse, "another request with this Idempotency-Key took over; retry to get its answer",
+                           retryAfterSeconds: 1)
+        }
     }
 
-    /// Gives up a claim whose effect failed, so the request may be tried again.
-    public func release(user: UserID, key: String) async throws {
+    /// Gives up this request's claim after its effect failed, so the request may be tried again. A claim taken
+    /// over by another request is left alone.
+    public func release(user: UserID, key: String, token: String) async throws {
         try await database.transaction { sql in
             try await sql.raw("""
                 DELETE FROM idempotency_keys
                 WHERE user_id = \(bind: user.description) AND idem_key = \(bind: key) AND state = 'in_flight'
+                  AND claim_token = \(bind: token)
                 """).run()
         }
     }

@@ -88,6 +88,12 @@ public enum Schema {
                 FOR EACH STATEMENT EXECUTE FUNCTION ballast_refuse_change()
                 """,
             ]),
+        Migration(
+            version: 5, name: "idempotency_claim_token",
+            both: [
+                // Who holds an in-flight claim: only that request may complete or release it.
+                "ALTER TABLE idempotency_keys ADD COLUMN claim_token TEXT",
+            ]),
     ]
 
     /// Wallets (balance never negative, never past 10^15), their append-only ledger, transfers and idempotency
