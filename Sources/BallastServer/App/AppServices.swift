@@ -27,6 +27,10 @@ public final class AppServices: Sendable {
     public let evidence: EvidenceLog
     public let evidenceAppender: EvidenceAppender
     public let wallets: WalletService
+    public let products: ProductService
+    public let orders: OrderService
+    /// Prices shipping before an order's transaction.
+    public let shippingRates: any ShippingRates
     public let idempotency: IdempotencyStore
     public let idempotencyPruner: IdempotencyPruner
     /// How long start-up keeps retrying an unreachable primary store before giving up.
@@ -58,6 +62,9 @@ public final class AppServices: Sendable {
         self.evidence = EvidenceLog(database: primary)
         self.evidenceAppender = EvidenceAppender(log: evidence, logger: logger, metrics: metrics.factory)
         self.wallets = WalletService(database: primary, failpoints: failpoints, metrics: metrics.factory)
+        self.products = ProductService(database: primary)
+        self.orders = OrderService(database: primary, wallets: wallets, failpoints: failpoints, metrics: metrics.factory)
+        self.shippingRates = FallbackShippingRates()
         self.idempotency = IdempotencyStore(database: primary)
         self.idempotencyPruner = IdempotencyPruner(store: idempotency, logger: logger, isReady: { readiness.isReady })
         self.startupDatabaseWait = startupDatabaseWait

@@ -24,10 +24,10 @@ public enum BallastApp {
         UserRoutes(users: services.users).register(on: router)
         ChaosRoutes(chaos: services.chaos).register(on: router)
         EvidenceRoutes(evidence: services.evidence).register(on: router)
-        WalletRoutes(
-            wallets: services.wallets,
-            idempotent: IdempotentEffect(database: services.primary, store: services.idempotency)
-        ).register(on: router)
+        let idempotent = IdempotentEffect(database: services.primary, store: services.idempotency)
+        WalletRoutes(wallets: services.wallets, idempotent: idempotent).register(on: router)
+        ProductRoutes(products: services.products).register(on: router)
+        OrderRoutes(orders: services.orders, shipping: services.shippingRates, idempotent: idempotent).register(on: router)
         return router
     }
 

@@ -21,8 +21,21 @@ struct IdempotentEffect: Sendable {
         to request: Request, caller: User, input: InputObject, status: HTTPResponse.Status,
         effect: @escaping @Sendable (any SQLDatabase) async throws -> Value
     ) async throws -> Response {
+        try await respond(to: request, caller: caller, input: input, status: status, prepare: {}) { _, sql in
+            try await effect(sql)
+        }
+    }
+
+    /// As above, with a `prepare` step that runs before the transaction and only when the effect will run (not
+    /// for a replay): work that must not hold row locks, such as asking a provider for a shipping quote.
+    func respond<Prepared: Sendable, Value: Encodable & Sendable>(
+        to request: Request, caller: User, input: InputObject, status: HTTPResponse.Status,
+        prepare: @escaping @Sendable () async throws -> Prepared,
+        effect: @escaping @Sendable (Prepared, any SQLDatabase) async throws -> Value
+    ) async throws -> Response {
         guard let rawKey = request.headers[Self.keyHeader] else {
-            let value = try await database.transaction { sql in try await effect(sql) }
+            let prepared = try await prepare()
+            let value = try await database.transaction { sql in try await effect(prepared, sql) }
             return try JSONResponse.make(status, value)
         }
         let key = try IdempotencyStore.validateKey(rawKey)
@@ -36,8 +49,9 @@ struct IdempotentEffect: Sendable {
                 body: .init(byteBuffer: ByteBuffer(string: stored.body)))
         case .proceed(let token):
             do {
+                let prepared = try await prepare()
                 let body: String = try await database.transaction { sql in
-                    let value = try await effect(sql)
+                    let value = try await effect(prepared, sql)
                     let body = String(decoding: try JSONResponse.encoder.encode(value), as: UTF8.self)
                     try await store.complete(user: caller.id, key: key, token: token, status: Int(status.code), body: body, in: sql)
                     return body

@@ -89,21 +89,27 @@ public struct WalletService: Sendable {
     /// route can take either).
     public func debit(_ id: WalletID, _ amount: Amount, _ reference: String?, _ caller: User, _ sql: any SQLDatabase) async throws -> WalletMovement {
         do {
-            let movement: WalletMovement
-            if database.dialect == .postgres {
-                movement = try await debitInOneStatement(id, amount, reference, caller, sql)
-                try failpoints.hit(Failpoint.debitAfterBalanceUpdate)
-            } else {
-                let wallet = try await takeFromBalance(id, amount, ownedBy: caller, sql)
-                try failpoints.hit(Failpoint.debitAfterBalanceUpdate)
-                movement = WalletMovement(wallet: wallet, entry: try await appendLedger(wallet, .debit, amount, reference, sql))
-            }
+            let movement = try await take(Debit(wallet: id, amount: amount, reference: reference, caller: caller), sql)
             count("debit", "success")
             return movement
         } catch let error as AppError {
             count("debit", error.code.rawValue)
             throw error
         }
+    }
+
+    /// An order's payment: `total` from the buyer's own USD wallet (an admin cannot pay from someone else's),
+    /// its ledger row linked to the order. Runs in the order's transaction.
+    public func pay(order: OrderID, from id: WalletID, total: Amount, buyer: User, _ sql: any SQLDatabase) async throws -> WalletMovement {
+        try await take(Debit(wallet: id, amount: total, reference: "order:\(order)", caller: buyer, ownerOnly: true,
+                             currency: .usd, order: order), sql)
+    }
+
+    /// An order's refund: `total` back to the wallet that paid it, linked to the order. Runs in the cancel's
+    /// transaction.
+    public func refund(order: OrderID, to id: WalletID, total: Amount, _ sql: any SQLDatabase) async throws -> WalletMovement {
+        let wallet = try await addToBalance(id, total, sql)
+        return WalletMovement(wallet: wallet, entry: try await appendLedger(wallet, .credit, total, "refund:order:\(order)", order: order, sql))
     }
 
     /// Moves `amount` between two wallets of one currency. Both wallets are updated in ascending id order, so
@@ -126,7 +132,7 @@ public struct WalletService: Sendable {
             var updated: [WalletID: Wallet] = [:]
             for step in source.description < target.description ? [source, target] : [target, source] {
                 if step == source {
-                    updated[step] = try await takeFromBalance(step, amount, ownedBy: caller, sql)
+                    updated[step] = try await takeFromBalance(Debit(wallet: step, amount: amount, reference: nil, caller: caller), sql)
                 } else {
                     updated[step] = try await addToBalance(step, amount, sql)
                 }
@@ -157,33 +163,63 @@ public struct WalletService: Sendable {
 
     // MARK: The conditional updates
 
-    /// PostgreSQL: the conditional update and its ledger row in one statement (data-modifying CTE), so a hot
-    /// wallet's row lock is held for one round trip and the commit instead of three. Same effect and the same
-    /// all-or-nothing as the two statements SQLite runs (SQLite has no data-modifying CTEs; its writers are
-    /// serialized anyway).
-    private func debitInOneStatement(
-        _ id: WalletID, _ amount: Amount, _ reference: String?, _ caller: User, _ sql: any SQLDatabase
-    ) async throws -> WalletMovement {
+    /// What a debit may take, and from whom.
+    struct Debit {
+        let wallet: WalletID
+        let amount: Amount
+        let reference: String?
+        let caller: User
+        /// Only the owner may pay (orders); otherwise an admin may take from any wallet.
+        var ownerOnly = false
+        /// The currency the wallet must hold, when the debit is priced in one.
+        var currency: Currency? = nil
+        /// The order a payment belongs to.
+        var order: OrderID? = nil
+
+        /// The conditions, besides the balance, that the wallet row must meet.
+        var rowConditions: SQLQueryString {
+            var conditions: SQLQueryString = "id = \(bind: wallet.description)"
+            conditions += ownerOnly
+                ? " AND owner_id = \(bind: caller.id.description)"
+                : " AND (owner_id = \(bind: caller.id.description) OR \(bind: caller.isAdmin ? 1 : 0) = 1)"
+            if let currency { conditions += " AND currency = \(bind: currency.code)" }
+            return conditions
+        }
+    }
+
+    /// The conditional debit and its ledger row. On PostgreSQL one statement (a data-modifying CTE), so a hot
+    /// wallet's row lock is held for one round trip and the commit instead of three; on SQLite (no
+    /// data-modifying CTEs, writers serialized anyway) two statements with the same all-or-nothing.
+    func take(_ debit: Debit, _ sql: any SQLDatabase) async throws -> WalletMovement {
+        let amount = debit.amount.minorUnits
+        guard database.dialect == .postgres else {
+            let row = try await sql.raw("""
+                UPDATE wallets SET balance = balance - \(bind: amount)
+                WHERE \(debit.rowConditions) AND balance >= \(bind: amount)
+                RETURNING \(unsafeRaw: WalletRow.columnList)
+                """).first(decoding: WalletRow.self)
+            guard let row else { try await debitFailure(debit, sql) }
+            let wallet = try row.wallet()
+            try failpoints.hit(Failpoint.debitAfterBalanceUpdate)
+            return WalletMovement(wallet: wallet, entry: try await appendLedger(wallet, .debit, debit.amount, debit.reference, order: debit.order, sql))
+        }
         let row = try await sql.raw("""
             WITH w AS (
-                UPDATE wallets SET balance = balance - \(bind: amount.minorUnits)
-                WHERE id = \(bind: id.description) AND balance >= \(bind: amount.minorUnits)
-                  AND (owner_id = \(bind: caller.id.description) OR \(bind: caller.isAdmin ? 1 : 0) = 1)
+                UPDATE wallets SET balance = balance - \(bind: amount)
+                WHERE \(debit.rowConditions) AND balance >= \(bind: amount)
                 RETURNING \(unsafeRaw: WalletRow.columnList)
             ), l AS (
-                INSERT INTO wallet_transactions (id, wallet_id, kind, amount, balance_after, reference, created_at_micros)
-                SELECT \(bind: LedgerEntryID().description), w.id, 'debit', \(bind: amount.minorUnits), w.balance,
-                       \(bind: reference), \(bind: StoredTime.nowMicros()) FROM w
+                INSERT INTO wallet_transactions (id, wallet_id, kind, amount, balance_after, reference, order_id, created_at_micros)
+                SELECT \(bind: LedgerEntryID().description), w.id, 'debit', \(bind: amount), w.balance,
+                       \(bind: debit.reference), \(bind: debit.order?.description), \(bind: StoredTime.nowMicros()) FROM w
                 RETURNING \(unsafeRaw: LedgerRow.columns.joined(separator: ", "))
             )
             SELECT w.id, w.owner_id, w.currency, w.balance, w.created_at_micros, l.entry_no, l.id AS entry_id,
                    l.kind, l.amount, l.balance_after, l.reference, l.created_at_micros AS entry_created_at_micros
             FROM w, l
             """).first(decoding: DebitRow.self)
-        guard let row else {
-            // Nothing taken: explain why (a read that decides nothing).
-            try await takeFromBalanceFailure(id, amount, ownedBy: caller, sql)
-        }
+        guard let row else { try await debitFailure(debit, sql) }
+        try failpoints.hit(Failpoint.debitAfterBalanceUpdate)
         let wallet = try WalletRow(id: row.id, owner_id: row.owner_id, currency: row.currency, balance: row.balance,
                                    created_at_micros: row.created_at_micros).wallet()
         let entry = try LedgerRow(entry_no: row.entry_no, id: row.entry_id, wallet_id: row.id, kind: row.kind, amount: row.amount,
@@ -192,25 +228,30 @@ public struct WalletService: Sendable {
         return WalletMovement(wallet: wallet, entry: entry)
     }
 
-    private func takeFromBalance(_ id: WalletID, _ amount: Amount, ownedBy caller: User, _ sql: any SQLDatabase) async throws -> Wallet {
+    /// After a conditional debit took nothing, says why (a read that decides nothing): 404 for a missing or
+    /// foreign wallet, 422 for the wrong currency, else 409 insufficient_funds.
+    private func debitFailure(_ debit: Debit, _ sql: any SQLDatabase) async throws -> Never {
+        let caller = debit.caller
+        guard let current = try await Self.fetch(debit.wallet, sql),
+              current.owner_id == caller.id.description || (caller.isAdmin && !debit.ownerOnly)
+        else { throw AppError.notFound("wallet") }
+        if let currency = debit.currency, current.currency != currency.code {
+            throw AppError.invalidField("walletId", "the wallet holds \(current.currency); this is priced in \(currency.code)")
+        }
+        throw AppError(.insufficientFunds, "wallet balance is \(current.balance); cannot take \(debit.amount)",
+                       details: ["walletId": .string(debit.wallet.description), "balance": .integer(current.balance),
+                                 "requested": .integer(debit.amount.minorUnits)])
+    }
+
+    /// The conditional update alone (transfers write both ledger rows in one statement afterwards).
+    private func takeFromBalance(_ debit: Debit, _ sql: any SQLDatabase) async throws -> Wallet {
         let row = try await sql.raw("""
-            UPDATE wallets SET balance = balance - \(bind: amount.minorUnits)
-            WHERE id = \(bind: id.description) AND balance >= \(bind: amount.minorUnits)
-              AND (owner_id = \(bind: caller.id.description) OR \(bind: caller.isAdmin ? 1 : 0) = 1)
+            UPDATE wallets SET balance = balance - \(bind: debit.amount.minorUnits)
+            WHERE \(debit.rowConditions) AND balance >= \(bind: debit.amount.minorUnits)
             RETURNING \(unsafeRaw: WalletRow.columnList)
             """).first(decoding: WalletRow.self)
         if let row { return try row.wallet() }
-        try await takeFromBalanceFailure(id, amount, ownedBy: caller, sql)
-    }
-
-    /// After a conditional debit took nothing: 404 for a missing or foreign wallet, else 409 insufficient_funds.
-    private func takeFromBalanceFailure(_ id: WalletID, _ amount: Amount, ownedBy caller: User, _ sql: any SQLDatabase) async throws -> Never {
-        guard let current = try await Self.fetch(id, sql), caller.isAdmin || current.owner_id == caller.id.description else {
-            throw AppError.notFound("wallet")
-        }
-        throw AppError(.insufficientFunds, "wallet balance is \(current.balance); cannot take \(amount)",
-                       details: ["walletId": .string(id.description), "balance": .integer(current.balance),
-                                 "requested": .integer(amount.minorUnits)])
+        try await debitFailure(debit, sql)
     }
 
     private func addToBalance(_ id: WalletID, _ amount: Amount, _ sql: any SQLDatabase) async throws -> Wallet {
@@ -226,14 +267,15 @@ public struct WalletService: Sendable {
     }
 
     private func appendLedger(
-        _ wallet: Wallet, _ kind: LedgerEntry.Kind, _ amount: Amount, _ reference: String?, _ sql: any SQLDatabase
+        _ wallet: Wallet, _ kind: LedgerEntry.Kind, _ amount: Amount, _ reference: String?, order: OrderID? = nil,
+        _ sql: any SQLDatabase
     ) async throws -> LedgerEntry {
         let id = LedgerEntryID()
         let now = StoredTime.nowMicros()
         guard let row = try await sql.raw("""
-            INSERT INTO wallet_transactions (id, wallet_id, kind, amount, balance_after, reference, created_at_micros)
+            INSERT INTO wallet_transactions (id, wallet_id, kind, amount, balance_after, reference, order_id, created_at_micros)
             VALUES (\(bind: id.description), \(bind: wallet.id.description), \(bind: kind.rawValue), \(bind: amount.minorUnits),
-                    \(bind: wallet.balance), \(bind: reference), \(bind: now))
+                    \(bind: wallet.balance), \(bind: reference), \(bind: order?.description), \(bind: now))
             RETURNING \(unsafeRaw: LedgerRow.columns.joined(separator: ", "))
             """).first(decoding: LedgerRow.self)
         else { throw StorageError.missingReturnedRow("wallet_transactions insert") }

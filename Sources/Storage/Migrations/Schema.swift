@@ -94,6 +94,80 @@ public enum Schema {
                 // Who holds an in-flight claim: only that request may complete or release it.
                 "ALTER TABLE idempotency_keys ADD COLUMN claim_token TEXT",
             ]),
+        Migration(version: 6, name: "catalog_orders", both: catalogTables),
+    ]
+
+    /// Products (stock never negative; `units_stocked` counts every unit ever added, so stock + units in
+    /// non-cancelled orders = units_stocked can be audited), orders with their items, the notification outbox
+    /// written with each order, and the ledger's link from a payment or refund to its order.
+    static let catalogTables = [
+        """
+        CREATE TABLE products (
+            id TEXT PRIMARY KEY,
+            seller_id TEXT NOT NULL REFERENCES users (id),
+            sku TEXT NOT NULL CHECK (length(sku) BETWEEN 1 AND 64),
+            name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+            price BIGINT NOT NULL CHECK (price > 0 AND price <= 1000000000000),
+            stock BIGINT NOT NULL CHECK (stock >= 0),
+            units_stocked BIGINT NOT NULL CHECK (units_stocked >= stock AND units_stocked <= 1000000000000),
+            status TEXT NOT NULL CHECK (status IN ('draft', 'active', 'disabled', 'archived')),
+            created_at_micros BIGINT NOT NULL,
+            updated_at_micros BIGINT NOT NULL,
+            deleted_at_micros BIGINT
+        )
+        """,
+        // A seller's SKUs are unique among products that are not deleted.
+        "CREATE UNIQUE INDEX products_seller_sku ON products (seller_id, sku) WHERE deleted_at_micros IS NULL",
+        "CREATE INDEX products_listing ON products (created_at_micros, id)",
+        """
+        CREATE TABLE orders (
+            id TEXT PRIMARY KEY,
+            buyer_id TEXT NOT NULL REFERENCES users (id),
+            wallet_id TEXT NOT NULL REFERENCES wallets (id),
+            status TEXT NOT NULL CHECK (status IN ('paid', 'shipped', 'delivered', 'cancelled')),
+            subtotal BIGINT NOT NULL CHECK (subtotal > 0),
+            shipping BIGINT NOT NULL CHECK (shipping >= 0),
+            total BIGINT NOT NULL CHECK (total = subtotal + shipping),
+            shipping_source TEXT NOT NULL CHECK (shipping_source IN ('provider', 'fallback')),
+            destination_country TEXT NOT NULL CHECK (length(destination_country) = 2),
+            destination_postal_code TEXT NOT NULL,
+            created_at_micros BIGINT NOT NULL,
+            updated_at_micros BIGINT NOT NULL
+        )
+        """,
+        "CREATE INDEX orders_buyer ON orders (buyer_id, created_at_micros)",
+        """
+        CREATE TABLE order_items (
+            order_id TEXT NOT NULL REFERENCES orders (id),
+            product_id TEXT NOT NULL REFERENCES products (id),
+            seller_id TEXT NOT NULL,
+            quantity BIGINT NOT NULL CHECK (quantity BETWEEN 1 AND 1000),
+            unit_price BIGINT NOT NULL CHECK (unit_price > 0),
+            PRIMARY KEY (order_id, product_id)
+        )
+        """,
+        "CREATE INDEX order_items_product ON order_items (product_id)",
+        """
+        CREATE TABLE notifications (
+            id TEXT PRIMARY KEY,
+            channel TEXT NOT NULL CHECK (channel IN ('email', 'push')),
+            recipient TEXT NOT NULL,
+            template TEXT NOT NULL,
+            data TEXT NOT NULL,
+            order_id TEXT,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'dead')),
+            attempts INTEGER NOT NULL CHECK (attempts >= 0),
+            next_attempt_at_micros BIGINT NOT NULL,
+            claimed_until_micros BIGINT,
+            last_error TEXT,
+            created_at_micros BIGINT NOT NULL,
+            updated_at_micros BIGINT NOT NULL,
+            sent_at_micros BIGINT
+        )
+        """,
+        "CREATE INDEX notifications_due ON notifications (status, next_attempt_at_micros)",
+        "ALTER TABLE wallet_transactions ADD COLUMN order_id TEXT",
+        "CREATE INDEX wallet_transactions_order ON wallet_transactions (order_id)",
     ]
 
     /// Wallets (balance never negative, never past 10^15), their append-only ledger, transfers and idempotency

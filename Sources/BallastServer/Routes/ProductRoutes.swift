@@ -1,0 +1,98 @@
+import Foundation
+import Hummingbird
+import Marketplace
+
+/// The catalog: products, their stock and their publication (SPEC §3). Status changes that take products off
+/// sale live in the admin-safety routes.
+struct ProductRoutes<Context: BallastRequestContext> {
+    let products: ProductService
+
+    func register(on router: Router<Context>) {
+        router.post("/api/products") { request, context in
+            let caller = try context.requireUser()
+            let new = try NewProduct(try await request.jsonObject())
+            return try JSONResponse.make(.created, ProductBody(try await products.create(new, seller: caller)))
+        }
+        router.get("/api/products") { request, context in
+            let caller = try context.requireUser()
+            let list = try ListQuery(request)
+            let query = request.uri.queryParameters
+            var status: ProductStatus?
+            if let text = query["status"].map(String.init), !text.isEmpty {
+                guard let parsed = ProductStatus(rawValue: text) else {
+                    throw AppError.invalidField("status", "status must be one of \(ProductStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                status = parsed
+            }
+            let includeDeleted = try Self.includeDeleted(request, caller)
+            var cursor: ProductCursor?
+            if let text = list.cursor {
+                guard let parsed = ProductCursor(text) else {
+                    throw AppError.invalidField("cursor", "cursor is not one this list returned")
+                }
+                cursor = parsed
+            }
+            let page = try await products.list(
+                status: status, includeDeleted: includeDeleted, after: cursor, limit: list.limit, for: caller)
+            return try JSONResponse.make(.ok, Page(items: page.products.map(ProductBody.init), nextCursor: page.next?.description))
+        }
+        router.get("/api/products/{id}") { request, context in
+            let caller = try context.requireUser()
+            let id = try ProductID.parsePath(context.parameters.get("id") ?? "", "product")
+            let product = try await products.product(id, includeDeleted: try Self.includeDeleted(request, caller), for: caller)
+            return try JSONResponse.make(.ok, ProductBody(product))
+        }
+        router.patch("/api/products/{id}") { request, context in
+            let caller = try context.requireUser()
+            let id = try ProductID.parsePath(context.parameters.get("id") ?? "", "product")
+            let edit = try ProductEdit(try await request.jsonObject())
+            return try JSONResponse.make(.ok, ProductBody(try await products.edit(id, edit, by: caller)))
+        }
+        router.post("/api/products/{id}/restock") { request, context in
+            let caller = try context.requireUser()
+            let id = try ProductID.parsePath(context.parameters.get("id") ?? "", "product")
+            let quantity = try await request.jsonObject().integer("quantity", in: 1...Product.maximumStockChange)
+            return try JSONResponse.make(.ok, ProductBody(try await products.restock(id, quantity: quantity, by: caller)))
+        }
+        router.post("/api/products/{id}/publish") { _, context in
+            let caller = try context.requireUser()
+            let id = try ProductID.parsePath(context.parameters.get("id") ?? "", "product")
+            return try JSONResponse.make(.ok, ProductBody(try await products.publish(id, by: caller)))
+        }
+    }
+
+    /// `?includeDeleted=true|false`; only admins may ask for deleted products.
+    static func includeDeleted(_ request: Request, _ caller: User) throws -> Bool {
+        guard let text = request.uri.queryParameters["includeDeleted"].map(String.init), !text.isEmpty else { return false }
+        guard let value = Bool(text) else { throw AppError.invalidField("includeDeleted", "includeDeleted must be true or false") }
+        if value, !caller.isAdmin { throw AppError.forbidden("only admins can see deleted products") }
+        return value
+    }
+}
+
+struct ProductBody: Encodable, Sendable {
+    let id: String
+    let sellerId: String
+    let sku: String
+    let name: String
+    let price: Int64
+    let currency = "USD"
+    let stock: Int64
+    let status: String
+    let createdAt: Date
+    let updatedAt: Date
+    @Null var deletedAt: Date?
+
+    init(_ product: Product) {
+        id = product.id.description
+        sellerId = product.sellerId.description
+        sku = product.sku
+        name = product.name
+        price = product.price
+        stock = product.stock
+        status = product.status.rawValue
+        createdAt = product.createdAt
+        updatedAt = product.updatedAt
+        deletedAt = product.deletedAt
+    }
+}

@@ -1,0 +1,194 @@
+import Foundation
+import Metrics
+import SQLKit
+import Storage
+
+/// Products and their stock. Stock only ever changes by a relative, conditional update (`stock = stock + n`,
+/// `… WHERE stock >= n`): restocks add, orders take (``OrderService``), cancels give back. Nothing writes an
+/// absolute stock level, so two changes can never overwrite each other.
+public struct ProductService: Sendable {
+    let database: Database
+
+    public init(database: Database) {
+        self.database = database
+    }
+
+    // MARK: Reading
+
+    /// The product, unless it is deleted (admins may ask for deleted ones with `includeDeleted`).
+    public func product(_ id: ProductID, includeDeleted: Bool = false, for caller: User) async throws -> Product {
+        let row = try await database.read { sql in try await Self.fetch(id, sql) }
+        guard let product = try row?.product(), product.deletedAt == nil || (includeDeleted && caller.isAdmin) else {
+            throw AppError.notFound("product")
+        }
+        return product
+    }
+
+    /// Products in creation order, oldest first, after `cursor`; deleted ones only for admins who ask.
+    public func list(
+        status: ProductStatus?, includeDeleted: Bool, after cursor: ProductCursor?, limit: Int, for caller: User
+    ) async throws -> (products: [Product], next: ProductCursor?) {
+        let showDeleted = includeDeleted && caller.isAdmin
+        let rows = try await database.read { sql in
+            var query: SQLQueryString = "SELECT \(unsafeRaw: ProductRow.columnList) FROM products WHERE 1 = 1"
+            if let status { query += " AND status = \(bind: status.rawValue)" }
+            if !showDeleted { query += " AND deleted_at_micros IS NULL" }
+            if let cursor {
+                query += """
+                     AND (created_at_micros > \(bind: cursor.createdAtMicros)
+                          OR (created_at_micros = \(bind: cursor.createdAtMicros) AND id > \(bind: cursor.id.description)))
+                    """
+            }
+            query += " ORDER BY created_at_micros, id LIMIT \(bind: limit + 1)"
+            return try await sql.raw(query).all(decoding: ProductRow.self)
+        }
+        let products = try rows.prefix(limit).map { try $0.product() }
+        let next = rows.count > limit
+            ? ProductID(rows[limit - 1].id).map { ProductCursor(createdAtMicros: rows[limit - 1].created_at_micros, id: $0) }
+            : nil
+        return (products, next)
+    }
+
+    // MARK: Changing
+
+    public func create(_ new: NewProduct, seller: User) async throws -> Product {
+        let id = ProductID()
+        let now = StoredTime.nowMicros()
+        let row: ProductRow? = try await database.transaction { sql in
+            let existing = try await sql.raw("""
+                SELECT id FROM products WHERE seller_id = \(bind: seller.id.description) AND sku = \(bind: new.sku)
+                  AND deleted_at_micros IS NULL
+                """).first()
+            if existing != nil {
+                throw AppError(.conflict, "you already sell a product with sku \(new.sku)", details: ["field": "sku"])
+            }
+            return try await sql.raw("""
+                INSERT INTO products (id, seller_id, sku, name, price, stock, units_stocked, status,
+                                      created_at_micros, updated_at_micros)
+                VALUES (\(bind: id.description), \(bind: seller.id.description), \(bind: new.sku), \(bind: new.name),
+                        \(bind: new.price), \(bind: new.stock), \(bind: new.stock), 'draft', \(bind: now), \(bind: now))
+                RETURNING \(unsafeRaw: ProductRow.columnList)
+                """).first(decoding: ProductRow.self)
+        }
+        guard let row else { throw StorageError.missingReturnedRow("products insert") }
+        return try row.product()
+    }
+
+    /// Changes name and/or price.
+    public func edit(_ id: ProductID, _ edit: ProductEdit, by caller: User) async throws -> Product {
+        try await database.transaction { sql in
+            _ = try await lockManageable(id, by: caller, sql)
+            return try await update(id, sql, """
+                name = COALESCE(\(bind: edit.name), name), price = COALESCE(\(bind: edit.price), price)
+                """)
+        }
+    }
+
+    /// Adds `quantity` units (1 to ``Product/maximumStockChange``).
+    public func restock(_ id: ProductID, quantity: Int64, by caller: User) async throws -> Product {
+        try await database.transaction { sql in
+            let before = try await lockManageable(id, by: caller, sql)
+            guard before.unitsStocked <= Product.maximumUnitsStocked - quantity else {
+                throw AppError.invalidField("quantity", "this product may be stocked with at most \(Product.maximumUnitsStocked) units in all")
+            }
+            return try await update(id, sql, """
+                stock = stock + \(bind: quantity), units_stocked = units_stocked + \(bind: quantity)
+                """)
+        }
+    }
+
+    /// Draft or disabled → active. Publishing an active product changes nothing and answers it as it is.
+    public func publish(_ id: ProductID, by caller: User) async throws -> Product {
+        try await database.transaction { sql in
+            let before = try await lockManageable(id, by: caller, sql)
+            switch before.status {
+            case .active: return before
+            case .draft, .disabled: return try await update(id, sql, "status = 'active'")
+            case .archived:
+                throw AppError(.invalidTransition, "an archived product cannot be published again",
+                               details: ["status": .string(before.status.rawValue), "productId": .string(id.description)])
+            }
+        }
+    }
+
+    // MARK: Helpers shared with the admin actions
+
+    /// Reads the product for a change and holds its row until the transaction ends (PostgreSQL `FOR UPDATE`;
+    /// SQLite transactions are `BEGIN IMMEDIATE`, so the whole store is held). 404 when it does not exist, is
+    /// deleted, or belongs to another seller and the caller is no admin.
+    func lockManageable(_ id: ProductID, by caller: User, includeDeleted: Bool = false, _ sql: any SQLDatabase) async throws -> Product {
+        let lock = database.dialect == .postgres ? " FOR UPDATE" : ""
+        let row = try await sql.raw("""
+            SELECT \(unsafeRaw: ProductRow.columnList) FROM products WHERE id = \(bind: id.description)\(unsafeRaw: lock)
+            """).first(decoding: ProductRow.self)
+        guard let product = try row?.product(), product.isManageable(by: caller),
+              includeDeleted || product.deletedAt == nil
+        else { throw AppError.notFound("product") }
+        return product
+    }
+
+    /// Applies `assignments` (SQL with binds) to the product and stamps `updated_at`; answers the new row.
+    func update(_ id: ProductID, _ sql: any SQLDatabase, _ assignments: SQLQueryString) async throws -> Product {
+        let row = try await sql.raw("""
+            UPDATE products SET \(assignments), updated_at_micros = \(bind: StoredTime.nowMicros())
+            WHERE id = \(bind: id.description)
+            RETURNING \(unsafeRaw: ProductRow.columnList)
+            """).first(decoding: ProductRow.self)
+        guard let row else { throw StorageError.missingReturnedRow("products update") }
+        return try row.product()
+    }
+
+    static func fetch(_ id: ProductID, _ sql: any SQLDatabase) async throws -> ProductRow? {
+        try await sql.raw("SELECT \(unsafeRaw: ProductRow.columnList) FROM products WHERE id = \(bind: id.description)")
+            .first(decoding: ProductRow.self)
+    }
+}
+
+/// Position in the product list: the last product's creation time and id.
+public struct ProductCursor: Sendable, Equatable, CustomStringConvertible {
+    public let createdAtMicros: Int64
+    public let id: ProductID
+
+    public init(createdAtMicros: Int64, id: ProductID) {
+        self.createdAtMicros = createdAtMicros
+        self.id = id
+    }
+
+    /// The text form `MICROS_ID` a list returned; `nil` for anything else.
+    public init?(_ text: String) {
+        let parts = text.split(separator: "_", maxSplits: 1)
+        guard parts.count == 2, let micros = Int64(parts[0]), let id = ProductID(String(parts[1])) else { return nil }
+        self.init(createdAtMicros: micros, id: id)
+    }
+
+    public var description: String { "\(createdAtMicros)_\(id)" }
+}
+
+struct ProductRow: Decodable {
+    static let columns = ["id", "seller_id", "sku", "name", "price", "stock", "units_stocked", "status",
+                          "created_at_micros", "updated_at_micros", "deleted_at_micros"]
+    static let columnList = columns.joined(separator: ", ")
+
+    let id: String
+    let seller_id: String
+    let sku: String
+    let name: String
+    let price: Int64
+    let stock: Int64
+    let units_stocked: Int64
+    let status: String
+    let created_at_micros: Int64
+    let updated_at_micros: Int64
+    let deleted_at_micros: Int64?
+
+    func product() throws -> Product {
+        guard let id = ProductID(id), let seller = UserID(seller_id), let status = ProductStatus(rawValue: status) else {
+            throw StorageError.missingReturnedRow("products row \(self.id) is unreadable")
+        }
+        return Product(
+            id: id, sellerId: seller, sku: sku, name: name, price: price, stock: stock, unitsStocked: units_stocked,
+            status: status, createdAt: StoredTime.date(fromMicros: created_at_micros),
+            updatedAt: StoredTime.date(fromMicros: updated_at_micros),
+            deletedAt: deleted_at_micros.map(StoredTime.date(fromMicros:)))
+    }
+}

@@ -1,0 +1,84 @@
+/// Where an order goes: an ISO 3166-1 alpha-2 country code and a postal code.
+public struct Destination: Sendable, Equatable {
+    public let country: String
+    public let postalCode: String
+
+    public init(country: String, postalCode: String) {
+        self.country = country
+        self.postalCode = postalCode
+    }
+
+    /// Reads `{country, postalCode}`; `field` names the object in errors.
+    public init(_ value: JSONValue?, field: String = "destination") throws {
+        guard let value, value != .null else { throw AppError.invalidField(field, "\(field) is required") }
+        let input: InputObject
+        do { input = try InputObject(value) } catch {
+            throw AppError.invalidField(field, "\(field) must be an object {country, postalCode}")
+        }
+        let country = try Self.scoped(field) { try input.string("country", maxLength: 2, minLength: 2) }
+        guard country.unicodeScalars.allSatisfy({ ("A"..."Z").contains($0) }) else {
+            throw AppError.invalidField("\(field).country", "\(field).country must be two upper-case letters, e.g. US")
+        }
+        self.country = country
+        self.postalCode = try Self.scoped(field) { try input.string("postalCode", maxLength: 16) }
+    }
+
+    /// Renames the field of a validation error to `outer.inner`.
+    static func scoped<T>(_ outer: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as AppError {
+            guard case .string(let inner)? = error.details["field"] else { throw error }
+            throw AppError(error.code, "\(outer).\(error.message)", details: ["field": .string("\(outer).\(inner)")])
+        }
+    }
+}
+
+/// One line of what is shipped.
+public struct ShippedItem: Sendable, Equatable {
+    public let productId: ProductID
+    public let quantity: Int64
+
+    public init(productId: ProductID, quantity: Int64) {
+        self.productId = productId
+        self.quantity = quantity
+    }
+}
+
+/// A shipping price in USD minor units and where it came from.
+public struct ShippingQuote: Sendable, Equatable {
+    public enum Source: String, Sendable {
+        /// The configured rate provider answered.
+        case provider
+        /// The fixed table, because no provider is configured or it failed.
+        case fallback
+    }
+
+    public let amount: Int64
+    public let source: Source
+
+    public init(amount: Int64, source: Source) {
+        self.amount = amount
+        self.source = source
+    }
+}
+
+/// Prices shipping for an order before its transaction starts (a slow provider must never hold row locks).
+/// An implementation either answers a quote or throws an ``AppError`` (503 when the policy is to block).
+public protocol ShippingRates: Sendable {
+    func quote(destination: Destination, items: [ShippedItem]) async throws -> ShippingQuote
+}
+
+/// The fixed table used when no provider is configured or the provider fails: 500 to the US, 1500 elsewhere.
+public struct FallbackShippingRates: ShippingRates {
+    public static let domesticMinor: Int64 = 500
+    public static let internationalMinor: Int64 = 1500
+
+    public init() {}
+
+    public static func amount(for destination: Destination) -> Int64 {
+        destination.country == "US" ? domesticMinor : internationalMinor
+    }
+
+    public func quote(destination: Destination, items: [ShippedItem]) async throws -> ShippingQuote {
+        ShippingQuote(amount: Self.amount(for: destination), source: .fallback)
+    }
+}
