@@ -10,77 +10,32 @@
 # The user must be allowed to create databases; the script creates one and drops it afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-: "${BALLAST_BENCH_POSTGRES_URL:?set BALLAST_BENCH_POSTGRES_URL to a postgres:// URL}"
 run_seconds=${RUN_SECONDS:-10}
 concurrency=${CONCURRENCY:-16}
 token="bench-admin-token-0123456789abcdef0123456789"
-pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-pgbench=${PGBENCH:-$pg_bin/pgbench}
-psql=${PSQL:-$(command -v psql || echo "$pg_bin/psql")}
-
-swift build -c release >/dev/null
-bin=$(swift build -c release --show-bin-path)
-work=$(mktemp -d /tmp/ballast-wallet-bench.XXXXXX)
-db="ballast_bench_w$$"
-admin_url=${BALLAST_BENCH_POSTGRES_URL}
-db_url=$(printf '%s' "$admin_url" | sed -E "s#^(postgres(ql)?://[^/]+)/[^?]*#\1/$db#")
-libpq() { printf '%s' "$1" | sed -E 's/tlsmode=/sslmode=/'; }
-server_pid=""
-cleanup() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null || true; fi
-  "$psql" "$(libpq "$admin_url")" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
-start_server() {  # $1 = DATABASE_URL; sets port and server_pid (not in a subshell, so they stick)
-  port=$(free_port)
-  DATABASE_URL="$1" SHADOW_DATABASE_URL=none APP_ENV=staging MIGRATE_ON_START=true LOG_LEVEL=warning \
-    PORT="$port" "$bin/ballast" serve >"$work/server.log" 2>&1 &
-  server_pid=$!
-  for _ in $(seq 1 200); do
-    curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1 && return
-    sleep 0.1
-  done
-  echo "server did not start" >&2; cat "$work/server.log" >&2; exit 1
-}
-stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
+source Benchmarks/common.sh
 
 http_run() {  # $1 = port, $2 = hot|spread → "tps p50 p99"
   "$bin/ballast-bench" http-debits --url "http://127.0.0.1:$1" --token "$token" --wallets "$2" \
     --concurrency "$concurrency" --seconds "$run_seconds" | sed -E 's/tps=([0-9.]+) p50_ms=([0-9.]+) p99_ms=([0-9.]+).*/\1 \2 \3/'
 }
 
-pgbench_run() {  # $1 = script → "tps p50 p99"
-  rm -f "$work"/pgb_log*
-  local out; out=$(cd "$work" && "$pgbench" -n -M extended -c "$concurrency" -j 2 -T "$run_seconds" -f "$1" \
-    -l --log-prefix=pgb_log "$(libpq "$db_url")" 2>&1)
-  local tps; tps=$(printf '%s\n' "$out" | sed -nE 's/^tps = ([0-9.]+).*/\1/p' | head -n 1)
-  cat "$work"/pgb_log* | awk '{print $3}' | sort -n >"$work/lat"
-  local n; n=$(wc -l <"$work/lat")
-  local p50; p50=$(awk -v n="$n" 'NR==int(n*0.50)+1 {printf "%.2f", $1/1000}' "$work/lat")
-  local p99; p99=$(awk -v n="$n" 'NR==int(n*0.99)+1 {printf "%.2f", $1/1000}' "$work/lat")
-  echo "$tps $p50 $p99"
-}
-
 # --- PostgreSQL ------------------------------------------------------------------------------------------------
-"$psql" "$(libpq "$admin_url")" -qc "CREATE DATABASE $db" >/dev/null
+create_database
 "$bin/ballast-bench" seed --database-url "$db_url" --token "$token" >/dev/null
 hash=$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)
 owner="00000000-0000-0000-0000-0000000000b1"
 cat >"$work/hot.sql" <<SQL
 SELECT id, name, role, token_hash, created_at_micros FROM users WHERE token_hash = '$hash';
 BEGIN;
-WITH w AS (UPDATE wallets SET balance = balance - 1 WHERE id = md5('hot')::uuid::text AND balance >= 1 AND (owner_id = '$owner' OR 1 = 1) RETURNING id, owner_id, currency, balance, created_at_micros), l AS (INSERT INTO wallet_transactions (id, wallet_id, kind, amount, balance_after, reference, created_at_micros) SELECT gen_random_uuid()::text, w.id, 'debit', 1, w.balance, NULL, 0 FROM w RETURNING entry_no, id, wallet_id, kind, amount, balance_after, reference, created_at_micros) SELECT w.id, w.owner_id, w.currency, w.balance, w.created_at_micros, l.entry_no, l.id AS entry_id, l.kind, l.amount, l.balance_after, l.reference, l.created_at_micros AS entry_created_at_micros FROM w, l;
+WITH w AS (UPDATE wallets SET balance = balance - 1 WHERE id = md5('hot')::uuid::text AND balance >= 1 AND (owner_id = '$owner' OR 1 = 1) RETURNING id, owner_id, currency, balance, created_at_micros), l AS (INSERT INTO wallet_transactions (id, wallet_id, kind, amount, balance_after, reference, order_id, created_at_micros) SELECT gen_random_uuid()::text, w.id, 'debit', 1, w.balance, NULL, NULL, 0 FROM w RETURNING entry_no, id, wallet_id, kind, amount, balance_after, reference, created_at_micros) SELECT w.id, w.owner_id, w.currency, w.balance, w.created_at_micros, l.entry_no, l.id AS entry_id, l.kind, l.amount, l.balance_after, l.reference, l.created_at_micros AS entry_created_at_micros FROM w, l;
 COMMIT;
 SQL
 cat >"$work/spread.sql" <<SQL
 \set n random(1, 10000)
 SELECT id, name, role, token_hash, created_at_micros FROM users WHERE token_hash = '$hash';
 BEGIN;
-WITH w AS (UPDATE wallets SET balance = balance - 1 WHERE id = md5('w' || :n)::uuid::text AND balance >= 1 AND (owner_id = '$owner' OR 1 = 1) RETURNING id, owner_id, currency, balance, created_at_micros), l AS (INSERT INTO wallet_transactions (id, wallet_id, kind, amount, balance_after, reference, created_at_micros) SELECT gen_random_uuid()::text, w.id, 'debit', 1, w.balance, NULL, 0 FROM w RETURNING entry_no, id, wallet_id, kind, amount, balance_after, reference, created_at_micros) SELECT w.id, w.owner_id, w.currency, w.balance, w.created_at_micros, l.entry_no, l.id AS entry_id, l.kind, l.amount, l.balance_after, l.reference, l.created_at_micros AS entry_created_at_micros FROM w, l;
+WITH w AS (UPDATE wallets SET balance = balance - 1 WHERE id = md5('w' || :n)::uuid::text AND balance >= 1 AND (owner_id = '$owner' OR 1 = 1) RETURNING id, owner_id, currency, balance, created_at_micros), l AS (INSERT INTO wallet_transactions (id, wallet_id, kind, amount, balance_after, reference, order_id, created_at_micros) SELECT gen_random_uuid()::text, w.id, 'debit', 1, w.balance, NULL, NULL, 0 FROM w RETURNING entry_no, id, wallet_id, kind, amount, balance_after, reference, created_at_micros) SELECT w.id, w.owner_id, w.currency, w.balance, w.created_at_micros, l.entry_no, l.id AS entry_id, l.kind, l.amount, l.balance_after, l.reference, l.created_at_micros AS entry_created_at_micros FROM w, l;
 COMMIT;
 SQL
 
@@ -88,8 +43,8 @@ start_server "$db_url"
 read -r h_tps h_p50 h_p99 < <(http_run "$port" hot)
 read -r s_tps s_p50 s_p99 < <(http_run "$port" spread)
 stop_server
-read -r ph_tps ph_p50 ph_p99 < <(pgbench_run hot.sql)
-read -r ps_tps ps_p50 ps_p99 < <(pgbench_run spread.sql)
+read -r ph_tps ph_p50 ph_p99 < <(pgbench_run hot.sql -c "$concurrency" -T "$run_seconds")
+read -r ps_tps ps_p50 ps_p99 < <(pgbench_run spread.sql -c "$concurrency" -T "$run_seconds")
 
 # --- SQLite ----------------------------------------------------------------------------------------------------
 sqlite_url="sqlite:$work/bench.sqlite"
@@ -99,7 +54,6 @@ read -r qh_tps qh_p50 qh_p99 < <(http_run "$port" hot)
 read -r qs_tps qs_p50 qs_p99 < <(http_run "$port" spread)
 stop_server
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 printf '\nwallet debits, concurrency %s, %s s per run (PostgreSQL synchronous_commit on)\n' "$concurrency" "$run_seconds"
 printf '%-30s %10s %10s %10s %8s\n' "run" "tps" "p50 ms" "p99 ms" "ratio"
 printf '%-30s %10.0f %10s %10s %8s\n' "postgres hot: ballast HTTP" "$h_tps" "$h_p50" "$h_p99" "$(ratio "$h_tps" "$ph_tps")"

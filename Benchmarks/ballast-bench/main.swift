@@ -6,6 +6,9 @@
 //                 [--concurrency 16] [--seconds 10]
 //                                                      debits over HTTP against a running server (used by
 //                                                      Benchmarks/wallet-debits.sh, which sets it all up)
+//   swift run -c release ballast-bench http-orders --url URL --token T --products flash|spread
+//                 [--concurrency 64] [--orders 5000] [--seconds 10]
+//                                                      orders over HTTP (used by Benchmarks/orders.sh)
 //
 // BALLAST_BENCH_POSTGRES_URL must point at a server where the user may create databases; the benchmark creates
 // and drops its own.
@@ -26,7 +29,11 @@ case "seed":
     try await runSeed(Array(arguments.dropFirst()))
 case "http-debits":
     try await runHTTPDebits(Array(arguments.dropFirst()))
+case "oversold":
+    try await runOversold(Array(arguments.dropFirst()))
+case "http-orders":
+    try await runHTTPOrders(Array(arguments.dropFirst()))
 default:
-    FileHandle.standardError.write(Data("usage: ballast-bench [http-debits --url URL --token T --wallets hot|spread [--concurrency N] [--seconds S]]\n".utf8))
+    FileHandle.standardError.write(Data("usage: ballast-bench [seed …|http-debits …|http-orders …] (see Benchmarks/ballast-bench/main.swift)\n".utf8))
     exit(2)
 }

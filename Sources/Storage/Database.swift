@@ -182,9 +182,10 @@ extension Database {
     /// Opens a store, keeps it running while `body` uses it, then closes it. For commands and tests that are
     /// not part of a service group.
     public static func withRunning<R: Sendable>(
-        _ url: DatabaseURL, poolSize: Int, logger: Logger, _ body: @Sendable (Database) async throws -> R
+        _ url: DatabaseURL, poolSize: Int, poolWait: Duration = .seconds(30), logger: Logger,
+        _ body: @Sendable (Database) async throws -> R
     ) async throws -> R {
-        let database = try await Database.open(url, poolSize: poolSize, logger: logger)
+        let database = try await Database.open(url, poolSize: poolSize, poolWait: poolWait, logger: logger)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await database.run() }
             defer { group.cancelAll() }

@@ -102,6 +102,9 @@ struct OrderTests {
             // Someone else's wallet: not found. Malformed JSON: 400.
             let foreign = try await app.request(.post, "/api/orders", token: buyer.token, body: body(line("1"), wallet: stranger.wallet))
             #expect(foreign.status == .notFound)
+            let missing = try await app.request(.post, "/api/orders", token: buyer.token,
+                                                body: body(line("1"), wallet: UUID().uuidString.lowercased()))
+            #expect(missing.status == .notFound, "\(missing.body)")
             #expect(try await app.request(.post, "/api/orders", token: buyer.token, body: "{").status == .badRequest)
 
             #expect(try await app.orderCount() == 0)

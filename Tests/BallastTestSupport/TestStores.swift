@@ -66,13 +66,18 @@ public enum TestStores {
         }
     }
 
+    /// How long a test's request waits for a pooled connection. Longer than the 30 s a server waits: tests
+    /// queue hundreds of concurrent writers on a shared two-core machine while other suites run, and they prove
+    /// exact outcomes, not latency (the bounded wait itself has a test of its own with a short one).
+    public static let poolWait: Duration = .seconds(120)
+
     /// A fresh store of `kind`, open and running, migrated unless `migrate` is false.
     public static func withDatabase<R: Sendable>(
         _ kind: StoreKind, migrate: Bool = true, poolSize: Int = 10,
         _ body: @Sendable (Database) async throws -> R
     ) async throws -> R {
         try await withFreshURL(kind) { url in
-            try await Database.withRunning(url, poolSize: poolSize, logger: logger) { database in
+            try await Database.withRunning(url, poolSize: poolSize, poolWait: poolWait, logger: logger) { database in
                 if migrate { try await Migrator(database: database, logger: logger).migrate() }
                 return try await body(database)
             }

@@ -100,9 +100,16 @@ public struct WalletService: Sendable {
 
     /// An order's payment: `total` from the buyer's own USD wallet (an admin cannot pay from someone else's),
     /// its ledger row linked to the order. Runs in the order's transaction.
-    public func pay(order: OrderID, from id: WalletID, total: Amount, buyer: User, _ sql: any SQLDatabase) async throws -> WalletMovement {
+    ///
+    /// `alongside` (PostgreSQL only) is more of the transaction's writes as data-modifying CTEs
+    /// (`, name AS (INSERT … SELECT … FROM w)`, where `w` is the debited wallet row), sent in the payment's
+    /// statement so they cost no round trip of their own; the caller runs them as statements of their own on
+    /// SQLite.
+    public func pay(
+        order: OrderID, from id: WalletID, total: Amount, buyer: User, alongside: SQLQueryString? = nil, _ sql: any SQLDatabase
+    ) async throws -> WalletMovement {
         try await take(Debit(wallet: id, amount: total, reference: "order:\(order)", caller: buyer, ownerOnly: true,
-                             currency: .usd, order: order), sql)
+                             currency: .usd, order: order), alongside: alongside, sql)
     }
 
     /// An order's refund: `total` back to the wallet that paid it, linked to the order. Runs in the cancel's
@@ -190,7 +197,7 @@ public struct WalletService: Sendable {
     /// The conditional debit and its ledger row. On PostgreSQL one statement (a data-modifying CTE), so a hot
     /// wallet's row lock is held for one round trip and the commit instead of three; on SQLite (no
     /// data-modifying CTEs, writers serialized anyway) two statements with the same all-or-nothing.
-    func take(_ debit: Debit, _ sql: any SQLDatabase) async throws -> WalletMovement {
+    func take(_ debit: Debit, alongside: SQLQueryString? = nil, _ sql: any SQLDatabase) async throws -> WalletMovement {
         let amount = debit.amount.minorUnits
         guard database.dialect == .postgres else {
             let row = try await sql.raw("""
@@ -203,7 +210,7 @@ public struct WalletService: Sendable {
             try failpoints.hit(Failpoint.debitAfterBalanceUpdate)
             return WalletMovement(wallet: wallet, entry: try await appendLedger(wallet, .debit, debit.amount, debit.reference, order: debit.order, sql))
         }
-        let row = try await sql.raw("""
+        var statement: SQLQueryString = """
             WITH w AS (
                 UPDATE wallets SET balance = balance - \(bind: amount)
                 WHERE \(debit.rowConditions) AND balance >= \(bind: amount)
@@ -214,10 +221,15 @@ public struct WalletService: Sendable {
                        \(bind: debit.reference), \(bind: debit.order?.description), \(bind: StoredTime.nowMicros()) FROM w
                 RETURNING \(unsafeRaw: LedgerRow.columns.joined(separator: ", "))
             )
+            """
+        if let alongside { statement += alongside }
+        statement += """
+
             SELECT w.id, w.owner_id, w.currency, w.balance, w.created_at_micros, l.entry_no, l.id AS entry_id,
                    l.kind, l.amount, l.balance_after, l.reference, l.created_at_micros AS entry_created_at_micros
             FROM w, l
-            """).first(decoding: DebitRow.self)
+            """
+        let row = try await sql.raw(statement).first(decoding: DebitRow.self)
         guard let row else { try await debitFailure(debit, sql) }
         try failpoints.hit(Failpoint.debitAfterBalanceUpdate)
         let wallet = try WalletRow(id: row.id, owner_id: row.owner_id, currency: row.currency, balance: row.balance,
