@@ -49,7 +49,8 @@ struct Users: AsyncParsableCommand {
                     } else if try await !migrator.pendingVersions().isEmpty {
                         throw ValidationError("the schema is behind this build: run `ballast migrate` first")
                     }
-                    return try await UserService(database: database).create(name: userName, role: userRole)
+                    return try await UserService(database: database).create(
+                        name: userName, role: userRole, by: AuditActor(system: "cli:users-create"))
                 }
                 let output: [String: String] = [
                     "id": created.user.id.description, "name": created.user.name,

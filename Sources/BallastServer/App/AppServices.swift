@@ -62,7 +62,7 @@ public final class AppServices: Sendable {
         self.evidence = EvidenceLog(database: primary)
         self.evidenceAppender = EvidenceAppender(log: evidence, logger: logger, metrics: metrics.factory)
         self.wallets = WalletService(database: primary, failpoints: failpoints, metrics: metrics.factory)
-        self.products = ProductService(database: primary)
+        self.products = ProductService(database: primary, evidence: evidence, failpoints: failpoints)
         self.orders = OrderService(database: primary, wallets: wallets, failpoints: failpoints, metrics: metrics.factory)
         self.shippingRates = FallbackShippingRates()
         self.idempotency = IdempotencyStore(database: primary)

@@ -27,6 +27,7 @@ public enum BallastApp {
         let idempotent = IdempotentEffect(database: services.primary, store: services.idempotency)
         WalletRoutes(wallets: services.wallets, idempotent: idempotent).register(on: router)
         ProductRoutes(products: services.products).register(on: router)
+        ProductSafetyRoutes(products: services.products).register(on: router)
         OrderRoutes(orders: services.orders, shipping: services.shippingRates, idempotent: idempotent).register(on: router)
         return router
     }

@@ -25,6 +25,9 @@ enum Schema {
          ("reference", string)],
         required: ["amount"])
 
+    /// `{confirm?}` of the destructive product actions.
+    static let confirmBody: JSONValue = object([("confirm", boolean)], required: [])
+
     /// A list page: `{"items": [...], "nextCursor": string|null}`.
     static func page(_ item: JSONValue) -> JSONValue {
         object([("items", .object(["type": .string("array"), "items": item])), ("nextCursor", nullable(string))],

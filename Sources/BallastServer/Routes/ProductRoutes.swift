@@ -3,7 +3,7 @@ import Hummingbird
 import Marketplace
 
 /// The catalog: products, their stock and their publication (SPEC §3). Status changes that take products off
-/// sale live in the admin-safety routes.
+/// sale live in ``ProductSafetyRoutes``.
 struct ProductRoutes<Context: BallastRequestContext> {
     let products: ProductService
 
@@ -46,18 +46,19 @@ struct ProductRoutes<Context: BallastRequestContext> {
             let caller = try context.requireUser()
             let id = try ProductID.parsePath(context.parameters.get("id") ?? "", "product")
             let edit = try ProductEdit(try await request.jsonObject())
-            return try JSONResponse.make(.ok, ProductBody(try await products.edit(id, edit, by: caller)))
+            return try JSONResponse.make(.ok, ProductBody(try await products.edit(id, edit, by: caller, requestId: context.requestId)))
         }
         router.post("/api/products/{id}/restock") { request, context in
             let caller = try context.requireUser()
             let id = try ProductID.parsePath(context.parameters.get("id") ?? "", "product")
             let quantity = try await request.jsonObject().integer("quantity", in: 1...Product.maximumStockChange)
-            return try JSONResponse.make(.ok, ProductBody(try await products.restock(id, quantity: quantity, by: caller)))
+            let product = try await products.restock(id, quantity: quantity, by: caller, requestId: context.requestId)
+            return try JSONResponse.make(.ok, ProductBody(product))
         }
         router.post("/api/products/{id}/publish") { _, context in
             let caller = try context.requireUser()
             let id = try ProductID.parsePath(context.parameters.get("id") ?? "", "product")
-            return try JSONResponse.make(.ok, ProductBody(try await products.publish(id, by: caller)))
+            return try JSONResponse.make(.ok, ProductBody(try await products.publish(id, by: caller, requestId: context.requestId)))
         }
     }
 

@@ -1,16 +1,32 @@
+import ChaosKit
+import Evidence
 import Foundation
-import Metrics
 import SQLKit
 import Storage
 
 /// Products and their stock. Stock only ever changes by a relative, conditional update (`stock = stock + n`,
 /// `… WHERE stock >= n`): restocks add, orders take (``OrderService``), cancels give back. Nothing writes an
 /// absolute stock level, so two changes can never overwrite each other.
+///
+/// Every change by a seller or an admin writes ADMIN_ACTION evidence in its own transaction (``audited``).
 public struct ProductService: Sendable {
     let database: Database
+    let evidence: EvidenceLog
+    let failpoints: Failpoints
 
-    public init(database: Database) {
+    /// Failpoints inside product transactions, for tests that prove rollback.
+    public enum Failpoint {
+        /// After a product row changed, before its evidence record is written.
+        public static let afterChange = "product.after_change"
+    }
+
+    /// How long a deleted product can be restored.
+    public static let restoreWindowMicros: Int64 = 30 * 24 * 3600 * 1_000_000
+
+    public init(database: Database, evidence: EvidenceLog, failpoints: Failpoints) {
         self.database = database
+        self.evidence = evidence
+        self.failpoints = failpoints
     }
 
     // MARK: Reading
@@ -75,19 +91,17 @@ public struct ProductService: Sendable {
     }
 
     /// Changes name and/or price.
-    public func edit(_ id: ProductID, _ edit: ProductEdit, by caller: User) async throws -> Product {
-        try await database.transaction { sql in
-            _ = try await lockManageable(id, by: caller, sql)
-            return try await update(id, sql, """
+    public func edit(_ id: ProductID, _ edit: ProductEdit, by caller: User, requestId: String?) async throws -> Product {
+        try await audited("edit", id, by: caller, requestId: requestId) { _, sql in
+            try await update(id, sql, """
                 name = COALESCE(\(bind: edit.name), name), price = COALESCE(\(bind: edit.price), price)
                 """)
         }
     }
 
     /// Adds `quantity` units (1 to ``Product/maximumStockChange``).
-    public func restock(_ id: ProductID, quantity: Int64, by caller: User) async throws -> Product {
-        try await database.transaction { sql in
-            let before = try await lockManageable(id, by: caller, sql)
+    public func restock(_ id: ProductID, quantity: Int64, by caller: User, requestId: String?) async throws -> Product {
+        try await audited("restock", id, by: caller, requestId: requestId) { before, sql in
             guard before.unitsStocked <= Product.maximumUnitsStocked - quantity else {
                 throw AppError.invalidField("quantity", "this product may be stocked with at most \(Product.maximumUnitsStocked) units in all")
             }
@@ -98,16 +112,33 @@ public struct ProductService: Sendable {
     }
 
     /// Draft or disabled → active. Publishing an active product changes nothing and answers it as it is.
-    public func publish(_ id: ProductID, by caller: User) async throws -> Product {
-        try await database.transaction { sql in
-            let before = try await lockManageable(id, by: caller, sql)
+    public func publish(_ id: ProductID, by caller: User, requestId: String?) async throws -> Product {
+        try await audited("publish", id, by: caller, requestId: requestId) { before, sql in
             switch before.status {
-            case .active: return before
+            case .active: return nil
             case .draft, .disabled: return try await update(id, sql, "status = 'active'")
             case .archived:
                 throw AppError(.invalidTransition, "an archived product cannot be published again",
                                details: ["status": .string(before.status.rawValue), "productId": .string(id.description)])
             }
+        }
+    }
+
+    /// One audited change: locks the product (404 unless the caller is its seller or an admin), lets `change`
+    /// decide and write (`nil`: nothing to change, nothing recorded), then writes the ADMIN_ACTION record in the
+    /// same transaction.
+    func audited(
+        _ action: String, _ id: ProductID, by caller: User, requestId: String?, includeDeleted: Bool = false,
+        _ change: @escaping @Sendable (Product, any SQLDatabase) async throws -> Product?
+    ) async throws -> Product {
+        try await database.transaction { sql in
+            let before = try await lockManageable(id, by: caller, includeDeleted: includeDeleted, sql)
+            guard let after = try await change(before, sql) else { return before }
+            try failpoints.hit(Failpoint.afterChange)
+            try await evidence.append([AdminAction.event(
+                action, entityType: "product", entityId: id.description, by: AuditActor(user: caller, requestId: requestId),
+                before: AdminAction.state(before), after: AdminAction.state(after))], in: sql)
+            return after
         }
     }
 

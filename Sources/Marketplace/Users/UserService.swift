@@ -1,3 +1,4 @@
+import Evidence
 import Foundation
 import Logging
 import SQLKit
@@ -6,13 +7,15 @@ import Storage
 /// Creates users and resolves bearer tokens to users.
 public struct UserService: Sendable {
     let database: Database
+    private let tokens = TokenCache()
 
     public init(database: Database) {
         self.database = database
     }
 
-    /// A new user and its token; the token is returned once and never stored.
-    public func create(name: UserName, role: Role) async throws -> (user: User, token: String) {
+    /// A new user and its token; the token is returned once and never stored (only its hash). Writes
+    /// ADMIN_ACTION evidence (role only, never the name) in the same transaction.
+    public func create(name: UserName, role: Role, by actor: AuditActor) async throws -> (user: User, token: String) {
         let token = AccessToken.generate()
         let user = User(id: UserID(), name: name.value, role: role, createdAt: Date())
         let createdAtMicros = StoredTime.micros(from: user.createdAt)
@@ -22,6 +25,9 @@ public struct UserService: Sendable {
                 VALUES (\(bind: user.id.description), \(bind: user.name), \(bind: role.rawValue),
                         \(bind: AccessToken.hash(token)), \(bind: createdAtMicros))
                 """).run()
+            try await EvidenceLog(database: database).append([AdminAction.event(
+                "create_user", entityType: "user", entityId: user.id.description, by: actor,
+                before: .null, after: ["role": .string(role.rawValue)])], in: sql)
         }
         return (User(id: user.id, name: user.name, role: role, createdAt: StoredTime.date(fromMicros: createdAtMicros)), token)
     }
@@ -30,13 +36,16 @@ public struct UserService: Sendable {
     public func authenticate(token: String) async throws -> User? {
         guard !token.isEmpty, token.count <= AccessToken.maxLength else { return nil }
         let hash = AccessToken.hash(token)
+        if let cached = tokens.user(forHash: hash) { return cached }
         let row = try await database.read { sql in
             try await sql.raw("""
                 SELECT id, name, role, token_hash, created_at_micros FROM users WHERE token_hash = \(bind: hash)
                 """).first(decoding: UserRow.self)
         }
         guard let row, AccessToken.constantTimeEquals(row.token_hash, hash) else { return nil }
-        return try row.user()
+        let user = try row.user()
+        tokens.remember(user, forHash: hash)
+        return user
     }
 
     public func find(id: UserID) async throws -> User? {
@@ -64,6 +73,7 @@ public struct UserService: Sendable {
                 SELECT id, name, role, token_hash, created_at_micros FROM users WHERE token_hash = \(bind: hash)
                 """).first(decoding: UserRow.self)
             else { throw StorageError.missingReturnedRow("admin user after upsert") }
+            tokens.forget(hash: hash)
             return try row.user()
         }
     }
