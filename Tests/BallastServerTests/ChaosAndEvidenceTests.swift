@@ -71,11 +71,12 @@ struct ChaosAndEvidenceTests {
     func aTimeBoxSwitchesInjectionOffWithoutARestart(kind: StoreKind) async throws {
         try await TestApp.run(kind) { app in
             let on = try await app.request(
-                .put, "/api/admin/chaos", token: TestApp.adminToken, body: #"{"enabled":true,"failRate":1,"durationSeconds":1}"#)
-            #expect(on.json["durationSeconds"] as? Int == 1)
-            #expect(on.json["expiresAt"] as? String != nil)
+                .put, "/api/admin/chaos", token: TestApp.adminToken, body: #"{"enabled":true,"failRate":1,"durationSeconds":3}"#)
+            #expect(on.json["durationSeconds"] as? Int == 3)
+            let expiresAt = try #require(app.services.injector.state.expiresAt)
+            // Generous box (3 s) so a loaded machine still sees it open; then wait until just after it closes.
             #expect(app.services.injector.decide(.shadowListingCreate)?.fires == true)
-            try await Task.sleep(for: .milliseconds(1200))
+            try await Task.sleep(for: .milliseconds(max(0, Int(expiresAt.timeIntervalSinceNow * 1000)) + 300))
             #expect(app.services.injector.decide(.shadowListingCreate) == nil, "the box closes by itself")
             #expect((try await app.request(.get, "/health").json["chaos"] as? [String: Any])?["enabled"] as? Bool == false)
 
