@@ -14,18 +14,21 @@ admin_url=${BALLAST_BENCH_POSTGRES_URL}
 db_url=$(printf '%s' "$admin_url" | sed -E "s#^(postgres(ql)?://[^/]+)/[^?]*#\1/$db#")
 libpq() { printf '%s' "$1" | sed -E 's/tlsmode=/sslmode=/'; }
 server_pid=""
+created_dbs=""
 cleanup() {
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null || true; fi
-  "$psql" "$(libpq "$admin_url")" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  for name in $created_dbs; do
+    "$psql" "$(libpq "$admin_url")" -qc "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null 2>&1 || true
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-start_server() {  # $1 = DATABASE_URL; sets port and server_pid (not in a subshell, so they stick)
+start_server() {  # $1 = DATABASE_URL, $2 = SHADOW_DATABASE_URL (default none); sets port and server_pid
   port=$(free_port)
-  DATABASE_URL="$1" SHADOW_DATABASE_URL=none APP_ENV=staging MIGRATE_ON_START=true LOG_LEVEL=warning \
+  DATABASE_URL="$1" SHADOW_DATABASE_URL="${2:-none}" APP_ENV=staging MIGRATE_ON_START=true LOG_LEVEL=warning \
     PORT="$port" "$bin/ballast" serve >"$work/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 200); do
@@ -36,7 +39,13 @@ start_server() {  # $1 = DATABASE_URL; sets port and server_pid (not in a subshe
 }
 stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
 
-create_database() { "$psql" "$(libpq "$admin_url")" -qc "CREATE DATABASE $db" >/dev/null; }
+# create_database [NAME]: NAME (default $db) is dropped again on exit. url_of NAME: its URL.
+create_database() {
+  local name=${1:-$db}
+  "$psql" "$(libpq "$admin_url")" -qc "CREATE DATABASE $name" >/dev/null
+  created_dbs="$created_dbs $name"
+}
+url_of() { printf '%s' "$admin_url" | sed -E "s#^(postgres(ql)?://[^/]+)/[^?]*#\1/$1#"; }
 sql_value() { "$psql" "$(libpq "$db_url")" -Atqc "$1"; }
 
 pgbench_run() {  # $1 = script, then pgbench options (-T S or -t N, -c C) → "tps p50 p99"

@@ -9,6 +9,10 @@
 //   swift run -c release ballast-bench http-orders --url URL --token T --products flash|spread
 //                 [--concurrency 64] [--orders 5000] [--seconds 10]
 //                                                      orders over HTTP (used by Benchmarks/orders.sh)
+//   swift run -c release ballast-bench http-listings --url URL --token T [--concurrency 16] [--seconds 10]
+//   swift run -c release ballast-bench verifier --database-url PG --shadow-url PG [--rows 1000000] [--differ 100]
+//                                                      listing creates over HTTP and the verifier over a large
+//                                                      table (used by Benchmarks/listings.sh)
 //
 // BALLAST_BENCH_POSTGRES_URL must point at a server where the user may create databases; the benchmark creates
 // and drops its own.
@@ -29,6 +33,10 @@ case "seed":
     try await runSeed(Array(arguments.dropFirst()))
 case "http-debits":
     try await runHTTPDebits(Array(arguments.dropFirst()))
+case "http-listings":
+    try await runHTTPListings(Array(arguments.dropFirst()))
+case "verifier":
+    try await runVerifierBench(Array(arguments.dropFirst()))
 case "oversold":
     try await runOversold(Array(arguments.dropFirst()))
 case "http-orders":

@@ -113,6 +113,14 @@ public enum DatabaseURL: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The URL as given, password included: for handing to a child process or a setting, never for logs.
+    public var unredactedText: String {
+        switch self {
+        case .sqliteFile, .sqliteMemory: return description
+        case .postgres(let location): return location.unredacted
+        }
+    }
+
     /// `sqlite` or `postgres`.
     public var dialectName: String {
         switch self {

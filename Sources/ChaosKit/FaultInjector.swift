@@ -121,16 +121,38 @@ public final class FaultInjector: Sendable {
         return (ordinal, FaultDecider.fires(key: current.key, pointHash: counter.hash, ordinal: ordinal, rate: state.failRate))
     }
 
+    /// What an injected fault does to the call that met it.
+    public enum Outcome: Sendable, Equatable {
+        /// The call fails with this error.
+        case fail(InjectedFault)
+        /// The call is held this long (CHAOS_LATENCY_MS), then goes ahead.
+        case delay(Duration, InjectedFault)
+
+        public var fault: InjectedFault {
+            switch self {
+            case .fail(let fault), .delay(_, let fault): return fault
+            }
+        }
+    }
+
+    /// Takes the next call's decision at `point` now and, when a fault fires, records it (metric, log line,
+    /// memory) and says what it does. For work that happens later than its decision (a queued shadow write is
+    /// decided when enqueued, in commit order, and applied by whichever worker is free).
+    public func check(_ point: FaultPoint, entityId: String? = nil, requestId: String? = nil) -> Outcome? {
+        guard let decision = decide(point), decision.fires else { return nil }
+        record(point, ordinal: decision.ordinal, entityId: entityId, requestId: requestId)
+        let fault = InjectedFault(point: point.name, ordinal: decision.ordinal)
+        let latency = state.latencyMilliseconds
+        return latency > 0 ? .delay(.milliseconds(latency), fault) : .fail(fault)
+    }
+
     /// The fault point itself: call it where the fault can happen. Throws ``InjectedFault`` when chaos strikes,
     /// or, with CHAOS_LATENCY_MS > 0, waits that long instead and returns.
     public func strike(_ point: FaultPoint, entityId: String? = nil, requestId: String? = nil) async throws {
-        guard let decision = decide(point), decision.fires else { return }
-        record(point, ordinal: decision.ordinal, entityId: entityId, requestId: requestId)
-        let latency = state.latencyMilliseconds
-        if latency > 0 {
-            try await Task.sleep(for: .milliseconds(latency))
-        } else {
-            throw InjectedFault(point: point.name, ordinal: decision.ordinal)
+        switch check(point, entityId: entityId, requestId: requestId) {
+        case nil: return
+        case .delay(let duration, _): try await Task.sleep(for: duration)
+        case .fail(let fault): throw fault
         }
     }
 

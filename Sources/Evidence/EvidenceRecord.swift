@@ -72,6 +72,8 @@ public struct EvidenceEvent: Sendable, Equatable {
 public enum EvidenceType {
     public static let shadowWriteFailure = "SHADOW_WRITE_FAILURE"
     public static let shadowWriteDiscrepancy = "SHADOW_WRITE_DISCREPANCY"
+    /// The verifier made the shadow match the primary for a discrepancy it had recorded.
+    public static let shadowWriteRepaired = "SHADOW_WRITE_REPAIRED"
     public static let chaosConfigChanged = "CHAOS_CONFIG_CHANGED"
     public static let notificationDeadLettered = "NOTIFICATION_DEAD_LETTERED"
     public static let adminAction = "ADMIN_ACTION"

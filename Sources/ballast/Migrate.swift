@@ -5,7 +5,7 @@ import Storage
 
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Apply pending schema migrations to the primary store, then exit.",
+        abstract: "Apply pending schema migrations to the primary store and the shadow store, then exit.",
         discussion: """
             Safe to run while servers are running and from several machines at once: migrators take turns under \
             a database lock, and a second run finds nothing to do.
@@ -28,6 +28,16 @@ struct Migrate: AsyncParsableCommand {
                 print("schema is up to date at version \(latest)")
             } else {
                 print("applied migrations \(applied.map(String.init).joined(separator: ", ")); schema is at version \(latest)")
+            }
+            if let shadowURL = config.shadowDatabaseURL {
+                let appliedShadow = try await Database.withRunning(shadowURL, poolSize: 2, logger: logger) { database in
+                    try await database.waitUntilReachable(timeout: .seconds(30))
+                    return try await Migrator(database: database, migrations: Schema.shadowMigrations, logger: logger).migrate()
+                }
+                let latestShadow = Schema.shadowMigrations.last?.version ?? 0
+                print(appliedShadow.isEmpty
+                      ? "shadow schema is up to date at version \(latestShadow)"
+                      : "shadow store: applied migrations \(appliedShadow.map(String.init).joined(separator: ", ")); at version \(latestShadow)")
             }
         } catch {
             CommandSupport.printError("error: \(error)")

@@ -68,14 +68,21 @@ struct CLITests {
 
     @Test(arguments: TestStores.kinds)
     func migrateTwiceThenCreateAUser(kind: StoreKind) async throws {
+        let folder = try Self.scratchFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
         try await TestStores.withFreshURL(kind) { url in
-            let environment = ["DATABASE_URL": Self.connectionString(url), "APP_ENV": "staging"]
+            let environment = [
+                "DATABASE_URL": Self.connectionString(url), "APP_ENV": "staging",
+                "SHADOW_DATABASE_URL": "sqlite:\(folder.path)/shadow.sqlite",
+            ]
             let first = try await BallastProcess.run(["migrate"], environment: environment)
             #expect(first.status == 0, "\(first.stderr)")
             #expect(first.stdout.contains("applied migrations"))
+            #expect(first.stdout.contains("shadow store: applied migrations 1"))
             let second = try await BallastProcess.run(["migrate"], environment: environment)
             #expect(second.status == 0)
             #expect(second.stdout.contains("schema is up to date"))
+            #expect(second.stdout.contains("shadow schema is up to date"))
 
             let created = try await BallastProcess.run(
                 ["users", "create", "--name", "Ops Admin", "--role", "admin"], environment: environment)
@@ -206,11 +213,5 @@ struct CLITests {
         return (response.status.code, String(buffer: body))
     }
 
-    static func connectionString(_ url: DatabaseURL) -> String {
-        switch url {
-        case .sqliteFile(let path): return "sqlite:\(path)"
-        case .sqliteMemory: return "sqlite::memory:"
-        case .postgres(let location): return location.unredacted
-        }
-    }
+    static func connectionString(_ url: DatabaseURL) -> String { url.unredactedText }
 }

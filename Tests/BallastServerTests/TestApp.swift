@@ -9,6 +9,7 @@ import HummingbirdTesting
 import Logging
 import Marketplace
 import Storage
+import Synchronization
 import Telemetry
 
 /// A whole Ballast API on a fresh store of one kind, driven in-process through the router.
@@ -18,6 +19,11 @@ struct TestApp: Sendable {
     let services: AppServices
     let client: any TestClientProtocol
     let logSink: LogSink
+    /// The shadow writer's workers, once started.
+    let shadowWorkers: ShadowWorkers
+
+    /// Starts the shadow writer's workers (TestApp.run starts them unless asked not to).
+    func startShadowWorkers() { shadowWorkers.start(services) }
 
     /// Sends a request and decodes the JSON answer.
     func request(
@@ -45,29 +51,81 @@ struct TestApp: Sendable {
         return token
     }
 
-    /// Runs `body` against an app on a fresh, migrated store of `kind`.
+    /// The shadow store a test app runs with.
+    enum Shadow: Sendable {
+        /// Shadow writes off (`SHADOW_DATABASE_URL=none`).
+        case none
+        /// A fresh store of the same kind as the primary.
+        case fresh
+        /// A PostgreSQL URL where nothing listens: every shadow write fails, /health says degraded.
+        case unreachable
+    }
+
+    /// Runs `body` against an app on a fresh, migrated store of `kind` (and a shadow store as asked), with the
+    /// shadow writer's workers running.
     static func run(
-        _ kind: StoreKind, environment: [String: String] = [:],
+        _ kind: StoreKind, environment: [String: String] = [:], shadow: Shadow = .none, startShadowWorkers: Bool = true,
         configure: @escaping @Sendable (Router<AppRequestContext>) -> Void = { _ in },
         _ body: @escaping @Sendable (TestApp) async throws -> Void
     ) async throws {
         try await TestStores.withDatabase(kind) { database in
-            var variables = ["APP_ENV": "test", "BALLAST_ADMIN_TOKEN": adminToken, "SHADOW_DATABASE_URL": "none"]
-            variables.merge(environment) { _, new in new }
-            let config = try AppConfig.load(environment: variables)
-            let sink = LogSink.memory()
-            let logger = LogOutput.makeLogger(label: "ballast", level: .info, sink: sink)
-            let services = AppServices(
-                config: config, primary: database, shadow: nil, logger: logger, startupDatabaseWait: .seconds(5))
-            try await services.prepare()
-            let router = BallastApp.buildRouter(services: services)
-            configure(router)
-            let app = Application(router: router, logger: logger)
-            try await app.test(.router) { client in
-                try await body(TestApp(services: services, client: client, logSink: sink))
+            switch shadow {
+            case .none:
+                try await start(database, shadow: nil, environment: environment, workers: startShadowWorkers, configure: configure, body)
+            case .fresh:
+                try await TestStores.withFreshURL(kind) { url in
+                    try await Database.withRunning(url, poolSize: 10, poolWait: TestStores.poolWait, logger: TestStores.logger) {
+                        try await start(database, shadow: $0, environment: environment, workers: startShadowWorkers,
+                                        configure: configure, body)
+                    }
+                }
+            case .unreachable:
+                let url = DatabaseURL.parse("postgres://ballast@127.0.0.1:9/nowhere?tlsmode=disable")!
+                try await Database.withRunning(url, poolSize: 2, logger: TestStores.logger) {
+                    try await start(database, shadow: $0, environment: environment, workers: startShadowWorkers,
+                                    configure: configure, body)
+                }
             }
         }
     }
+
+    private static func start(
+        _ database: Database, shadow: Database?, environment: [String: String], workers: Bool,
+        configure: @escaping @Sendable (Router<AppRequestContext>) -> Void,
+        _ body: @escaping @Sendable (TestApp) async throws -> Void
+    ) async throws {
+        var variables = ["APP_ENV": "test", "BALLAST_ADMIN_TOKEN": adminToken, "SHADOW_DATABASE_URL": shadow.map { "\($0.url.unredactedText)" } ?? "none"]
+        variables.merge(environment) { _, new in new }
+        let config = try AppConfig.load(environment: variables)
+        let sink = LogSink.memory()
+        let logger = LogOutput.makeLogger(label: "ballast", level: .info, sink: sink)
+        let services = AppServices(
+            config: config, primary: database, shadow: shadow, logger: logger, startupDatabaseWait: .seconds(5))
+        try await services.prepare()
+        let router = BallastApp.buildRouter(services: services)
+        configure(router)
+        let app = Application(router: router, logger: logger)
+        let shadowWorkers = ShadowWorkers()
+        defer { shadowWorkers.stop() }
+        if workers { shadowWorkers.start(services) }
+        try await app.test(.router) { client in
+            try await body(TestApp(services: services, client: client, logSink: sink, shadowWorkers: shadowWorkers))
+        }
+    }
+}
+
+/// The task running the shadow writer's workers in a test app.
+final class ShadowWorkers: Sendable {
+    private let task = Mutex<Task<Void, any Error>?>(nil)
+
+    func start(_ services: AppServices) {
+        task.withLock { task in
+            guard task == nil else { return }
+            task = Task { try await services.shadowWriter?.run() }
+        }
+    }
+
+    func stop() { task.withLock { $0?.cancel() } }
 }
 
 /// What a test reads of a response.

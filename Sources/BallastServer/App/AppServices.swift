@@ -27,12 +27,17 @@ public final class AppServices: Sendable {
     public let evidence: EvidenceLog
     public let evidenceAppender: EvidenceAppender
     public let wallets: WalletService
+    /// Mirrors listing writes into the shadow store; `nil` when there is no shadow store.
+    public let shadowWriter: ShadowWriter?
+    public let listings: ListingService
     public let products: ProductService
     public let orders: OrderService
     /// Prices shipping before an order's transaction.
     public let shippingRates: any ShippingRates
     public let idempotency: IdempotencyStore
-    public let idempotencyPruner: IdempotencyPruner
+    /// The background jobs (verifier, invariant auditor, idempotency-key cleanup) and their scheduler.
+    public let jobs: JobRunner
+    public let discrepancies: Discrepancies
     /// How long start-up keeps retrying an unreachable primary store before giving up.
     public let startupDatabaseWait: Duration
     let readiness: Readiness
@@ -62,12 +67,51 @@ public final class AppServices: Sendable {
         self.evidence = EvidenceLog(database: primary)
         self.evidenceAppender = EvidenceAppender(log: evidence, logger: logger, metrics: metrics.factory)
         self.wallets = WalletService(database: primary, failpoints: failpoints, metrics: metrics.factory)
+        let injector = self.injector, evidenceAppender = self.evidenceAppender
+        let shadowWriter = shadow.map {
+            ShadowWriter(shadow: $0, capacity: config.shadowQueueCapacity, injector: injector, evidence: evidenceAppender,
+                         metrics: metrics.factory, logger: logger)
+        }
+        self.shadowWriter = shadowWriter
+        self.listings = ListingService(database: primary, shadow: shadowWriter)
         self.products = ProductService(database: primary, evidence: evidence, failpoints: failpoints)
         self.orders = OrderService(database: primary, wallets: wallets, failpoints: failpoints, metrics: metrics.factory)
         self.shippingRates = FallbackShippingRates()
         self.idempotency = IdempotencyStore(database: primary)
-        self.idempotencyPruner = IdempotencyPruner(store: idempotency, logger: logger, isReady: { readiness.isReady })
+        self.discrepancies = Discrepancies(database: primary)
+        self.jobs = JobRunner(
+            database: primary,
+            jobs: Self.jobs(config: config, primary: primary, shadow: shadow, writer: shadowWriter, evidence: evidence,
+                            appender: evidenceAppender, idempotency: idempotency, metrics: metrics, logger: logger),
+            logger: logger, isReady: { readiness.isReady })
         self.startupDatabaseWait = startupDatabaseWait
+    }
+
+    /// The jobs every process schedules (one run at a time across all of them).
+    static func jobs(
+        config: AppConfig, primary: Database, shadow: Database?, writer: ShadowWriter?, evidence: EvidenceLog,
+        appender: EvidenceAppender, idempotency: IdempotencyStore, metrics: MetricsRegistry, logger: Logger
+    ) -> [Job] {
+        let verifier = shadow.map {
+            ShadowVerifier(primary: primary, shadow: $0, evidence: evidence, appender: appender, writer: writer,
+                           metrics: metrics.factory, logger: logger)
+        }
+        let auditor = InvariantAuditor(database: primary, evidence: evidence, logger: logger)
+        return [
+            Job(name: "shadow-discrepancy-verifier", intervalSeconds: config.shadowVerifierIntervalSeconds,
+                enabled: config.shadowVerifierEnabled && verifier != nil) { parameters in
+                guard let verifier else {
+                    throw AppError(.conflict, "shadow writes are off (SHADOW_DATABASE_URL=none); there is nothing to verify")
+                }
+                return try await verifier.run(repair: parameters.repair).json
+            },
+            Job(name: "ledger-invariant-auditor", intervalSeconds: 3600, enabled: true) { _ in
+                try await auditor.run().json
+            },
+            Job(name: "idempotency-key-cleanup", intervalSeconds: 600, enabled: true) { _ in
+                .object(["deleted": .integer(Int64(try await idempotency.prune()))])
+            },
+        ]
     }
 
     /// Start-up steps that need the primary store: wait for it (``startupDatabaseWait``, 30 s by default),
@@ -78,6 +122,17 @@ public final class AppServices: Sendable {
         let migrator = Migrator(database: primary, logger: logger)
         if config.migrateOnStart {
             try await migrator.migrate()
+        }
+        if let shadow, config.migrateOnStart {
+            // The shadow store never stops the primary: if it cannot be migrated now, run degraded (its writes
+            // fail and are recorded; /health says so).
+            do {
+                try await Migrator(database: shadow, migrations: Storage.Schema.shadowMigrations, logger: logger).migrate()
+            } catch {
+                logger.error("cannot migrate the shadow store; shadow writes will fail until it can be reached", metadata: [
+                    "error": "\(error)",
+                ])
+            }
         }
         if try await checkReady() {
             try await chaos.adoptStored()

@@ -26,6 +26,8 @@ public enum BallastApp {
         EvidenceRoutes(evidence: services.evidence).register(on: router)
         let idempotent = IdempotentEffect(database: services.primary, store: services.idempotency)
         WalletRoutes(wallets: services.wallets, idempotent: idempotent).register(on: router)
+        ListingRoutes(listings: services.listings).register(on: router)
+        JobRoutes(runner: services.jobs, discrepancies: services.discrepancies, evidence: services.evidence).register(on: router)
         ProductRoutes(products: services.products).register(on: router)
         ProductSafetyRoutes(products: services.products).register(on: router)
         OrderRoutes(orders: services.orders, shipping: services.shippingRates, idempotent: idempotent).register(on: router)
@@ -35,13 +37,14 @@ public enum BallastApp {
     /// The HTTP application. The stores run as its services, so on shutdown the server drains first and the
     /// pools close after it; start-up waits for the primary store and migrates before the port opens.
     public static func buildApplication(services: AppServices) -> some ApplicationProtocol {
-        // Shut down in reverse order: the server drains first, then the monitor stops, queued evidence is
-        // written, and the pools close last.
+        // Shut down in reverse order: the server drains first, then the monitor stops, the shadow queue drains
+        // (at most 5 s), queued evidence is written, and the pools close last.
         var storeServices: [any Service] = [services.primary]
         if let shadow = services.shadow { storeServices.append(shadow) }
         storeServices.append(services.evidenceAppender)
+        if let writer = services.shadowWriter { storeServices.append(writer) }
         storeServices.append(services.chaosMonitor)
-        storeServices.append(services.idempotencyPruner)
+        storeServices.append(services.jobs)
         var app = Application(
             router: buildRouter(services: services),
             configuration: .init(

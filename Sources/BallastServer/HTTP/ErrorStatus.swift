@@ -13,7 +13,7 @@ extension ErrorCode {
         case .notFound: return .notFound
         case .methodNotAllowed: return .methodNotAllowed
         case .conflict, .insufficientFunds, .insufficientStock, .confirmationRequired, .blocked, .invalidTransition,
-             .idempotencyKeyInUse, .forbiddenInProduction:
+             .idempotencyKeyInUse, .forbiddenInProduction, .jobRunning:
             return .conflict
         case .payloadTooLarge: return .contentTooLarge
         case .validationFailed, .idempotencyKeyReused: return .unprocessableContent

@@ -49,12 +49,7 @@ public struct ProductService: Sendable {
             var query: SQLQueryString = "SELECT \(unsafeRaw: ProductRow.columnList) FROM products WHERE 1 = 1"
             if let status { query += " AND status = \(bind: status.rawValue)" }
             if !showDeleted { query += " AND deleted_at_micros IS NULL" }
-            if let cursor {
-                query += """
-                     AND (created_at_micros > \(bind: cursor.createdAtMicros)
-                          OR (created_at_micros = \(bind: cursor.createdAtMicros) AND id > \(bind: cursor.id.description)))
-                    """
-            }
+            if let cursor { query += cursor.condition }
             query += " ORDER BY created_at_micros, id LIMIT \(bind: limit + 1)"
             return try await sql.raw(query).all(decoding: ProductRow.self)
         }
@@ -173,26 +168,6 @@ public struct ProductService: Sendable {
         try await sql.raw("SELECT \(unsafeRaw: ProductRow.columnList) FROM products WHERE id = \(bind: id.description)")
             .first(decoding: ProductRow.self)
     }
-}
-
-/// Position in the product list: the last product's creation time and id.
-public struct ProductCursor: Sendable, Equatable, CustomStringConvertible {
-    public let createdAtMicros: Int64
-    public let id: ProductID
-
-    public init(createdAtMicros: Int64, id: ProductID) {
-        self.createdAtMicros = createdAtMicros
-        self.id = id
-    }
-
-    /// The text form `MICROS_ID` a list returned; `nil` for anything else.
-    public init?(_ text: String) {
-        let parts = text.split(separator: "_", maxSplits: 1)
-        guard parts.count == 2, let micros = Int64(parts[0]), let id = ProductID(String(parts[1])) else { return nil }
-        self.init(createdAtMicros: micros, id: id)
-    }
-
-    public var description: String { "\(createdAtMicros)_\(id)" }
 }
 
 struct ProductRow: Decodable {

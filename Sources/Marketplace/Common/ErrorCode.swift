@@ -18,6 +18,7 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case invalidTransition = "invalid_transition"
     case idempotencyKeyInUse = "idempotency_key_in_use"
     case forbiddenInProduction = "forbidden_in_production"
+    case jobRunning = "job_running"
     // 413
     case payloadTooLarge = "payload_too_large"
     // 422

@@ -95,6 +95,72 @@ public enum Schema {
                 "ALTER TABLE idempotency_keys ADD COLUMN claim_token TEXT",
             ]),
         Migration(version: 6, name: "catalog_orders", both: catalogTables),
+        Migration(version: 7, name: "listings_discrepancies_jobs", both: [
+            // Listings are soft-deleted, so a delete has a version the shadow can be ordered by.
+            """
+            CREATE TABLE listings (
+                id TEXT PRIMARY KEY,
+                owner_id TEXT NOT NULL REFERENCES users (id),
+                title TEXT NOT NULL CHECK (length(title) BETWEEN 1 AND 200),
+                price BIGINT NOT NULL CHECK (price > 0 AND price <= 1000000000000),
+                version BIGINT NOT NULL CHECK (version >= 1),
+                created_at_micros BIGINT NOT NULL,
+                updated_at_micros BIGINT NOT NULL,
+                deleted_at_micros BIGINT
+            )
+            """,
+            "CREATE INDEX listings_created ON listings (created_at_micros, id)",
+            // What the discrepancy verifier found: at most one open row per entity.
+            """
+            CREATE TABLE shadow_discrepancies (
+                id TEXT PRIMARY KEY,
+                entity_type TEXT NOT NULL,
+                entity_id TEXT NOT NULL,
+                discrepancy_type TEXT NOT NULL
+                    CHECK (discrepancy_type IN ('missing_in_shadow', 'missing_in_primary', 'mismatch')),
+                fields TEXT NOT NULL,
+                expected INTEGER NOT NULL CHECK (expected IN (0, 1)),
+                status TEXT NOT NULL CHECK (status IN ('open', 'resolved')),
+                detected_at_micros BIGINT NOT NULL,
+                resolved_at_micros BIGINT,
+                resolution TEXT
+            )
+            """,
+            "CREATE UNIQUE INDEX shadow_discrepancies_open ON shadow_discrepancies (entity_type, entity_id) WHERE status = 'open'",
+            "CREATE INDEX shadow_discrepancies_status ON shadow_discrepancies (status, detected_at_micros)",
+            // One row per job: its lease (who runs it, until when) and its shared schedule.
+            """
+            CREATE TABLE job_leases (
+                name TEXT PRIMARY KEY,
+                holder TEXT,
+                lease_expires_at_micros BIGINT,
+                started_at_micros BIGINT,
+                last_run_at_micros BIGINT,
+                last_status TEXT,
+                last_duration_micros BIGINT,
+                next_run_at_micros BIGINT
+            )
+            """,
+        ]),
+    ]
+
+    /// The shadow store's own schema (a separate database): the mirrored rows, with a version that only ever
+    /// grows and a tombstone for deletes, so a late, older write can never undo a newer one.
+    public static let shadowMigrations: [Migration] = [
+        Migration(version: 1, name: "shadow_listings", both: [
+            """
+            CREATE TABLE listings (
+                id TEXT PRIMARY KEY,
+                owner_id TEXT NOT NULL,
+                title TEXT NOT NULL,
+                price BIGINT NOT NULL,
+                version BIGINT NOT NULL,
+                created_at_micros BIGINT NOT NULL,
+                updated_at_micros BIGINT NOT NULL,
+                deleted INTEGER NOT NULL CHECK (deleted IN (0, 1))
+            )
+            """,
+        ]),
     ]
 
     /// Products (stock never negative; `units_stocked` counts every unit ever added, so stock + units in

@@ -1,0 +1,118 @@
+import Evidence
+import Foundation
+import Hummingbird
+import Marketplace
+
+/// Background jobs and what the verifier found (SPEC §3, §7): admins only.
+struct JobRoutes<Context: BallastRequestContext> {
+    let runner: JobRunner
+    let discrepancies: Discrepancies
+    let evidence: EvidenceLog
+
+    func register(on router: Router<Context>) {
+        router.get("/api/admin/jobs") { _, context in
+            _ = try context.requireAdmin()
+            return try JSONResponse.make(.ok, try await runner.statuses().map(JobBody.init))
+        }
+        router.post("/api/admin/jobs/{name}/trigger") { request, context in
+            let caller = try context.requireAdmin()
+            let name = context.parameters.get("name") ?? ""
+            var parameters = Job.Parameters()
+            if let text = request.uri.queryParameters["repair"].map(String.init), !text.isEmpty {
+                guard let repair = Bool(text) else { throw AppError.invalidField("repair", "repair must be true or false") }
+                parameters.repair = repair
+            }
+            let actor = AuditActor(user: caller, requestId: context.requestId)
+            let repair = parameters.repair
+            let run = try await runner.trigger(name, parameters: parameters) { [evidence] sql in
+                try await evidence.append([AdminAction.event(
+                    "trigger_job", entityType: "job", entityId: name, by: actor, before: .null,
+                    after: ["repair": .bool(repair)])], in: sql)
+            }
+            return try JSONResponse.make(.ok, JobRunBody(run))
+        }
+        router.get("/api/admin/discrepancies") { request, context in
+            _ = try context.requireAdmin()
+            let list = try ListQuery(request)
+            var status: Discrepancies.Status?
+            if let text = request.uri.queryParameters["status"].map(String.init), !text.isEmpty {
+                guard let parsed = Discrepancies.Status(rawValue: text) else {
+                    throw AppError.invalidField("status", "status must be open or resolved")
+                }
+                status = parsed
+            }
+            var cursor: (micros: Int64, id: String)?
+            if let text = list.cursor {
+                let parts = text.split(separator: "_", maxSplits: 1)
+                guard parts.count == 2, let micros = Int64(parts[0]) else {
+                    throw AppError.invalidField("cursor", "cursor is not one this list returned")
+                }
+                cursor = (micros, String(parts[1]))
+            }
+            let page = try await discrepancies.list(status: status, after: cursor, limit: list.limit)
+            return try JSONResponse.make(.ok, Page(items: page.records.map(DiscrepancyBody.init), nextCursor: page.next))
+        }
+    }
+}
+
+struct JobBody: Encodable, Sendable {
+    let name: String
+    let intervalSeconds: Int
+    let enabled: Bool
+    let running: Bool
+    @Null var lastRunAt: Date?
+    @Null var lastStatus: String?
+    @Null var lastDurationSeconds: Double?
+    @Null var nextRunAt: Date?
+
+    init(_ status: JobStatus) {
+        name = status.name
+        intervalSeconds = status.intervalSeconds
+        enabled = status.enabled
+        running = status.running
+        lastRunAt = status.lastRunAt
+        lastStatus = status.lastStatus
+        lastDurationSeconds = status.lastDurationSeconds
+        nextRunAt = status.nextRunAt
+    }
+}
+
+struct JobRunBody: Encodable, Sendable {
+    let name: String
+    let status: String
+    let durationSeconds: Double
+    let result: JSONValue
+
+    init(_ run: JobRun) {
+        name = run.name
+        status = run.status
+        durationSeconds = run.durationSeconds
+        result = run.result
+    }
+}
+
+struct DiscrepancyBody: Encodable, Sendable {
+    let id: String
+    let entityType: String
+    let entityId: String
+    let discrepancyType: String
+    let fields: [String]
+    let expected: Bool
+    let status: String
+    let detectedAt: Date
+    @Null var resolvedAt: Date?
+    @Null var resolution: String?
+
+    init(_ record: DiscrepancyRecord) {
+        id = record.id
+        entityType = record.entityType
+        entityId = record.entityId
+        discrepancyType = record.discrepancyType
+        fields = record.fields
+        expected = record.expected
+        status = record.status
+        detectedAt = record.detectedAt
+        resolvedAt = record.resolvedAt
+        resolution = record.resolution
+    }
+}

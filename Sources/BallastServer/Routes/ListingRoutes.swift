@@ -1,0 +1,66 @@
+import Foundation
+import Hummingbird
+import Marketplace
+
+/// Listings (SPEC §3, §7): written to the primary store and mirrored to the shadow store after commit.
+struct ListingRoutes<Context: BallastRequestContext> {
+    let listings: ListingService
+
+    func register(on router: Router<Context>) {
+        router.post("/api/listings") { request, context in
+            let caller = try context.requireUser()
+            let new = try NewListing(try await request.jsonObject())
+            let listing = try await listings.create(new, owner: caller, requestId: context.requestId)
+            return try JSONResponse.make(.created, ListingBody(listing))
+        }
+        router.get("/api/listings") { request, context in
+            _ = try context.requireUser()
+            let list = try ListQuery(request)
+            var cursor: ListingCursor?
+            if let text = list.cursor {
+                guard let parsed = ListingCursor(text) else { throw AppError.invalidField("cursor", "cursor is not one this list returned") }
+                cursor = parsed
+            }
+            let page = try await listings.list(after: cursor, limit: list.limit)
+            return try JSONResponse.make(.ok, Page(items: page.listings.map(ListingBody.init), nextCursor: page.next?.description))
+        }
+        router.get("/api/listings/{id}") { _, context in
+            _ = try context.requireUser()
+            let id = try ListingID.parsePath(context.parameters.get("id") ?? "", "listing")
+            return try JSONResponse.make(.ok, ListingBody(try await listings.listing(id)))
+        }
+        router.patch("/api/listings/{id}") { request, context in
+            let caller = try context.requireUser()
+            let id = try ListingID.parsePath(context.parameters.get("id") ?? "", "listing")
+            let edit = try ListingEdit(try await request.jsonObject())
+            return try JSONResponse.make(.ok, ListingBody(try await listings.update(id, edit, by: caller, requestId: context.requestId)))
+        }
+        router.delete("/api/listings/{id}") { _, context in
+            let caller = try context.requireUser()
+            let id = try ListingID.parsePath(context.parameters.get("id") ?? "", "listing")
+            return try JSONResponse.make(.ok, ListingBody(try await listings.delete(id, by: caller, requestId: context.requestId)))
+        }
+    }
+}
+
+struct ListingBody: Encodable, Sendable {
+    let id: String
+    let ownerId: String
+    let title: String
+    let price: Int64
+    let version: Int64
+    let createdAt: Date
+    let updatedAt: Date
+    @Null var deletedAt: Date?
+
+    init(_ listing: Listing) {
+        id = listing.id.description
+        ownerId = listing.ownerId.description
+        title = listing.title
+        price = listing.price
+        version = listing.version
+        createdAt = listing.createdAt
+        updatedAt = listing.updatedAt
+        deletedAt = listing.deletedAt
+    }
+}

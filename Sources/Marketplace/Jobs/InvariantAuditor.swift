@@ -1,0 +1,122 @@
+import Evidence
+import Foundation
+import Logging
+import SQLKit
+import Storage
+
+/// The job `ledger-invariant-auditor`: checks I1–I4 on the primary store and writes one INVARIANT_VIOLATION
+/// evidence record for each thing that is off. Read-only apart from that evidence.
+public struct InvariantAuditor: Sendable {
+    let database: Database
+    let evidence: EvidenceLog
+    let logger: Logger
+
+    public init(database: Database, evidence: EvidenceLog, logger: Logger) {
+        self.database = database
+        self.evidence = evidence
+        self.logger = logger
+    }
+
+    /// One broken invariant.
+    public struct Violation: Sendable, Equatable {
+        public let invariant: String
+        public let entityType: String
+        public let entityId: String
+        public let message: String
+    }
+
+    public struct Report: Sendable, Equatable {
+        public var walletsChecked = 0
+        public var productsChecked = 0
+        public var ordersChecked = 0
+        public var violations: [Violation] = []
+
+        public var json: JSONValue {
+            .object([
+                "walletsChecked": .integer(Int64(walletsChecked)), "productsChecked": .integer(Int64(productsChecked)),
+                "ordersChecked": .integer(Int64(ordersChecked)), "violations": .integer(Int64(violations.count)),
+                "details": .array(violations.prefix(100).map {
+                    .object(["invariant": .string($0.invariant), "entityType": .string($0.entityType),
+                             "entityId": .string($0.entityId), "message": .string($0.message)])
+                }),
+            ])
+        }
+    }
+
+    private struct IdRow: Decodable { let id: String }
+    private struct CountRow: Decodable { let n: Int64 }
+
+    public func run() async throws -> Report {
+        var report = Report()
+        try await database.read { sql in
+            report.walletsChecked = Int(try await Self.count("wallets", sql))
+            report.productsChecked = Int(try await Self.count("products", sql))
+            report.ordersChecked = Int(try await Self.count("orders", sql))
+            for id in try await Self.ids("SELECT id FROM wallets WHERE balance < 0", sql) {
+                report.violations.append(Violation(invariant: "I1", entityType: "wallet", entityId: id, message: "balance below zero"))
+            }
+            for id in try await Self.ids("""
+                SELECT w.id FROM wallets w
+                WHERE w.balance <> (SELECT COALESCE(SUM(CASE WHEN t.kind = 'credit' THEN t.amount ELSE -t.amount END), 0)
+                                    FROM wallet_transactions t WHERE t.wallet_id = w.id)
+                """, sql) {
+                report.violations.append(Violation(invariant: "I2", entityType: "wallet", entityId: id,
+                                                   message: "balance differs from its ledger"))
+            }
+            let held = try await Self.number("""
+                SELECT CAST((SELECT COALESCE(SUM(balance), 0) FROM wallets)
+                          + (SELECT COALESCE(SUM(total), 0) FROM orders WHERE status <> 'cancelled') AS BIGINT) AS n
+                """, sql)
+            let external = try await Self.number("""
+                SELECT CAST(COALESCE(SUM(CASE WHEN kind = 'credit' THEN amount ELSE -amount END), 0) AS BIGINT) AS n
+                FROM wallet_transactions WHERE order_id IS NULL
+                """, sql)
+            if held != external {
+                report.violations.append(Violation(
+                    invariant: "I2", entityType: "system", entityId: "money",
+                    message: "balances + revenue held (\(held)) differ from top-ups − withdrawals (\(external))"))
+            }
+            for id in try await Self.ids("""
+                SELECT p.id FROM products p
+                WHERE p.stock < 0 OR p.stock + (SELECT COALESCE(SUM(i.quantity), 0) FROM order_items i JOIN orders o ON o.id = i.order_id
+                                                WHERE i.product_id = p.id AND o.status <> 'cancelled') <> p.units_stocked
+                """, sql) {
+                report.violations.append(Violation(invariant: "I3", entityType: "product", entityId: id,
+                                                   message: "stock + units in orders differ from units stocked"))
+            }
+            for id in try await Self.ids("""
+                SELECT o.id FROM orders o
+                WHERE NOT EXISTS (SELECT 1 FROM order_items i WHERE i.order_id = o.id)
+                   OR (SELECT count(*) FROM wallet_transactions t WHERE t.order_id = o.id AND t.kind = 'debit' AND t.amount = o.total) <> 1
+                   OR (SELECT count(*) FROM wallet_transactions t WHERE t.order_id = o.id AND t.kind = 'credit')
+                      <> CASE WHEN o.status = 'cancelled' THEN 1 ELSE 0 END
+                """, sql) {
+                report.violations.append(Violation(invariant: "I4", entityType: "order", entityId: id,
+                                                   message: "order without its items, its payment, or its refund"))
+            }
+        }
+        if !report.violations.isEmpty {
+            try await evidence.append(report.violations.map { violation in
+                EvidenceEvent(
+                    controlId: EvidenceControl.systemMonitoring, category: EvidenceCategory.processingIntegrity,
+                    eventType: EvidenceType.invariantViolation, eventOutcome: "FAILURE", entityType: violation.entityType,
+                    entityId: violation.entityId,
+                    details: ["invariant": .string(violation.invariant), "message": .string(violation.message)])
+            })
+            logger.error("invariant violations found", metadata: ["count": .stringConvertible(report.violations.count)])
+        }
+        return report
+    }
+
+    private static func count(_ table: String, _ sql: any SQLDatabase) async throws -> Int64 {
+        try await number("SELECT CAST(count(*) AS BIGINT) AS n FROM \(unsafeRaw: table)", sql)
+    }
+
+    private static func number(_ query: SQLQueryString, _ sql: any SQLDatabase) async throws -> Int64 {
+        try await sql.raw(query).first(decoding: CountRow.self)?.n ?? 0
+    }
+
+    private static func ids(_ query: SQLQueryString, _ sql: any SQLDatabase) async throws -> [String] {
+        try await sql.raw(query).all(decoding: IdRow.self).map(\.id)
+    }
+}

@@ -1,0 +1,51 @@
+import Foundation
+
+/// A named background job: what it does, how often the scheduler runs it, and whether it is on.
+public struct Job: Sendable {
+    /// What a run is asked to do (from the trigger's query; the scheduler passes none).
+    public struct Parameters: Sendable, Equatable {
+        /// For the discrepancy verifier: make the shadow match the primary for what it finds.
+        public var repair: Bool
+
+        public init(repair: Bool = false) {
+            self.repair = repair
+        }
+    }
+
+    public let name: String
+    public let intervalSeconds: Int
+    public let enabled: Bool
+    /// Does the work and answers its result (a JSON object shown by the trigger endpoint and kept as the job's
+    /// last result).
+    public let body: @Sendable (Parameters) async throws -> JSONValue
+
+    public init(name: String, intervalSeconds: Int, enabled: Bool, body: @escaping @Sendable (Parameters) async throws -> JSONValue) {
+        precondition(intervalSeconds > 0, "a job runs at an interval of at least one second")
+        self.name = name
+        self.intervalSeconds = intervalSeconds
+        self.enabled = enabled
+        self.body = body
+    }
+}
+
+/// A job as `GET /api/admin/jobs` shows it.
+public struct JobStatus: Sendable, Equatable {
+    public let name: String
+    public let intervalSeconds: Int
+    public let enabled: Bool
+    /// A run holds the lease right now, in any process.
+    public let running: Bool
+    public let lastRunAt: Date?
+    public let lastStatus: String?
+    public let lastDurationSeconds: Double?
+    public let nextRunAt: Date?
+}
+
+/// How one run ended.
+public struct JobRun: Sendable, Equatable {
+    public let name: String
+    /// `succeeded` or `failed`.
+    public let status: String
+    public let durationSeconds: Double
+    public let result: JSONValue
+}

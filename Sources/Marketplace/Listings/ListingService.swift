@@ -1,0 +1,106 @@
+import Foundation
+import SQLKit
+import Storage
+
+/// Listings on the primary store. After each change commits, the listing's full current row goes to the
+/// shadow writer (when shadow writes are on); the response never waits for the shadow.
+public struct ListingService: Sendable {
+    let database: Database
+    let shadow: ShadowWriter?
+
+    public init(database: Database, shadow: ShadowWriter?) {
+        self.database = database
+        self.shadow = shadow
+    }
+
+    public func create(_ new: NewListing, owner: User, requestId: String?) async throws -> Listing {
+        let id = ListingID()
+        let now = StoredTime.nowMicros()
+        let row = try await database.transaction { sql in
+            try await sql.raw("""
+                INSERT INTO listings (id, owner_id, title, price, version, created_at_micros, updated_at_micros)
+                VALUES (\(bind: id.description), \(bind: owner.id.description), \(bind: new.title), \(bind: new.price), 1,
+                        \(bind: now), \(bind: now))
+                RETURNING \(unsafeRaw: ListingRow.columnList)
+                """).first(decoding: ListingRow.self)
+        }
+        guard let listing = try row?.listing() else { throw StorageError.missingReturnedRow("listings insert") }
+        shadow?.enqueue(ShadowWrite(listing, .create, requestId: requestId))
+        return listing
+    }
+
+    /// A listing that is not deleted; any signed-in user may read it.
+    public func listing(_ id: ListingID) async throws -> Listing {
+        let row = try await database.read { sql in try await Self.fetch(id, sql) }
+        guard let listing = try row?.listing(), listing.deletedAtMicros == nil else { throw AppError.notFound("listing") }
+        return listing
+    }
+
+    /// Listings that are not deleted, oldest first, after `cursor`.
+    public func list(after cursor: ListingCursor?, limit: Int) async throws -> (listings: [Listing], next: ListingCursor?) {
+        let rows = try await database.read { sql in
+            var query: SQLQueryString = "SELECT \(unsafeRaw: ListingRow.columnList) FROM listings WHERE deleted_at_micros IS NULL"
+            if let cursor { query += cursor.condition }
+            query += " ORDER BY created_at_micros, id LIMIT \(bind: limit + 1)"
+            return try await sql.raw(query).all(decoding: ListingRow.self)
+        }
+        let listings = try rows.prefix(limit).map { try $0.listing() }
+        let next = rows.count > limit ? listings.last.map { ListingCursor(createdAtMicros: $0.createdAtMicros, id: $0.id) } : nil
+        return (listings, next)
+    }
+
+    /// Changes title and/or price (owner or admin; anyone else gets 404) and raises the version.
+    public func update(_ id: ListingID, _ edit: ListingEdit, by caller: User, requestId: String?) async throws -> Listing {
+        let listing = try await change(id, by: caller, """
+            title = COALESCE(\(bind: edit.title), title), price = COALESCE(\(bind: edit.price), price)
+            """)
+        shadow?.enqueue(ShadowWrite(listing, .update, requestId: requestId))
+        return listing
+    }
+
+    /// Soft delete (owner or admin): the row keeps its data, gets `deleted_at` and a new version.
+    public func delete(_ id: ListingID, by caller: User, requestId: String?) async throws -> Listing {
+        let listing = try await change(id, by: caller, "deleted_at_micros = \(bind: StoredTime.nowMicros())")
+        shadow?.enqueue(ShadowWrite(listing, .delete, requestId: requestId))
+        return listing
+    }
+
+    /// One conditional update of a live listing the caller may change; the version goes up by one.
+    private func change(_ id: ListingID, by caller: User, _ assignments: SQLQueryString) async throws -> Listing {
+        let row = try await database.transaction { sql in
+            try await sql.raw("""
+                UPDATE listings SET \(assignments), version = version + 1, updated_at_micros = \(bind: StoredTime.nowMicros())
+                WHERE id = \(bind: id.description) AND deleted_at_micros IS NULL
+                  AND (owner_id = \(bind: caller.id.description) OR \(bind: caller.isAdmin ? 1 : 0) = 1)
+                RETURNING \(unsafeRaw: ListingRow.columnList)
+                """).first(decoding: ListingRow.self)
+        }
+        guard let listing = try row?.listing() else { throw AppError.notFound("listing") }
+        return listing
+    }
+
+    static func fetch(_ id: ListingID, _ sql: any SQLDatabase) async throws -> ListingRow? {
+        try await sql.raw("SELECT \(unsafeRaw: ListingRow.columnList) FROM listings WHERE id = \(bind: id.description)")
+            .first(decoding: ListingRow.self)
+    }
+}
+
+struct ListingRow: Decodable {
+    static let columnList = "id, owner_id, title, price, version, created_at_micros, updated_at_micros, deleted_at_micros"
+    let id: String
+    let owner_id: String
+    let title: String
+    let price: Int64
+    let version: Int64
+    let created_at_micros: Int64
+    let updated_at_micros: Int64
+    let deleted_at_micros: Int64?
+
+    func listing() throws -> Listing {
+        guard let id = ListingID(id), let owner = UserID(owner_id) else {
+            throw StorageError.missingReturnedRow("listings row \(self.id) is unreadable")
+        }
+        return Listing(id: id, ownerId: owner, title: title, price: price, version: version, createdAtMicros: created_at_micros,
+                       updatedAtMicros: updated_at_micros, deletedAtMicros: deleted_at_micros)
+    }
+}

@@ -1,0 +1,385 @@
+import Evidence
+import Foundation
+import Logging
+import Metrics
+import SQLKit
+import Storage
+
+/// What one verifier run found (SPEC §7).
+public struct VerifierResult: Sendable, Equatable {
+    /// Distinct listings seen in either store.
+    public var checked = 0
+    public var missingInShadow = 0
+    public var missingInPrimary = 0
+    public var mismatched = 0
+    /// Discrepancies an injected shadow fault explains.
+    public var expected = 0
+    /// Discrepancies nothing explains: real bugs.
+    public var unexplained = 0
+    /// Listings that ever had an injected shadow-write failure.
+    public var injectedFaults = 0
+    /// How many of those this run found a discrepancy for.
+    public var detected = 0
+    /// Discrepancies made right in the shadow (with `repair`).
+    public var repaired = 0
+    /// Discrepancies recorded for the first time by this run.
+    public var newlyRecorded = 0
+    public var durationSeconds = 0.0
+
+    public init() {}
+}
+
+/// One difference between the stores, after re-checking.
+struct Discrepancy: Sendable, Equatable {
+    enum Kind: String, Sendable {
+        case missingInShadow = "missing_in_shadow"
+        case missingInPrimary = "missing_in_primary"
+        case mismatch
+    }
+
+    let entityId: String
+    let kind: Kind
+    /// For a mismatch, the names of the fields that differ (never their values).
+    let fields: [String]
+}
+
+/// The discrepancy verifier (job `shadow-discrepancy-verifier`): compares the listings of the primary and
+/// the shadow store in keyset batches (memory stays flat whatever the table size), re-checks each difference
+/// once the shadow queue has settled (a row written during the scan is not a discrepancy), records each new one
+/// once (discrepancy row, SHADOW_WRITE_DISCREPANCY evidence, metrics), resolves the ones that are gone, and
+/// with `repair` copies the primary's row over the shadow's.
+public struct ShadowVerifier: Sendable {
+    public static let batchSize = 1000
+    /// Differences one run keeps in memory (the scan itself holds two batches whatever the table size).
+    public static let maximumCandidates = 50_000
+    static let entityType = "listing"
+
+    let primary: Database
+    let shadow: Database
+    let evidence: EvidenceLog
+    let appender: EvidenceAppender
+    let writer: ShadowWriter?
+    let metrics: any MetricsFactory
+    let logger: Logger
+
+    public init(
+        primary: Database, shadow: Database, evidence: EvidenceLog, appender: EvidenceAppender, writer: ShadowWriter?,
+        metrics: any MetricsFactory, logger: Logger
+    ) {
+        self.primary = primary
+        self.shadow = shadow
+        self.evidence = evidence
+        self.appender = appender
+        self.writer = writer
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    public func run(repair: Bool) async throws -> VerifierResult {
+        let started = ContinuousClock.now
+        var result = VerifierResult()
+        // Writes already committed should reach the shadow (and their failures the evidence log) first.
+        await writer?.drain(timeout: .seconds(5))
+        try await appender.flush()
+
+        var candidates: [String] = []
+        result.checked = try await scan { id, primaryRow, shadowRow in
+            if candidates.count < Self.maximumCandidates, Self.compare(id, primaryRow, shadowRow) != nil { candidates.append(id) }
+        }
+        if candidates.count == Self.maximumCandidates {
+            logger.warning("the verifier holds at most \(Self.maximumCandidates) differences per run; later runs find the rest")
+        }
+        // Re-check: a row that changed while the scan ran, and whose shadow write has landed since, is fine.
+        await writer?.drain(timeout: .seconds(5))
+        var found: [Discrepancy] = []
+        for chunk in stride(from: 0, to: candidates.count, by: 500).map({ Array(candidates[$0..<min($0 + 500, candidates.count)]) }) {
+            let primaryRows = try await primary.read { sql in try await Self.rows(chunk, primaryTable: true, sql) }
+            let shadowRows = try await shadow.read { sql in try await Self.rows(chunk, primaryTable: false, sql) }
+            for id in chunk {
+                if let discrepancy = Self.compare(id, primaryRows[id], shadowRows[id]) { found.append(discrepancy) }
+            }
+        }
+
+        let injected = try await injectedEntities()
+        result.injectedFaults = injected.count
+        for discrepancy in found {
+            switch discrepancy.kind {
+            case .missingInShadow: result.missingInShadow += 1
+            case .missingInPrimary: result.missingInPrimary += 1
+            case .mismatch: result.mismatched += 1
+            }
+            if injected.contains(discrepancy.entityId) {
+                result.expected += 1
+                result.detected += 1
+            } else {
+                result.unexplained += 1
+            }
+        }
+        result.newlyRecorded = try await record(found, injected: injected)
+        if repair {
+            result.repaired = try await self.repair(found)
+        }
+        Gauge(label: "shadow_discrepancy_last_check_timestamp", dimensions: [("entity_type", Self.entityType)], factory: metrics)
+            .record(Date().timeIntervalSince1970)
+        result.durationSeconds = Double((ContinuousClock.now - started).components.attoseconds) / 1e18
+            + Double((ContinuousClock.now - started).components.seconds)
+        logger.info("shadow verifier finished", metadata: [
+            "checked": "\(result.checked)", "missingInShadow": "\(result.missingInShadow)",
+            "missingInPrimary": "\(result.missingInPrimary)", "mismatched": "\(result.mismatched)",
+            "unexplained": "\(result.unexplained)", "repaired": "\(result.repaired)",
+        ])
+        return result
+    }
+
+    // MARK: The scan
+
+    /// Walks both tables in id order, one batch of each at a time, calling `visit` once per id seen in either.
+    /// Answers how many ids it saw.
+    private func scan(_ visit: (String, MirrorRow?, MirrorRow?) -> Void) async throws -> Int {
+        var primaryBatch: [MirrorRow] = [], shadowBatch: [MirrorRow] = []
+        var primaryIndex = 0, shadowIndex = 0
+        var primaryAfter = "", shadowAfter = ""
+        var primaryDone = false, shadowDone = false
+        var seen = 0
+        while true {
+            if primaryIndex == primaryBatch.count, !primaryDone {
+                primaryBatch = try await primary.read { sql in
+                    try await Self.batch(after: primaryAfter, primaryTable: true, dialect: primary.dialect, sql)
+                }
+                primaryIndex = 0
+                primaryDone = primaryBatch.count < Self.batchSize
+                primaryAfter = primaryBatch.last?.id ?? primaryAfter
+            }
+            if shadowIndex == shadowBatch.count, !shadowDone {
+                shadowBatch = try await shadow.read { sql in
+                    try await Self.batch(after: shadowAfter, primaryTable: false, dialect: shadow.dialect, sql)
+                }
+                shadowIndex = 0
+                shadowDone = shadowBatch.count < Self.batchSize
+                shadowAfter = shadowBatch.last?.id ?? shadowAfter
+            }
+            let nextPrimary = primaryIndex < primaryBatch.count ? primaryBatch[primaryIndex] : nil
+            let nextShadow = shadowIndex < shadowBatch.count ? shadowBatch[shadowIndex] : nil
+            switch (nextPrimary, nextShadow) {
+            case (nil, nil):
+                return seen
+            case (let p?, let s?) where p.id == s.id:
+                visit(p.id, p, s)
+                primaryIndex += 1
+                shadowIndex += 1
+            case (let p?, let s?) where p.id.utf8.lexicographicallyPrecedes(s.id.utf8):
+                visit(p.id, p, nil)
+                primaryIndex += 1
+            case (let p?, nil):
+                visit(p.id, p, nil)
+                primaryIndex += 1
+            case (_, let s?):
+                visit(s.id, nil, s)
+                shadowIndex += 1
+            }
+            seen += 1
+        }
+    }
+
+    /// The difference between a listing's primary and shadow row, if any. A deleted row and an absent one are
+    /// the same state.
+    static func compare(_ id: String, _ primary: MirrorRow?, _ shadow: MirrorRow?) -> Discrepancy? {
+        let primaryLive = primary.map { !$0.deleted } ?? false
+        let shadowLive = shadow.map { !$0.deleted } ?? false
+        switch (primaryLive, shadowLive) {
+        case (false, false):
+            return nil
+        case (true, false):
+            return Discrepancy(entityId: id, kind: .missingInShadow, fields: [])
+        case (false, true):
+            // Deleted in the primary but live in the shadow: the delete did not land.
+            return primary == nil
+                ? Discrepancy(entityId: id, kind: .missingInPrimary, fields: [])
+                : Discrepancy(entityId: id, kind: .mismatch, fields: ["deleted"])
+        case (true, true):
+            let fields = primary!.differingFields(shadow!)
+            return fields.isEmpty ? nil : Discrepancy(entityId: id, kind: .mismatch, fields: fields)
+        }
+    }
+
+    /// The next batch in byte order of the id (both stores must agree on the order the merge walks in, so
+    /// PostgreSQL compares with the "C" collation whatever the database's locale).
+    static func batch(
+        after id: String, primaryTable: Bool, dialect: Database.Dialect, _ sql: any SQLDatabase
+    ) async throws -> [MirrorRow] {
+        let collate = dialect == .postgres ? #" COLLATE "C""# : ""
+        return try await sql.raw("""
+            SELECT \(unsafeRaw: MirrorRow.columns(primaryTable)) FROM listings
+            WHERE id\(unsafeRaw: collate) > \(bind: id) ORDER BY id\(unsafeRaw: collate) LIMIT \(bind: batchSize)
+            """).all(decoding: MirrorRow.self)
+    }
+
+    static func rows(_ ids: [String], primaryTable: Bool, _ sql: any SQLDatabase) async throws -> [String: MirrorRow] {
+        guard !ids.isEmpty else { return [:] }
+        var query: SQLQueryString = "SELECT \(unsafeRaw: MirrorRow.columns(primaryTable)) FROM listings WHERE id IN ("
+        for (index, id) in ids.enumerated() { query += index == 0 ? "\(bind: id)" : ", \(bind: id)" }
+        query += ")"
+        let rows = try await sql.raw(query).all(decoding: MirrorRow.self)
+        return Dictionary(rows.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    // MARK: Ground truth and records
+
+    /// Listings with an injected shadow-write failure on record (the failure evidence is the ground truth, shared
+    /// by every server process).
+    private func injectedEntities() async throws -> Set<String> {
+        struct Row: Decodable { let entity_id: String }
+        let rows = try await primary.read { sql in
+            try await sql.raw("""
+                SELECT DISTINCT entity_id FROM evidence_records
+                WHERE event_type = \(bind: EvidenceType.shadowWriteFailure) AND entity_type = \(bind: Self.entityType)
+                  AND details LIKE '%"failureType":"injected"%'
+                """).all(decoding: Row.self)
+        }
+        return Set(rows.map(\.entity_id))
+    }
+
+    /// Records what is new (a row, one evidence record, metrics), leaves what is still open as it is, and
+    /// resolves open ones that are gone. Answers how many were new.
+    private func record(_ found: [Discrepancy], injected: Set<String>) async throws -> Int {
+        struct Open: Decodable {
+            let id: String
+            let entity_id: String
+            let discrepancy_type: String
+            let fields: String
+        }
+        let foundById = Dictionary(found.map { ($0.entityId, $0) }, uniquingKeysWith: { first, _ in first })
+        return try await primary.transaction { sql in
+            let open = try await sql.raw("""
+                SELECT id, entity_id, discrepancy_type, fields FROM shadow_discrepancies
+                WHERE status = 'open' AND entity_type = \(bind: Self.entityType)
+                """).all(decoding: Open.self)
+            let now = StoredTime.nowMicros()
+            var stillOpen: Set<String> = []
+            for row in open {
+                if let current = foundById[row.entity_id], current.kind.rawValue == row.discrepancy_type,
+                   current.fields.joined(separator: ",") == row.fields {
+                    stillOpen.insert(row.entity_id)
+                    continue
+                }
+                try await sql.raw("""
+                    UPDATE shadow_discrepancies SET status = 'resolved', resolved_at_micros = \(bind: now),
+                        resolution = \(bind: foundById[row.entity_id] == nil ? "no longer found" : "superseded")
+                    WHERE id = \(bind: row.id)
+                    """).run()
+            }
+            var events: [EvidenceEvent] = []
+            for discrepancy in found where !stillOpen.contains(discrepancy.entityId) {
+                let expected = injected.contains(discrepancy.entityId)
+                try await sql.raw("""
+                    INSERT INTO shadow_discrepancies (id, entity_type, entity_id, discrepancy_type, fields, expected, status,
+                                                      detected_at_micros)
+                    VALUES (\(bind: UUID().uuidString.lowercased()), \(bind: Self.entityType), \(bind: discrepancy.entityId),
+                            \(bind: discrepancy.kind.rawValue), \(bind: discrepancy.fields.joined(separator: ",")),
+                            \(bind: expected ? 1 : 0), 'open', \(bind: now))
+                    """).run()
+                events.append(EvidenceEvent(
+                    controlId: EvidenceControl.systemMonitoring, category: EvidenceCategory.processingIntegrity,
+                    eventType: EvidenceType.shadowWriteDiscrepancy, eventOutcome: "DISCREPANCY",
+                    entityType: Self.entityType, entityId: discrepancy.entityId,
+                    details: [
+                        "discrepancyType": .string(discrepancy.kind.rawValue),
+                        "fields": .array(discrepancy.fields.map { .string($0) }),
+                        "expected": .bool(expected),
+                    ]))
+            }
+            try await evidence.append(events, in: sql)
+            for discrepancy in found where !stillOpen.contains(discrepancy.entityId) {
+                Counter(label: "shadow_discrepancies_total",
+                        dimensions: [("entity_type", Self.entityType), ("discrepancy_type", discrepancy.kind.rawValue)],
+                        factory: metrics).increment()
+                if !injected.contains(discrepancy.entityId) {
+                    Counter(label: "shadow_unexplained_discrepancies_total", dimensions: [("entity_type", Self.entityType)],
+                            factory: metrics).increment()
+                }
+            }
+            return events.count
+        }
+    }
+
+    /// Makes the shadow match the primary for each discrepancy (the primary's row, whatever the shadow's
+    /// version; or no row when the primary has none), then resolves it with SHADOW_WRITE_REPAIRED evidence.
+    private func repair(_ found: [Discrepancy]) async throws -> Int {
+        var repaired = 0
+        for chunk in stride(from: 0, to: found.count, by: 200).map({ Array(found[$0..<min($0 + 200, found.count)]) }) {
+            let sources = try await primary.read { sql in try await Self.rows(chunk.map(\.entityId), primaryTable: true, sql) }
+            try await shadow.transaction { sql in
+                for discrepancy in chunk {
+                    if let row = sources[discrepancy.entityId] {
+                        try await row.overwrite(sql)
+                    } else {
+                        try await sql.raw("DELETE FROM listings WHERE id = \(bind: discrepancy.entityId)").run()
+                    }
+                }
+            }
+            let now = StoredTime.nowMicros()
+            try await primary.transaction { sql in
+                for discrepancy in chunk {
+                    try await sql.raw("""
+                        UPDATE shadow_discrepancies SET status = 'resolved', resolved_at_micros = \(bind: now), resolution = 'repaired'
+                        WHERE status = 'open' AND entity_type = \(bind: Self.entityType) AND entity_id = \(bind: discrepancy.entityId)
+                        """).run()
+                }
+                try await evidence.append(chunk.map { discrepancy in
+                    EvidenceEvent(
+                        controlId: EvidenceControl.systemMonitoring, category: EvidenceCategory.processingIntegrity,
+                        eventType: EvidenceType.shadowWriteRepaired, eventOutcome: "SUCCESS",
+                        entityType: Self.entityType, entityId: discrepancy.entityId,
+                        details: ["discrepancyType": .string(discrepancy.kind.rawValue),
+                                  "fields": .array(discrepancy.fields.map { .string($0) })])
+                }, in: sql)
+            }
+            repaired += chunk.count
+        }
+        return repaired
+    }
+}
+
+/// A listing row as both stores hold it (the primary's `deleted_at_micros` read as a flag).
+struct MirrorRow: Decodable, Sendable, Equatable {
+    let id: String
+    let owner_id: String
+    let title: String
+    let price: Int64
+    let version: Int64
+    let created_at_micros: Int64
+    let updated_at_micros: Int64
+    let deleted_flag: Int64
+
+    var deleted: Bool { deleted_flag != 0 }
+
+    static func columns(_ primaryTable: Bool) -> String {
+        "id, owner_id, title, price, version, created_at_micros, updated_at_micros, "
+            + (primaryTable ? "CASE WHEN deleted_at_micros IS NULL THEN 0 ELSE 1 END AS deleted_flag" : "CAST(deleted AS BIGINT) AS deleted_flag")
+    }
+
+    /// Names of the fields whose values differ.
+    func differingFields(_ other: MirrorRow) -> [String] {
+        var fields: [String] = []
+        if owner_id != other.owner_id { fields.append("ownerId") }
+        if title != other.title { fields.append("title") }
+        if price != other.price { fields.append("price") }
+        if version != other.version { fields.append("version") }
+        if created_at_micros != other.created_at_micros { fields.append("createdAt") }
+        if updated_at_micros != other.updated_at_micros { fields.append("updatedAt") }
+        return fields
+    }
+
+    /// Writes this row into the shadow whatever is there (repair).
+    func overwrite(_ sql: any SQLDatabase) async throws {
+        try await sql.raw("""
+            INSERT INTO listings (id, owner_id, title, price, version, created_at_micros, updated_at_micros, deleted)
+            VALUES (\(bind: id), \(bind: owner_id), \(bind: title), \(bind: price), \(bind: version), \(bind: created_at_micros),
+                    \(bind: updated_at_micros), \(bind: deleted ? 1 : 0))
+            ON CONFLICT (id) DO UPDATE SET
+                owner_id = excluded.owner_id, title = excluded.title, price = excluded.price, version = excluded.version,
+                created_at_micros = excluded.created_at_micros, updated_at_micros = excluded.updated_at_micros,
+                deleted = excluded.deleted
+            """).run()
+    }
+}

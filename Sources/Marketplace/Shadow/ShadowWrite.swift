@@ -1,0 +1,48 @@
+import ChaosKit
+import Foundation
+
+/// One row to mirror into the shadow store: the entity's full current state after a primary commit.
+public struct ShadowWrite: Sendable, Equatable {
+    public enum Operation: String, Sendable, CaseIterable {
+        case create, update, delete
+    }
+
+    public let entityType: String
+    public let operation: Operation
+    public let listing: Listing
+    /// The request whose commit this mirrors, for the failure's log line and evidence.
+    public let requestId: String?
+    /// Set when the write was decided to be held (a latency fault): the worker waits this long first.
+    var delay: Duration?
+
+    public init(_ listing: Listing, _ operation: Operation, requestId: String?) {
+        self.entityType = "listing"
+        self.operation = operation
+        self.listing = listing
+        self.requestId = requestId
+        self.delay = nil
+    }
+
+    /// `shadow.<entity>.<operation>`.
+    public var point: FaultPoint {
+        switch operation {
+        case .create: return .shadowListingCreate
+        case .update: return .shadowListingUpdate
+        case .delete: return .shadowListingDelete
+        }
+    }
+
+    public var entityId: String { listing.id.description }
+}
+
+/// Why a shadow write did not land.
+public enum ShadowFailure: String, Sendable, CaseIterable {
+    /// A fault injected at its fault point.
+    case injected
+    /// The shadow store answered with an error or could not be reached.
+    case error
+    /// The shadow store did not answer within the write timeout.
+    case timeout
+    /// The queue was full (or closed at shutdown) and the write was not kept.
+    case dropped
+}
