@@ -2,6 +2,7 @@ import Evidence
 import Foundation
 import Logging
 import Metrics
+import PostgresNIO
 import SQLKit
 import Storage
 
@@ -49,7 +50,7 @@ struct Discrepancy: Sendable, Equatable {
 /// once (discrepancy row, SHADOW_WRITE_DISCREPANCY evidence, metrics), resolves the ones that are gone, and
 /// with `repair` copies the primary's row over the shadow's.
 public struct ShadowVerifier: Sendable {
-    public static let batchSize = 1000
+    public static let batchSize = 10_000
     /// Differences one run keeps in memory (the scan itself holds two batches whatever the table size).
     public static let maximumCandidates = 50_000
     static let entityType = "listing"
@@ -84,7 +85,7 @@ public struct ShadowVerifier: Sendable {
 
         var candidates: [String] = []
         result.checked = try await scan { id, primaryRow, shadowRow in
-            if candidates.count < Self.maximumCandidates, Self.compare(id, primaryRow, shadowRow) != nil { candidates.append(id) }
+            if candidates.count < Self.maximumCandidates, ScanRow.differ(primaryRow, shadowRow) { candidates.append(id) }
         }
         if candidates.count == Self.maximumCandidates {
             logger.warning("the verifier holds at most \(Self.maximumCandidates) differences per run; later runs find the rest")
@@ -133,30 +134,35 @@ public struct ShadowVerifier: Sendable {
 
     // MARK: The scan
 
-    /// Walks both tables in id order, one batch of each at a time, calling `visit` once per id seen in either.
-    /// Answers how many ids it saw.
-    private func scan(_ visit: (String, MirrorRow?, MirrorRow?) -> Void) async throws -> Int {
-        var primaryBatch: [MirrorRow] = [], shadowBatch: [MirrorRow] = []
+    /// Walks both tables in id order, one batch of each at a time (the two stores read concurrently), calling
+    /// `visit` once per id seen in either. Answers how many ids it saw.
+    private func scan(_ visit: (String, ScanRow?, ScanRow?) -> Void) async throws -> Int {
+        // Both stores on PostgreSQL: each row's fields are hashed by the database and only (id, deleted, hash)
+        // travels; otherwise whole rows are read and fingerprinted here (the same comparison, more bytes).
+        let hashInDatabase = primary.dialect == .postgres && shadow.dialect == .postgres
+        var primaryBatch: [ScanRow] = [], shadowBatch: [ScanRow] = []
         var primaryIndex = 0, shadowIndex = 0
-        var primaryAfter = "", shadowAfter = ""
         var primaryDone = false, shadowDone = false
         var seen = 0
         while true {
-            if primaryIndex == primaryBatch.count, !primaryDone {
-                primaryBatch = try await primary.read { sql in
-                    try await Self.batch(after: primaryAfter, primaryTable: true, dialect: primary.dialect, sql)
+            let refillPrimary = primaryIndex == primaryBatch.count && !primaryDone
+            let refillShadow = shadowIndex == shadowBatch.count && !shadowDone
+            if refillPrimary || refillShadow {
+                let primaryAfter = primaryBatch.last?.id ?? "", shadowAfter = shadowBatch.last?.id ?? ""
+                async let nextPrimary = refillPrimary
+                    ? Self.scanBatch(after: primaryAfter, primaryTable: true, primary, hashInDatabase: hashInDatabase) : nil
+                async let nextShadow = refillShadow
+                    ? Self.scanBatch(after: shadowAfter, primaryTable: false, shadow, hashInDatabase: hashInDatabase) : nil
+                if let batch = try await nextPrimary {
+                    primaryBatch = batch
+                    primaryIndex = 0
+                    primaryDone = batch.count < Self.batchSize
                 }
-                primaryIndex = 0
-                primaryDone = primaryBatch.count < Self.batchSize
-                primaryAfter = primaryBatch.last?.id ?? primaryAfter
-            }
-            if shadowIndex == shadowBatch.count, !shadowDone {
-                shadowBatch = try await shadow.read { sql in
-                    try await Self.batch(after: shadowAfter, primaryTable: false, dialect: shadow.dialect, sql)
+                if let batch = try await nextShadow {
+                    shadowBatch = batch
+                    shadowIndex = 0
+                    shadowDone = batch.count < Self.batchSize
                 }
-                shadowIndex = 0
-                shadowDone = shadowBatch.count < Self.batchSize
-                shadowAfter = shadowBatch.last?.id ?? shadowAfter
             }
             let nextPrimary = primaryIndex < primaryBatch.count ? primaryBatch[primaryIndex] : nil
             let nextShadow = shadowIndex < shadowBatch.count ? shadowBatch[shadowIndex] : nil
@@ -180,6 +186,34 @@ public struct ShadowVerifier: Sendable {
             seen += 1
         }
     }
+
+    /// The next batch of (id, deleted, fingerprint) after `id`, in byte order of the id.
+    static func scanBatch(
+        after id: String, primaryTable: Bool, _ database: Database, hashInDatabase: Bool
+    ) async throws -> [ScanRow] {
+        if hashInDatabase, let rows = try await database.withPostgresConnection({ connection -> [ScanRow] in
+            let deleted = primaryTable ? "CASE WHEN deleted_at_micros IS NULL THEN 0 ELSE 1 END" : "deleted"
+            let query: PostgresQuery = """
+                SELECT id, CAST(\(unescaped: deleted) AS BIGINT),
+                       hashtextextended(concat_ws('|', owner_id, title, price, version, created_at_micros, updated_at_micros), 0)
+                FROM listings WHERE id COLLATE "C" > \(id) ORDER BY id COLLATE "C" LIMIT \(batchSize)
+                """
+            var rows: [ScanRow] = []
+            rows.reserveCapacity(batchSize)
+            for try await (rowId, deletedFlag, hash) in try await connection.query(query, logger: quietLogger)
+                .decode((String, Int64, Int64).self) {
+                rows.append(ScanRow(id: rowId, deleted: deletedFlag != 0, fingerprint: hash))
+            }
+            return rows
+        }) {
+            return rows
+        }
+        return try await database.read { sql in
+            try await batch(after: id, primaryTable: primaryTable, dialect: database.dialect, sql)
+        }.map { ScanRow(id: $0.id, deleted: $0.deleted, fingerprint: $0.fingerprint) }
+    }
+
+    static let quietLogger = Logger(label: "ballast.verifier", factory: { _ in SwiftLogNoOpLogHandler() })
 
     /// The difference between a listing's primary and shadow row, if any. A deleted row and an absent one are
     /// the same state.
@@ -340,6 +374,26 @@ public struct ShadowVerifier: Sendable {
     }
 }
 
+/// What the scan compares per listing: whether it is deleted, and a fingerprint of every other field.
+struct ScanRow: Sendable, Equatable {
+    let id: String
+    let deleted: Bool
+    /// A 64-bit hash of every compared field but `deleted` (computed by PostgreSQL when both stores are
+    /// PostgreSQL, else here; the two sides of a comparison always hash the same way).
+    let fingerprint: Int64
+
+    /// Whether the two sides disagree (deleted and absent being the same state).
+    static func differ(_ primary: ScanRow?, _ shadow: ScanRow?) -> Bool {
+        let primaryLive = primary.map { !$0.deleted } ?? false
+        let shadowLive = shadow.map { !$0.deleted } ?? false
+        switch (primaryLive, shadowLive) {
+        case (false, false): return false
+        case (true, true): return primary!.fingerprint != shadow!.fingerprint
+        default: return true
+        }
+    }
+}
+
 /// A listing row as both stores hold it (the primary's `deleted_at_micros` read as a flag).
 struct MirrorRow: Decodable, Sendable, Equatable {
     let id: String
@@ -352,6 +406,16 @@ struct MirrorRow: Decodable, Sendable, Equatable {
     let deleted_flag: Int64
 
     var deleted: Bool { deleted_flag != 0 }
+
+    /// FNV-1a over every compared field but `deleted`, written as one string (numbers cannot hold the
+    /// separator, so the string is unambiguous).
+    var fingerprint: Int64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in "\(owner_id)|\(title)|\(price)|\(version)|\(created_at_micros)|\(updated_at_micros)".utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+        }
+        return Int64(bitPattern: hash)
+    }
 
     static func columns(_ primaryTable: Bool) -> String {
         "id, owner_id, title, price, version, created_at_micros, updated_at_micros, "
