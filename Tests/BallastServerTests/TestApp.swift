@@ -106,11 +106,17 @@ struct TestApp: Sendable {
         configure(router)
         let app = Application(router: router, logger: logger)
         let shadowWorkers = ShadowWorkers()
-        defer { shadowWorkers.stop() }
         if workers { shadowWorkers.start(services) }
-        try await app.test(.router) { client in
-            try await body(TestApp(services: services, client: client, logSink: sink, shadowWorkers: shadowWorkers))
+        do {
+            try await app.test(.router) { client in
+                try await body(TestApp(services: services, client: client, logSink: sink, shadowWorkers: shadowWorkers))
+            }
+        } catch {
+            await shadowWorkers.stop()
+            throw error
         }
+        // The workers finish before the stores they write to close.
+        await shadowWorkers.stop()
     }
 }
 
@@ -125,7 +131,12 @@ final class ShadowWorkers: Sendable {
         }
     }
 
-    func stop() { task.withLock { $0?.cancel() } }
+    /// Cancels the workers and waits for them to end.
+    func stop() async {
+        let running = task.withLock { $0 }
+        running?.cancel()
+        _ = await running?.result
+    }
 }
 
 /// What a test reads of a response.
