@@ -65,25 +65,26 @@ struct TestApp: Sendable {
     /// shadow writer's workers running.
     static func run(
         _ kind: StoreKind, environment: [String: String] = [:], shadow: Shadow = .none, startShadowWorkers: Bool = true,
+        eventSubscribers: [(String, EventBus.Handler)] = [],
         configure: @escaping @Sendable (Router<AppRequestContext>) -> Void = { _ in },
         _ body: @escaping @Sendable (TestApp) async throws -> Void
     ) async throws {
         try await TestStores.withDatabase(kind) { database in
             switch shadow {
             case .none:
-                try await start(database, shadow: nil, environment: environment, workers: startShadowWorkers, configure: configure, body)
+                try await start(database, shadow: nil, environment: environment, workers: startShadowWorkers, subscribers: eventSubscribers, configure: configure, body)
             case .fresh:
                 try await TestStores.withFreshURL(kind) { url in
                     try await Database.withRunning(url, poolSize: 10, poolWait: TestStores.poolWait, logger: TestStores.logger) {
                         try await start(database, shadow: $0, environment: environment, workers: startShadowWorkers,
-                                        configure: configure, body)
+                                        subscribers: eventSubscribers, configure: configure, body)
                     }
                 }
             case .unreachable:
                 let url = DatabaseURL.parse("postgres://ballast@127.0.0.1:9/nowhere?tlsmode=disable")!
                 try await Database.withRunning(url, poolSize: 2, logger: TestStores.logger) {
                     try await start(database, shadow: $0, environment: environment, workers: startShadowWorkers,
-                                    configure: configure, body)
+                                    subscribers: eventSubscribers, configure: configure, body)
                 }
             }
         }
@@ -91,7 +92,7 @@ struct TestApp: Sendable {
 
     private static func start(
         _ database: Database, shadow: Database?, environment: [String: String], workers: Bool,
-        configure: @escaping @Sendable (Router<AppRequestContext>) -> Void,
+        subscribers: [(String, EventBus.Handler)], configure: @escaping @Sendable (Router<AppRequestContext>) -> Void,
         _ body: @escaping @Sendable (TestApp) async throws -> Void
     ) async throws {
         var variables = ["APP_ENV": "test", "BALLAST_ADMIN_TOKEN": adminToken, "SHADOW_DATABASE_URL": shadow.map { "\($0.url.unredactedText)" } ?? "none"]
@@ -100,7 +101,8 @@ struct TestApp: Sendable {
         let sink = LogSink.memory()
         let logger = LogOutput.makeLogger(label: "ballast", level: .info, sink: sink)
         let services = AppServices(
-            config: config, primary: database, shadow: shadow, logger: logger, startupDatabaseWait: .seconds(5))
+            config: config, primary: database, shadow: shadow, logger: logger, startupDatabaseWait: .seconds(5),
+            eventSubscribers: subscribers)
         try await services.prepare()
         let router = BallastApp.buildRouter(services: services)
         configure(router)
@@ -120,14 +122,20 @@ struct TestApp: Sendable {
     }
 }
 
-/// The task running the shadow writer's workers in a test app.
+/// The task running the shadow writer's and the event bus's workers in a test app.
 final class ShadowWorkers: Sendable {
     private let task = Mutex<Task<Void, any Error>?>(nil)
 
     func start(_ services: AppServices) {
         task.withLock { task in
             guard task == nil else { return }
-            task = Task { try await services.shadowWriter?.run() }
+            task = Task {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await services.shadowWriter?.run() }
+                    group.addTask { try await services.events.run() }
+                    try await group.waitForAll()
+                }
+            }
         }
     }
 

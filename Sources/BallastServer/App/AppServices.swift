@@ -3,6 +3,7 @@ import ChaosKit
 import Foundation
 import Logging
 import Marketplace
+import Metrics
 import Storage
 import Synchronization
 import Telemetry
@@ -32,6 +33,8 @@ public final class AppServices: Sendable {
     public let listings: ListingService
     public let products: ProductService
     public let orders: OrderService
+    /// Domain events to in-process subscribers, after commit.
+    public let events: EventBus
     /// Prices shipping before an order's transaction.
     public let shippingRates: any ShippingRates
     public let idempotency: IdempotencyStore
@@ -42,9 +45,10 @@ public final class AppServices: Sendable {
     public let startupDatabaseWait: Duration
     let readiness: Readiness
 
+    /// `eventSubscribers` join the built-in ones (tests add failing ones).
     public init(
         config: AppConfig, primary: Database, shadow: Database?, metrics: MetricsRegistry = MetricsRegistry(),
-        logger: Logger, startupDatabaseWait: Duration = .seconds(30)
+        logger: Logger, startupDatabaseWait: Duration = .seconds(30), eventSubscribers: [(String, EventBus.Handler)] = []
     ) {
         self.config = config
         self.primary = primary
@@ -74,9 +78,24 @@ public final class AppServices: Sendable {
         }
         self.shadowWriter = shadowWriter
         self.listings = ListingService(database: primary, shadow: shadowWriter)
-        self.products = ProductService(database: primary, evidence: evidence, failpoints: failpoints)
+        let eventMetrics = metrics.factory, eventLogger = logger
+        // The built-in subscriber: one log line and one count per event.
+        let auditLog: EventBus.Handler = { @Sendable event in
+            Counter(label: "domain_events_total", dimensions: [("event", event.name)], factory: eventMetrics).increment()
+            eventLogger.info("domain event", metadata: ["event": .string(event.name)])
+        }
+        self.events = EventBus(
+            subscribers: [("audit-log", auditLog)] + eventSubscribers, injector: injector, metrics: metrics.factory, logger: logger)
+        self.products = ProductService(database: primary, evidence: evidence, failpoints: failpoints, events: events)
         self.orders = OrderService(database: primary, wallets: wallets, failpoints: failpoints, metrics: metrics.factory)
-        self.shippingRates = FallbackShippingRates()
+        if let url = config.shippingRatesURL {
+            self.shippingRates = ProviderShippingRates(
+                url: url, timeout: .milliseconds(config.shippingTimeoutMilliseconds), policy: config.shippingFailurePolicy,
+                breaker: CircuitBreaker(dependency: "shipping_rates", metrics: metrics.factory), injector: injector,
+                metrics: metrics.factory, logger: logger)
+        } else {
+            self.shippingRates = FallbackShippingRates()
+        }
         self.idempotency = IdempotencyStore(database: primary)
         self.discrepancies = Discrepancies(database: primary)
         self.jobs = JobRunner(

@@ -30,7 +30,8 @@ public enum BallastApp {
         JobRoutes(runner: services.jobs, discrepancies: services.discrepancies, evidence: services.evidence).register(on: router)
         ProductRoutes(products: services.products).register(on: router)
         ProductSafetyRoutes(products: services.products).register(on: router)
-        OrderRoutes(orders: services.orders, shipping: services.shippingRates, idempotent: idempotent).register(on: router)
+        OrderRoutes(orders: services.orders, shipping: services.shippingRates, idempotent: idempotent, events: services.events)
+            .register(on: router)
         return router
     }
 
@@ -43,6 +44,7 @@ public enum BallastApp {
         if let shadow = services.shadow { storeServices.append(shadow) }
         storeServices.append(services.evidenceAppender)
         if let writer = services.shadowWriter { storeServices.append(writer) }
+        storeServices.append(services.events)
         storeServices.append(services.chaosMonitor)
         storeServices.append(services.jobs)
         var app = Application(

@@ -44,7 +44,7 @@ extension ProductService {
 
     /// active → disabled. Open orders do not block it (they are shown in the preview); it needs `confirm`.
     public func disable(_ id: ProductID, confirm: Bool, by caller: User, requestId: String?) async throws -> Product {
-        try await audited("disable", id, by: caller, requestId: requestId) { before, sql in
+        let (product, changed) = try await auditedChange("disable", id, by: caller, requestId: requestId) { before, sql in
             switch before.status {
             case .disabled: return nil
             case .draft, .archived:
@@ -54,6 +54,8 @@ extension ProductService {
                 return try await update(id, sql, "status = 'disabled'")
             }
         }
+        if changed { events?.publish(.productDisabled(product), requestId: requestId) }
+        return product
     }
 
     /// disabled → archived, once every order with the product is delivered or cancelled.
@@ -114,7 +116,7 @@ extension ProductService {
     /// none does. Any id that is missing, deleted or not active is a 422 listing each problem.
     public func bulkDisable(_ ids: [ProductID], confirm: Bool, by caller: User, requestId: String?) async throws -> [Product] {
         guard caller.isAdmin else { throw AppError.forbidden() }
-        return try await database.transaction { sql in
+        let disabled: [Product] = try await database.transaction { sql in
             let lock = database.dialect == .postgres ? " FOR UPDATE" : ""
             var query: SQLQueryString = "SELECT \(unsafeRaw: ProductRow.columnList) FROM products WHERE id IN ("
             for (index, id) in ids.sorted(by: { $0.description < $1.description }).enumerated() {
@@ -166,6 +168,8 @@ extension ProductService {
             }, in: sql)
             return products.compactMap { after[$0.id] }
         }
+        for product in disabled { events?.publish(.productDisabled(product), requestId: requestId) }
+        return disabled
     }
 
     // MARK: The guards

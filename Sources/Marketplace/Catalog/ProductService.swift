@@ -13,6 +13,8 @@ public struct ProductService: Sendable {
     let database: Database
     let evidence: EvidenceLog
     let failpoints: Failpoints
+    /// Told about products taken off sale, after commit.
+    let events: EventBus?
 
     /// Failpoints inside product transactions, for tests that prove rollback.
     public enum Failpoint {
@@ -23,10 +25,11 @@ public struct ProductService: Sendable {
     /// How long a deleted product can be restored.
     public static let restoreWindowMicros: Int64 = 30 * 24 * 3600 * 1_000_000
 
-    public init(database: Database, evidence: EvidenceLog, failpoints: Failpoints) {
+    public init(database: Database, evidence: EvidenceLog, failpoints: Failpoints, events: EventBus? = nil) {
         self.database = database
         self.evidence = evidence
         self.failpoints = failpoints
+        self.events = events
     }
 
     // MARK: Reading
@@ -126,14 +129,22 @@ public struct ProductService: Sendable {
         _ action: String, _ id: ProductID, by caller: User, requestId: String?, includeDeleted: Bool = false,
         _ change: @escaping @Sendable (Product, any SQLDatabase) async throws -> Product?
     ) async throws -> Product {
+        try await auditedChange(action, id, by: caller, requestId: requestId, includeDeleted: includeDeleted, change).product
+    }
+
+    /// ``audited`` that also says whether anything changed.
+    func auditedChange(
+        _ action: String, _ id: ProductID, by caller: User, requestId: String?, includeDeleted: Bool = false,
+        _ change: @escaping @Sendable (Product, any SQLDatabase) async throws -> Product?
+    ) async throws -> (product: Product, changed: Bool) {
         try await database.transaction { sql in
             let before = try await lockManageable(id, by: caller, includeDeleted: includeDeleted, sql)
-            guard let after = try await change(before, sql) else { return before }
+            guard let after = try await change(before, sql) else { return (before, false) }
             try failpoints.hit(Failpoint.afterChange)
             try await evidence.append([AdminAction.event(
                 action, entityType: "product", entityId: id.description, by: AuditActor(user: caller, requestId: requestId),
                 before: AdminAction.state(before), after: AdminAction.state(after))], in: sql)
-            return after
+            return (after, true)
         }
     }
 

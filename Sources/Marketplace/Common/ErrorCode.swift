@@ -26,6 +26,7 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case idempotencyKeyReused = "idempotency_key_reused"
     // 503
     case serviceUnavailable = "service_unavailable"
+    case shippingUnavailable = "shipping_unavailable"
     // 500: always a bug
     case `internal`
 }

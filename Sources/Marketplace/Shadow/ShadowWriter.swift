@@ -105,11 +105,11 @@ public final class ShadowWriter: Service, Sendable {
         let outcome: ShadowFailure?
         var message: String?
         do {
-            try await Self.withDeadline(Self.writeTimeout) { [shadow] in
+            try await Deadline.run(Self.writeTimeout) { [shadow] in
                 try await shadow.transaction { sql in try await Self.upsert(job.listing, sql) }
             }
             outcome = nil
-        } catch is DeadlinePassed {
+        } catch is Deadline.Passed {
             outcome = .timeout
             message = "no answer within \(Self.writeTimeout)"
         } catch {
@@ -167,24 +167,6 @@ public final class ShadowWriter: Service, Sendable {
             controlId: EvidenceControl.systemMonitoring, category: EvidenceCategory.processingIntegrity,
             eventType: EvidenceType.shadowWriteFailure, eventOutcome: "FAILURE", entityType: write.entityType,
             entityId: write.entityId, requestId: write.requestId, details: .object(details)))
-    }
-
-    struct DeadlinePassed: Error {}
-
-    /// Runs `operation`, throwing ``DeadlinePassed`` when it has not finished after `timeout`.
-    static func withDeadline(_ timeout: Duration, _ operation: @escaping @Sendable () async throws -> Void) async throws {
-        try await withThrowingTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                try await operation()
-                return true
-            }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return false
-            }
-            defer { group.cancelAll() }
-            guard try await group.next() == true else { throw DeadlinePassed() }
-        }
     }
 }
 

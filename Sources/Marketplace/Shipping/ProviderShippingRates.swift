@@ -1,0 +1,141 @@
+import AsyncHTTPClient
+import BallastConfig
+import ChaosKit
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import NIOHTTP1
+
+/// Shipping quotes from the configured provider (`SHIPPING_RATES_URL`, wire format in SPEC §8), behind a
+/// circuit breaker. Any failed call (timeout, other status, a reply that is not JSON, an amount that is
+/// missing, not an integer, negative, above 10^7, or in another currency, an injected fault) falls back to
+/// the fixed table, or with `SHIPPING_FAILURE_POLICY=block` refuses the order with 503 shipping_unavailable.
+public struct ProviderShippingRates: ShippingRates {
+    /// The largest quote believed (10^7 minor units); anything above is an absurd reply.
+    public static let maximumAmount: Int64 = 10_000_000
+
+    let url: URL
+    let timeout: Duration
+    let policy: ShippingFailurePolicy
+    let client: HTTPClient
+    let breaker: CircuitBreaker
+    let injector: FaultInjector
+    let metrics: any MetricsFactory
+    let logger: Logger
+
+    public init(
+        url: URL, timeout: Duration, policy: ShippingFailurePolicy, client: HTTPClient = .shared, breaker: CircuitBreaker,
+        injector: FaultInjector, metrics: any MetricsFactory, logger: Logger
+    ) {
+        self.url = url
+        self.timeout = timeout
+        self.policy = policy
+        self.client = client
+        self.breaker = breaker
+        self.injector = injector
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Why a quote did not come from the provider (`shipping_quote_fallbacks_total{reason}`).
+    enum FailedCall: Error, Equatable {
+        case circuitOpen(retryAfterSeconds: Int)
+        case injected
+        case timeout
+        case unreachable
+        case status(UInt)
+        case invalidReply(String)
+
+        var reason: String {
+            switch self {
+            case .circuitOpen: return "circuit_open"
+            case .injected: return "injected"
+            case .timeout: return "timeout"
+            case .unreachable: return "unreachable"
+            case .status: return "http_status"
+            case .invalidReply: return "invalid_reply"
+            }
+        }
+    }
+
+    public func quote(destination: Destination, items: [ShippedItem]) async throws -> ShippingQuote {
+        do {
+            return ShippingQuote(amount: try await providerAmount(destination, items), source: .provider)
+        } catch let failure as FailedCall {
+            Counter(label: "shipping_quote_fallbacks_total", dimensions: [("reason", failure.reason)], factory: metrics).increment()
+            logger.warning("shipping quote failed", metadata: ["reason": .string(failure.reason), "detail": "\(failure)"])
+            guard policy == .fallback else {
+                var retryAfter = 5
+                if case .circuitOpen(let seconds) = failure { retryAfter = max(1, seconds) }
+                throw AppError(.shippingUnavailable, "shipping cannot be priced right now; try again in \(retryAfter) s",
+                               details: ["reason": .string(failure.reason)], retryAfterSeconds: retryAfter)
+            }
+            return ShippingQuote(amount: FallbackShippingRates.amount(for: destination), source: .fallback)
+        }
+    }
+
+    /// One call through the breaker: the amount, or a ``FailedCall``.
+    private func providerAmount(_ destination: Destination, _ items: [ShippedItem]) async throws -> Int64 {
+        switch breaker.permit() {
+        case .refused(let nanoseconds):
+            throw FailedCall.circuitOpen(retryAfterSeconds: Int((nanoseconds + 999_999_999) / 1_000_000_000))
+        case .allowed, .trial:
+            break
+        }
+        do {
+            if case .fail? = injector.check(.shippingQuote) { throw FailedCall.injected }
+            let amount = try await call(destination, items)
+            breaker.record(success: true)
+            return amount
+        } catch let failure as FailedCall {
+            breaker.record(success: false)
+            throw failure
+        } catch {
+            breaker.record(success: false)
+            throw FailedCall.unreachable
+        }
+    }
+
+    private func call(_ destination: Destination, _ items: [ShippedItem]) async throws -> Int64 {
+        var request = HTTPClientRequest(url: url.absoluteString)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        let body: JSONValue = .object([
+            "destination": .object(["country": .string(destination.country), "postalCode": .string(destination.postalCode)]),
+            "items": .array(items.map { .object(["productId": .string($0.productId.description), "quantity": .integer($0.quantity)]) }),
+            "currency": "USD",
+        ])
+        request.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(body)))
+        let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000
+                                                         + timeout.components.attoseconds / 1_000_000_000)
+        let reply: ByteBuffer
+        let status: UInt
+        do {
+            let response = try await client.execute(request, deadline: deadline)
+            status = response.status.code
+            reply = try await response.body.collect(upTo: 64 * 1024)
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout
+            || error == .connectTimeout {
+            throw FailedCall.timeout
+        } catch {
+            if NIODeadline.now() >= deadline { throw FailedCall.timeout }
+            throw FailedCall.unreachable
+        }
+        guard status == 200 else { throw FailedCall.status(status) }
+        return try Self.validate(reply)
+    }
+
+    /// The amount of a provider reply, or why the reply is not one (SPEC §8).
+    static func validate(_ reply: ByteBuffer) throws -> Int64 {
+        guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(reply.readableBytesView)),
+              case .object(let fields) = value
+        else { throw FailedCall.invalidReply("not a JSON object") }
+        guard case .string("USD")? = fields["currency"] else { throw FailedCall.invalidReply("currency is not USD") }
+        guard case .integer(let amount)? = fields["amount"] else {
+            throw FailedCall.invalidReply("amount is missing or not an integer")
+        }
+        guard (0...maximumAmount).contains(amount) else { throw FailedCall.invalidReply("amount \(amount) is out of range") }
+        return amount
+    }
+}
