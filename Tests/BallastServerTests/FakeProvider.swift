@@ -22,12 +22,17 @@ final class FakeProvider: Sendable {
     }
 
     private let reply = Mutex(Reply())
+    /// Requests in progress by Idempotency-Key, and keys seen twice at the same time.
+    private let inFlight = Mutex<[String: Int]>([:])
+    private let overlapping = Mutex<Set<String>>([])
     private let received = Mutex<[Received]>([])
     private let port = Mutex<Int?>(nil)
     private let task = Mutex<Task<Void, any Error>?>(nil)
 
     var url: String { "http://127.0.0.1:\(port.withLock { $0 } ?? 0)" }
     var requests: [Received] { received.withLock { $0 } }
+    /// Idempotency keys that were being handled twice at the same moment.
+    var overlappingKeys: Set<String> { overlapping.withLock { $0 } }
 
     func answer(_ configure: (inout Reply) -> Void) { reply.withLock { configure(&$0) } }
 
@@ -39,6 +44,10 @@ final class FakeProvider: Sendable {
             received.withLock {
                 $0.append(Received(path: request.uri.path, headers: request.headers, body: String(buffer: buffer)))
             }
+            let key = request.headers[HTTPField.Name("Idempotency-Key")!] ?? ""
+            let concurrent = inFlight.withLock { $0[key, default: 0] += 1; return $0[key]! }
+            if concurrent > 1 { _ = overlapping.withLock { $0.insert(key) } }
+            defer { inFlight.withLock { $0[key, default: 1] -= 1 } }
             let current = reply.withLock { $0 }
             if current.delay > .zero { try await Task.sleep(for: current.delay) }
             var headers = current.headers

@@ -33,6 +33,9 @@ public final class AppServices: Sendable {
     public let listings: ListingService
     public let products: ProductService
     public let orders: OrderService
+    /// Delivers the notification outbox.
+    public let dispatcher: NotificationDispatcher
+    public let notifications: NotificationAdmin
     /// Domain events to in-process subscribers, after commit.
     public let events: EventBus
     /// Prices shipping before an order's transaction.
@@ -97,6 +100,14 @@ public final class AppServices: Sendable {
             self.shippingRates = FallbackShippingRates()
         }
         self.idempotency = IdempotencyStore(database: primary)
+        let transport: any NotificationTransport = config.notifyWebhookURL.map { WebhookTransport(url: $0) }
+            ?? LogTransport(logger: logger)
+        self.dispatcher = NotificationDispatcher(
+            database: primary, transport: transport,
+            settings: .init(maxAttempts: config.notifyMaxAttempts, retryBaseMilliseconds: config.notifyRetryBaseMilliseconds,
+                            retryMaxMilliseconds: config.notifyRetryMaxMilliseconds),
+            injector: injector, evidence: evidence, metrics: metrics.factory, logger: logger, isReady: { readiness.isReady })
+        self.notifications = NotificationAdmin(database: primary, evidence: evidence)
         self.discrepancies = Discrepancies(database: primary)
         self.jobs = JobRunner(
             database: primary,

@@ -27,6 +27,7 @@ public enum BallastApp {
         let idempotent = IdempotentEffect(database: services.primary, store: services.idempotency)
         WalletRoutes(wallets: services.wallets, idempotent: idempotent).register(on: router)
         ListingRoutes(listings: services.listings).register(on: router)
+        NotificationRoutes(notifications: services.notifications).register(on: router)
         JobRoutes(runner: services.jobs, discrepancies: services.discrepancies, evidence: services.evidence).register(on: router)
         ProductRoutes(products: services.products).register(on: router)
         ProductSafetyRoutes(products: services.products).register(on: router)
@@ -45,6 +46,7 @@ public enum BallastApp {
         storeServices.append(services.evidenceAppender)
         if let writer = services.shadowWriter { storeServices.append(writer) }
         storeServices.append(services.events)
+        storeServices.append(services.dispatcher)
         storeServices.append(services.chaosMonitor)
         storeServices.append(services.jobs)
         var app = Application(

@@ -1,0 +1,66 @@
+import Foundation
+import Hummingbird
+import Marketplace
+
+/// The notification outbox (SPEC §3, §8): admins only.
+struct NotificationRoutes<Context: BallastRequestContext> {
+    let notifications: NotificationAdmin
+
+    func register(on router: Router<Context>) {
+        router.get("/api/admin/notifications") { request, context in
+            _ = try context.requireAdmin()
+            let list = try ListQuery(request)
+            var status: NotificationAdmin.Status?
+            if let text = request.uri.queryParameters["status"].map(String.init), !text.isEmpty {
+                guard let parsed = NotificationAdmin.Status(rawValue: text) else {
+                    throw AppError.invalidField("status", "status must be pending, sent or dead")
+                }
+                status = parsed
+            }
+            var cursor: (micros: Int64, id: String)?
+            if let text = list.cursor {
+                let parts = text.split(separator: "_", maxSplits: 1)
+                guard parts.count == 2, let micros = Int64(parts[0]) else {
+                    throw AppError.invalidField("cursor", "cursor is not one this list returned")
+                }
+                cursor = (micros, String(parts[1]))
+            }
+            let page = try await notifications.list(status: status, after: cursor, limit: list.limit)
+            return try JSONResponse.make(.ok, Page(items: page.records.map(NotificationBody.init), nextCursor: page.next))
+        }
+        router.post("/api/admin/notifications/{id}/retry") { _, context in
+            let caller = try context.requireAdmin()
+            let id = try NotificationID.parsePath(context.parameters.get("id") ?? "", "notification")
+            let record = try await notifications.retry(id.description, by: AuditActor(user: caller, requestId: context.requestId))
+            return try JSONResponse.make(.ok, NotificationBody(record))
+        }
+    }
+}
+
+struct NotificationBody: Encodable, Sendable {
+    let id: String
+    let channel: String
+    let recipient: String
+    let template: String
+    @Null var orderId: String?
+    let status: String
+    let attempts: Int
+    let nextAttemptAt: Date
+    @Null var lastError: String?
+    let createdAt: Date
+    @Null var sentAt: Date?
+
+    init(_ record: NotificationRecord) {
+        id = record.id
+        channel = record.channel
+        recipient = record.recipient
+        template = record.template
+        orderId = record.orderId
+        status = record.status
+        attempts = record.attempts
+        nextAttemptAt = record.nextAttemptAt
+        lastError = record.lastError
+        createdAt = record.createdAt
+        sentAt = record.sentAt
+    }
+}
