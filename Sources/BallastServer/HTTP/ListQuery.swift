@@ -34,6 +34,35 @@ struct ListQuery {
         return value
     }
 
+    /// The cursor of a list in creation order (products, listings).
+    func creationCursor<Tag>() throws -> CreationCursor<Tag>? {
+        guard let cursor else { return nil }
+        guard let parsed = CreationCursor<Tag>(cursor) else {
+            throw AppError.invalidField("cursor", "cursor is not one this list returned")
+        }
+        return parsed
+    }
+
+    /// A `MICROS_ID` cursor (lists ordered newest first by a time and an id).
+    func timeAndIdCursor() throws -> (micros: Int64, id: String)? {
+        guard let cursor else { return nil }
+        let parts = cursor.split(separator: "_", maxSplits: 1)
+        guard parts.count == 2, let micros = Int64(parts[0]) else {
+            throw AppError.invalidField("cursor", "cursor is not one this list returned")
+        }
+        return (micros, String(parts[1]))
+    }
+
+    /// `?name=` as one of an enumeration's values (`nil` when absent); anything else is a 422 listing them.
+    static func choice<T: RawRepresentable & CaseIterable>(_ request: Request, _ name: String, as type: T.Type) throws -> T?
+    where T.RawValue == String {
+        guard let text = request.uri.queryParameters[Substring(name)].map(String.init), !text.isEmpty else { return nil }
+        guard let value = T(rawValue: text) else {
+            throw AppError.invalidField(name, "\(name) must be one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return value
+    }
+
     /// An RFC 3339 time parameter (`since`), as microseconds since the epoch.
     static func timeParameter(_ request: Request, _ name: String) throws -> Int64? {
         guard let text = request.uri.queryParameters[Substring(name)].map(String.init), !text.isEmpty else { return nil }

@@ -16,11 +16,7 @@ struct ListingRoutes<Context: BallastRequestContext> {
         router.get("/api/listings") { request, context in
             _ = try context.requireUser()
             let list = try ListQuery(request)
-            var cursor: ListingCursor?
-            if let text = list.cursor {
-                guard let parsed = ListingCursor(text) else { throw AppError.invalidField("cursor", "cursor is not one this list returned") }
-                cursor = parsed
-            }
+            let cursor: ListingCursor? = try list.creationCursor()
             let page = try await listings.list(after: cursor, limit: list.limit)
             return try JSONResponse.make(.ok, Page(items: page.listings.map(ListingBody.init), nextCursor: page.next?.description))
         }

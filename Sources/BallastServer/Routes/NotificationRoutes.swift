@@ -10,21 +10,8 @@ struct NotificationRoutes<Context: BallastRequestContext> {
         router.get("/api/admin/notifications") { request, context in
             _ = try context.requireAdmin()
             let list = try ListQuery(request)
-            var status: NotificationAdmin.Status?
-            if let text = request.uri.queryParameters["status"].map(String.init), !text.isEmpty {
-                guard let parsed = NotificationAdmin.Status(rawValue: text) else {
-                    throw AppError.invalidField("status", "status must be pending, sent or dead")
-                }
-                status = parsed
-            }
-            var cursor: (micros: Int64, id: String)?
-            if let text = list.cursor {
-                let parts = text.split(separator: "_", maxSplits: 1)
-                guard parts.count == 2, let micros = Int64(parts[0]) else {
-                    throw AppError.invalidField("cursor", "cursor is not one this list returned")
-                }
-                cursor = (micros, String(parts[1]))
-            }
+            let status = try ListQuery.choice(request, "status", as: NotificationAdmin.Status.self)
+            let cursor = try list.timeAndIdCursor()
             let page = try await notifications.list(status: status, after: cursor, limit: list.limit)
             return try JSONResponse.make(.ok, Page(items: page.records.map(NotificationBody.init), nextCursor: page.next))
         }

@@ -16,22 +16,9 @@ struct ProductRoutes<Context: BallastRequestContext> {
         router.get("/api/products") { request, context in
             let caller = try context.requireUser()
             let list = try ListQuery(request)
-            let query = request.uri.queryParameters
-            var status: ProductStatus?
-            if let text = query["status"].map(String.init), !text.isEmpty {
-                guard let parsed = ProductStatus(rawValue: text) else {
-                    throw AppError.invalidField("status", "status must be one of \(ProductStatus.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                status = parsed
-            }
+            let status = try ListQuery.choice(request, "status", as: ProductStatus.self)
             let includeDeleted = try Self.includeDeleted(request, caller)
-            var cursor: ProductCursor?
-            if let text = list.cursor {
-                guard let parsed = ProductCursor(text) else {
-                    throw AppError.invalidField("cursor", "cursor is not one this list returned")
-                }
-                cursor = parsed
-            }
+            let cursor: ProductCursor? = try list.creationCursor()
             let page = try await products.list(
                 status: status, includeDeleted: includeDeleted, after: cursor, limit: list.limit, for: caller)
             return try JSONResponse.make(.ok, Page(items: page.products.map(ProductBody.init), nextCursor: page.next?.description))
