@@ -104,14 +104,23 @@ public final class NotificationDispatcher: Service, Sendable {
 
     // MARK: Claiming
 
+    /// The ids of up to `limit` notifications that are due and not claimed.
+    private static func due(_ now: Int64, limit: Int) -> SQLQueryString {
+        """
+        SELECT id FROM notifications
+        WHERE status = 'pending' AND next_attempt_at_micros <= \(bind: now)
+          AND (claimed_until_micros IS NULL OR claimed_until_micros <= \(bind: now))
+        ORDER BY next_attempt_at_micros LIMIT \(bind: limit)
+        """
+    }
+
     private func claim() async throws -> [OutboxNotification] {
         let now = StoredTime.nowMicros()
-        let due: SQLQueryString = """
-            SELECT id FROM notifications
-            WHERE status = 'pending' AND next_attempt_at_micros <= \(bind: now)
-              AND (claimed_until_micros IS NULL OR claimed_until_micros <= \(bind: now))
-            ORDER BY next_attempt_at_micros LIMIT \(bind: Self.batchSize)
-            """
+        // An idle dispatcher polls with a read; only when something is due does it take a write transaction
+        // (on SQLite that is the store's write lock).
+        let anything = try await database.read { sql in try await sql.raw(Self.due(now, limit: 1)).first() }
+        guard anything != nil else { return [] }
+        let due = Self.due(now, limit: Self.batchSize)
         let lock: SQLQueryString = database.dialect == .postgres ? " FOR UPDATE SKIP LOCKED" : ""
         let rows = try await database.transaction { sql in
             try await sql.raw("""
