@@ -72,7 +72,8 @@ struct ChaosAndEvidenceTests {
         try await TestApp.run(kind) { app in
             let on = try await app.request(
                 .put, "/api/admin/chaos", token: TestApp.adminToken, body: #"{"enabled":true,"failRate":1,"durationSeconds":3}"#)
-            #expect(on.json["durationSeconds"] as? Int == 3)
+            // The answer shows the time left in the box, which a slow request has already eaten into.
+            #expect((1...3).contains(on.json["durationSeconds"] as? Int ?? 0))
             let expiresAt = try #require(app.services.injector.state.expiresAt)
             // Generous box (3 s) so a loaded machine still sees it open; then wait until just after it closes.
             #expect(app.services.injector.decide(.shadowListingCreate)?.fires == true)
