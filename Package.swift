@@ -118,10 +118,21 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // `ballast chaos run`: experiment scenarios and invariant checks over HTTP (a client of the API only).
+        .target(
+            name: "ChaosRunner",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "ballast",
             dependencies: [
                 "BallastServer",
+                "ChaosRunner",
                 "Evidence",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -177,6 +188,7 @@ let package = Package(
             dependencies: [
                 "BallastServer",
                 "BallastTestSupport",
+                "ChaosRunner",
                 "Marketplace",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -190,6 +202,7 @@ let package = Package(
             dependencies: [
                 "ballast",
                 "BallastTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 "Storage",
                 "Marketplace",
                 "Evidence",

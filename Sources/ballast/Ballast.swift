@@ -11,5 +11,5 @@ struct Ballast: AsyncParsableCommand {
             override them. Defaults run on embedded SQLite under ./data with no set-up.
             """,
         version: BallastVersion.current,
-        subcommands: [Serve.self, Migrate.self, Users.self, EvidenceCommand.self])
+        subcommands: [Serve.self, Migrate.self, Users.self, EvidenceCommand.self, ChaosCommand.self])
 }

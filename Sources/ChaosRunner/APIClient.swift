@@ -1,0 +1,182 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// What the target answered to one request.
+public struct Reply: Sendable {
+    public let status: Int
+    public let json: JSON?
+    public let headers: [String: String]
+    public let latencySeconds: Double
+    /// The body as text (the Prometheus text of /metrics, or the JSON).
+    public let text: String
+
+    public var isSuccess: Bool { (200..<300).contains(status) }
+    /// The `error.code` of an error answer.
+    public var errorCode: String? { json?["error"]?["code"]?.string }
+    public var replayed: Bool { headers["idempotent-replayed"] == "true" }
+}
+
+/// The request could not be completed: the target did not answer (refused, reset, timed out).
+public struct Unreachable: Error, CustomStringConvertible, Sendable {
+    public let method: String
+    public let path: String
+    public let reason: String
+    public var description: String { "\(method) \(path): no answer (\(reason))" }
+}
+
+/// The target answered something a step of the experiment cannot go on from (set-up or check).
+public struct UnexpectedReply: Error, CustomStringConvertible, Sendable {
+    public let step: String
+    public let status: Int
+    public let body: String
+    public var description: String { "\(step): the target answered \(status) \(body.prefix(300))" }
+}
+
+/// A small JSON client of the Ballast API over HTTP/1.1 keep-alive connections.
+public final class APIClient: Sendable {
+    public let baseURL: String
+    public let adminToken: String
+    private let client: HTTPClient
+    let timeout: TimeAmount
+
+    /// - Parameters: connections: how many requests may be in flight at once (the workload's concurrency plus
+    ///   the monitor's).
+    public init(baseURL: String, adminToken: String, connections: Int, timeoutSeconds: Int64 = 10) {
+        var trimmed = baseURL
+        while trimmed.hasSuffix("/") { trimmed.removeLast() }
+        self.baseURL = trimmed
+        self.adminToken = adminToken
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, connections))
+        configuration.timeout = .init(connect: .seconds(3))
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        timeout = .seconds(timeoutSeconds)
+    }
+
+    public func shutdown() async {
+        try? await client.shutdown()
+    }
+
+    /// Sends one request. `token` nil sends the admin token; `.some(nil)` none. Throws ``Unreachable`` when
+    /// no answer came.
+    public func send(
+        _ method: HTTPMethod, _ path: String, token: String?? = nil, body: JSON? = nil,
+        headers extra: [String: String] = [:], timeout: TimeAmount? = nil
+    ) async throws -> Reply {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        if let bearer = token ?? adminToken { request.headers.add(name: "Authorization", value: "Bearer \(bearer)") }
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: body.text))
+        }
+        for (name, value) in extra { request.headers.add(name: name, value: value) }
+        let started = ContinuousClock.now
+        do {
+            let response = try await client.execute(request, timeout: timeout ?? self.timeout)
+            let buffer = try await response.body.collect(upTo: 16 << 20)
+            let elapsed = ContinuousClock.now - started
+            var headers: [String: String] = [:]
+            for header in response.headers { headers[header.name.lowercased()] = header.value }
+            let data = Data(buffer.readableBytesView)
+            return Reply(status: Int(response.status.code), json: JSON.parse(data), headers: headers,
+                         latencySeconds: elapsed.seconds, text: String(decoding: data, as: UTF8.self))
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            if Task.isCancelled { throw CancellationError() }
+            throw Unreachable(method: method.rawValue, path: path, reason: String(describing: error))
+        }
+    }
+
+    /// Sends a request that must succeed with `expected` (or any 2xx when nil) and returns its JSON.
+    public func expect(
+        _ step: String, _ method: HTTPMethod, _ path: String, token: String?? = nil, body: JSON? = nil,
+        status expected: Int? = nil, headers: [String: String] = [:]
+    ) async throws -> JSON {
+        let reply = try await send(method, path, token: token, body: body, headers: headers)
+        guard expected.map({ $0 == reply.status }) ?? reply.isSuccess, let json = reply.json else {
+            throw UnexpectedReply(step: step, status: reply.status, body: reply.json?.text ?? "")
+        }
+        return json
+    }
+
+    /// Every item of a list endpoint, following `nextCursor` (at most `maxPages` pages of 200).
+    /// `stop` ends the walk after the first page holding an item it accepts (newest-first lists reaching
+    /// items older than what the caller looks for).
+    public func all(
+        _ step: String, _ path: String, token: String?? = nil, maxPages: Int = 10_000,
+        stop: (@Sendable (JSON) -> Bool)? = nil
+    ) async throws -> [JSON] {
+        var items: [JSON] = []
+        var cursor: String?
+        let separator = path.contains("?") ? "&" : "?"
+        for _ in 0..<maxPages {
+            var pagePath = path + separator + "limit=200"
+            if let cursor { pagePath += "&cursor=" + (cursor.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? cursor) }
+            let json = try await expect(step, .GET, pagePath, token: token)
+            let page = json["items"]?.array ?? []
+            items += page
+            if let stop, page.contains(where: stop) { return items }
+            guard let next = json["nextCursor"]?.string else { return items }
+            cursor = next
+        }
+        return items
+    }
+
+    /// The target's Prometheus text, summed by metric name over the label sets that contain every `labels` pair.
+    public func metricSum(_ name: String, labels: [String: String] = [:]) async throws -> Double {
+        let reply = try await send(.GET, "/metrics", token: .some(nil))
+        guard reply.status == 200 else { throw UnexpectedReply(step: "read /metrics", status: reply.status, body: "") }
+        return Self.sum(reply.text, name, labels: labels)
+    }
+
+    /// Sums the samples of `name` in Prometheus text whose labels include every pair of `labels`.
+    static func sum(_ text: String, _ name: String, labels: [String: String]) -> Double {
+        var total = 0.0
+        for line in text.split(separator: "\n") where line.hasPrefix(name) {
+            let rest = line.dropFirst(name.count)
+            var labelText = Substring("")
+            var valueText = rest
+            if rest.first == "{" {
+                guard let close = rest.firstIndex(of: "}") else { continue }
+                labelText = rest[rest.index(after: rest.startIndex)..<close]
+                valueText = rest[rest.index(after: close)...]
+            } else if rest.first != " " {
+                continue  // another metric whose name starts with this one
+            }
+            let matches = labels.allSatisfy { key, value in labelText.contains("\(key)=\"\(value)\"") }
+            guard matches, let value = Double(valueText.trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "")
+            else { continue }
+            total += value
+        }
+        return total
+    }
+}
+
+/// Times as the API writes them (RFC 3339, with or without fractional seconds).
+enum APITime {
+    static func parse(_ text: String?) -> Date? {
+        guard let text else { return nil }
+        let strategies: [Date.ISO8601FormatStyle] = [
+            .iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted),
+            .iso8601,
+        ]
+        for strategy in strategies { if let date = try? Date(text, strategy: strategy) { return date } }
+        return nil
+    }
+
+    /// Whole seconds, rounded down: a `since=` parameter that includes `date`.
+    static func since(_ date: Date) -> String {
+        Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down)).formatted(.iso8601)
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let parts = components
+        return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
+    }
+}

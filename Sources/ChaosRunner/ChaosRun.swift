@@ -1,0 +1,380 @@
+import Foundation
+import NIOHTTP1
+import Synchronization
+
+/// What `ballast chaos run` was asked to do.
+public struct RunOptions: Sendable {
+    public var target: String
+    public var token: String
+    public var scenario: String
+    public var concurrency: Int = 16
+    /// The whole experiment's time box; `all` shares it between its scenarios.
+    public var durationSeconds: Double = 30
+    public var seed: String?
+    public var failRate: Double = 0.2
+    /// At most this many operations per scenario (the time box still applies); nil: as many as fit.
+    public var operationLimit: Int?
+
+    public init(target: String, token: String, scenario: String) {
+        self.target = target
+        self.token = token
+        self.scenario = scenario
+    }
+
+    /// Every scenario name `--scenario` accepts, in the order `all` runs them.
+    public static let scenarios = ["wallet-concurrency", "bank", "inventory-concurrency", "admin-safety", "external-services", "shadow-write"]
+}
+
+/// One chaos experiment against a live deployment: safety checks, then each scenario's set-up, workload under
+/// fault injection and invariant checks, with the target's chaos settings restored at the end.
+public final class ChaosRun: Sendable {
+    public typealias Progress = @Sendable (String) -> Void
+
+    let options: RunOptions
+    let seed: String
+    let api: APIClient
+    let timeline = Timeline()
+    let progress: Progress
+    private let log: Progress
+    /// The chaos settings found at the start, restored after each scenario (nil until read).
+    private let previousChaos = Mutex<JSON?>(nil)
+    private let windows = Mutex<[FaultWindow]>([])
+
+    /// - Parameters: progress: receives the refreshed progress line; log: receives lines to print as they happen.
+    public init(_ options: RunOptions, progress: @escaping Progress = { _ in }, log: @escaping Progress = { _ in }) {
+        self.options = options
+        seed = options.seed ?? String(format: "%08x", UInt32.random(in: .min ... .max))
+        api = APIClient(baseURL: options.target, adminToken: options.token, connections: options.concurrency * 2 + 4)
+        self.progress = progress
+        self.log = log
+    }
+
+    /// Runs the experiment. Cancelling the task (Ctrl-C) stops the workload, restores the chaos settings and
+    /// answers an interrupted report.
+    public func run() async -> RunReport {
+        var report = RunReport(
+            target: options.target, seed: seed, concurrency: options.concurrency, durationSeconds: options.durationSeconds,
+            failRate: options.failRate, startedAt: Date(), finishedAt: Date(), outcome: .passed, scenarios: [], timeline: [],
+            faultWindows: [])
+        defer { Task { await api.shutdown() } }
+        do {
+            try await preflight(&report)
+        } catch {
+            report.outcome = .refused
+            report.message = "\(error)"
+            report.finishedAt = Date()
+            return report
+        }
+        let names = options.scenario == "all" ? RunOptions.scenarios : [options.scenario]
+        let share = options.durationSeconds / Double(names.count)
+        let runTag = String(seed.prefix(8)) + "-" + String(UInt32.random(in: .min ... .max), radix: 36)
+        log("chaos run against \(options.target) (\(report.environment ?? "?"), version \(report.targetVersion ?? "?")): "
+            + "scenario \(options.scenario), seed \(seed), concurrency \(options.concurrency), \(Int(options.durationSeconds)) s, fail rate \(options.failRate)")
+        for name in names {
+            if Task.isCancelled { break }
+            let scenario = Self.make(name)
+            let context = ScenarioContext(api: api, scenario: name, seed: seed, runTag: runTag, concurrency: options.concurrency,
+                                          failRate: options.failRate, timeline: timeline)
+            let result = await runScenario(scenario, context, seconds: share)
+            report.scenarios.append(result)
+            if result.stoppedEarly == "target stopped answering" { break }
+        }
+        if !Task.isCancelled, report.scenarios.last?.stoppedEarly != "target stopped answering" {
+            report.scenarios.append(await finalChecks())
+        }
+        report.timeline = timeline.points
+        report.faultWindows = windows.withLock { $0 }
+        report.finishedAt = Date()
+        report.chaosRestored = restoredEverywhere.withLock { $0 }
+        report.outcome = Self.outcome(report, cancelled: Task.isCancelled)
+        if report.chaosRestored == false {
+            report.message = "the chaos settings could not be restored; the time box set with them switches injection off by itself"
+        }
+        return report
+    }
+
+    private let restoredEverywhere = Mutex<Bool?>(nil)
+
+    static func outcome(_ report: RunReport, cancelled: Bool) -> RunReport.Outcome {
+        if cancelled { return .interrupted }
+        if report.checks.contains(where: { $0.status == .failed }) { return .failed }
+        if report.checks.contains(where: { $0.status == .inconclusive })
+            || report.scenarios.contains(where: { $0.stoppedEarly != nil || $0.error != nil }) {
+            return .incomplete
+        }
+        return .passed
+    }
+
+    static func make(_ name: String) -> any Scenario {
+        switch name {
+        case "wallet-concurrency": return WalletConcurrencyScenario()
+        case "bank": return BankScenario()
+        case "inventory-concurrency": return InventoryConcurrencyScenario()
+        case "admin-safety": return AdminSafetyScenario()
+        case "external-services": return ExternalServicesScenario()
+        default: return ShadowWriteScenario()
+        }
+    }
+
+    /// Refuses production and a token that is not an admin's; reads the chaos settings to restore later.
+    private func preflight(_ report: inout RunReport) async throws {
+        let health: Reply
+        do {
+            health = try await api.send(.GET, "/health", token: .some(nil))
+        } catch {
+            throw RunRefused("the target did not answer GET /health: \(error)")
+        }
+        guard let json = health.json, let environment = json["environment"]?.string else {
+            throw RunRefused("GET /health at the target answered \(health.status) without an environment; is it a Ballast server?")
+        }
+        report.environment = environment
+        report.targetVersion = json["version"]?.string
+        guard environment != "production" else {
+            throw RunRefused("the target says it is production (APP_ENV=production); chaos experiments run only against staging, test or development")
+        }
+        guard health.status == 200 else { throw RunRefused("the target is not healthy: GET /health answered \(health.status)") }
+        let chaos = try await api.send(.GET, "/api/admin/chaos")
+        guard chaos.status == 200, let settings = chaos.json else {
+            throw RunRefused("GET /api/admin/chaos answered \(chaos.status): the token must be an admin's")
+        }
+        previousChaos.withLock { $0 = settings }
+    }
+
+    /// Set-up, workload (with chaos when the scenario needs it), restore, checks.
+    private func runScenario(_ scenario: any Scenario, _ context: ScenarioContext, seconds: Double) async -> ScenarioReport {
+        let name = scenario.name
+        let start = timeline.elapsedSeconds
+        var stoppedEarly: String?
+        var failure: String?
+        var checks: [Check] = []
+        var window: FaultWindow?
+        var faultsInjected = 0.0
+        do {
+            try await scenario.prepare(context)
+            let faultsBefore = (try? await api.metricSum("chaos_injected_faults_total")) ?? 0
+            if let plan = scenario.chaos {
+                window = try await enableChaos(plan, scenario: name, seconds: seconds)
+            }
+            stoppedEarly = await workload(scenario, context, seconds: seconds, chaosVersion: window == nil ? nil : chaosVersion.withLock { $0 })
+            if window != nil {
+                window?.endSecond = timeline.elapsedSeconds
+                windows.withLock { $0.append(window!) }
+                await restoreChaos()
+            }
+            faultsInjected = ((try? await api.metricSum("chaos_injected_faults_total")) ?? faultsBefore) - faultsBefore
+            if !Task.isCancelled, stoppedEarly != "target stopped answering" {
+                checks = try await Self.uncancelled { try await scenario.check(context) }
+                checks.append(serverErrorsCheck(name))
+            }
+        } catch {
+            if window != nil, window?.endSecond == window?.startSecond {
+                window?.endSecond = timeline.elapsedSeconds
+                windows.withLock { $0.append(window!) }
+                await restoreChaos()
+            }
+            failure = Task.isCancelled ? "interrupted" : "\(error)"
+        }
+        progress("")
+        let totals = timeline.totals(name)
+        let end = timeline.elapsedSeconds
+        let report = ScenarioReport(
+            name: name, startSecond: start, endSecond: end, plannedSeconds: seconds, stoppedEarly: stoppedEarly, error: failure,
+            operations: totals.operations, succeeded: totals.ok, refused: totals.refused, errors: totals.errors,
+            noAnswer: totals.noAnswer, statusCounts: totals.statusCounts,
+            operationsPerSecond: Double(totals.operations) / max(0.001, end - start),
+            p50Milliseconds: totals.latencies.percentileMilliseconds(0.5), p95Milliseconds: totals.latencies.percentileMilliseconds(0.95),
+            p99Milliseconds: totals.latencies.percentileMilliseconds(0.99), faultsInjected: Int(faultsInjected.rounded()),
+            chaos: window, figures: [], checks: checks)
+        log(report.name + ": " + (stoppedEarly.map { "stopped early: \($0)" } ?? failure.map { "could not finish: \($0)" } ?? "done")
+            + String(format: " (%d requests, %d errors)", report.operations, report.errors))
+        return report
+    }
+
+    /// I6/I10: the workload saw no 5xx and no answer it did not expect.
+    private func serverErrorsCheck(_ name: String) -> Check {
+        let totals = timeline.totals(name)
+        let serverErrors = totals.statusCounts.filter { $0.key.hasPrefix("5") }.values.reduce(0, +)
+        return Check(
+            scenario: name, invariant: "I6/I10", name: "no 5xx, no unexpected answer", holds: totals.errors == 0,
+            figures: [Figure("requests", totals.operations), Figure("5xx", serverErrors), Figure("no answer", totals.noAnswer),
+                      Figure("unexpected", totals.errors - serverErrors - totals.noAnswer)],
+            detail: "statuses: " + totals.statusCounts.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: ", "))
+    }
+
+    private let chaosVersion = Mutex<Int64?>(nil)
+
+    /// Switches injection on for the scenario, with its own time box as a safety net should the runner die.
+    private func enableChaos(_ plan: ChaosPlan, scenario: String, seconds: Double) async throws -> FaultWindow {
+        let chaosSeed = "\(seed)-\(scenario)"
+        let json = try await api.expect("switch chaos on", .PUT, "/api/admin/chaos", body: [
+            "enabled": true, "failRate": .number(options.failRate), "scope": .string(plan.scope), "seed": .string(chaosSeed),
+            "latencyMilliseconds": 0, "durationSeconds": .integer(Int64(seconds.rounded(.up)) + 60),
+            "reason": .string("chaos run \(seed): scenario \(scenario)"),
+        ])
+        chaosVersion.withLock { $0 = json["version"]?.int }
+        let now = timeline.elapsedSeconds
+        return FaultWindow(scenario: scenario, scope: plan.scope, failRate: options.failRate, seed: chaosSeed, startSecond: now, endSecond: now)
+    }
+
+    /// Puts back the settings found at the start. Runs even when the run was cancelled.
+    private func restoreChaos() async {
+        guard let previous = previousChaos.withLock({ $0 }) else { return }
+        var body: [String: JSON] = [
+            "enabled": previous["enabled"] ?? false, "failRate": previous["failRate"] ?? 0, "scope": previous["scope"] ?? "shadow_write_only",
+            "latencyMilliseconds": previous["latencyMilliseconds"] ?? 0, "reason": .string("chaos run \(seed) finished: previous settings restored"),
+        ]
+        if let seed = previous["seed"], seed != .null { body["seed"] = seed }
+        if let remaining = previous["durationSeconds"]?.int, remaining > 0 { body["durationSeconds"] = .integer(remaining) } else { body["durationSeconds"] = .null }
+        let api = self.api
+        let restored = await Task.detached {
+            for attempt in 0..<5 {
+                if attempt > 0 { try? await Task.sleep(for: .milliseconds(500)) }
+                if let reply = try? await api.send(.PUT, "/api/admin/chaos", body: .object(body)), reply.isSuccess { return true }
+            }
+            return false
+        }.value
+        restoredEverywhere.withLock { $0 = ($0 ?? true) && restored }
+        if !restored { log("could not restore the chaos settings; injection switches itself off at the end of its time box") }
+    }
+
+    /// The workload: `concurrency` workers taking operation numbers in turn until time is up, beside a monitor that
+    /// stops them when the target's guard switches chaos off or the target stops answering. Answers why it
+    /// stopped early, or nil.
+    private func workload(_ scenario: any Scenario, _ context: ScenarioContext, seconds: Double, chaosVersion: Int64?) async -> String? {
+        let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+        let shared = WorkloadState()
+        let seed = self.seed
+        let name = scenario.name
+        let scenarioStart = timeline.elapsedSeconds
+        let operationLimit = options.operationLimit
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<options.concurrency {
+                group.addTask {
+                    defer { shared.workerDone() }
+                    while ContinuousClock.now < deadline, shared.stopReason == nil, !Task.isCancelled {
+                        let number = shared.nextNumber()
+                        if let limit = operationLimit, number >= limit { return }
+                        var random = SeededRandom(seed, name, String(number))
+                        do {
+                            try await scenario.operation(number, &random, context)
+                        } catch {
+                            if !Task.isCancelled { shared.stop("an operation failed: \(error)") }
+                            return
+                        }
+                    }
+                }
+            }
+            group.addTask { [self] in
+                var silentChecks = 0
+                var lastFaults = (try? await api.metricSum("chaos_injected_faults_total")) ?? 0
+                var lastDraw = ContinuousClock.now - .seconds(1)
+                while ContinuousClock.now < deadline, shared.stopReason == nil, !Task.isCancelled,
+                      shared.workersDone < options.concurrency {
+                    if ContinuousClock.now - lastDraw >= .seconds(1) {
+                        lastDraw = ContinuousClock.now
+                        let reason = await monitor(chaosVersion: chaosVersion, silentChecks: &silentChecks, lastFaults: &lastFaults)
+                        if let reason { shared.stop(reason) }
+                    }
+                    drawProgress(name, since: scenarioStart, seconds: seconds)
+                    try? await Task.sleep(for: .milliseconds(250))
+                }
+                drawProgress(name, since: scenarioStart, seconds: seconds)
+            }
+            await group.waitForAll()
+        }
+        if Task.isCancelled { return "interrupted" }
+        return shared.stopReason
+    }
+
+    /// One look at the target: is it answering, has chaos been switched off under us, how many faults so far.
+    private func monitor(chaosVersion: Int64?, silentChecks: inout Int, lastFaults: inout Double) async -> String? {
+        guard let reply = try? await api.send(.GET, "/health", token: .some(nil), timeout: .seconds(3)), reply.status == 200 else {
+            silentChecks += 1
+            return silentChecks >= 3 ? "target stopped answering" : nil
+        }
+        silentChecks = 0
+        if let faults = try? await api.metricSum("chaos_injected_faults_total") {
+            timeline.recordFaults(faults - lastFaults)
+            lastFaults = faults
+        }
+        guard chaosVersion != nil, let chaos = reply.json?["chaos"] else { return nil }
+        if chaos["enabled"]?.bool == false {
+            return "the target switched chaos off: " + (chaos["reason"]?.string ?? "no reason given")
+        }
+        return nil
+    }
+
+    private let drawn = Mutex<Double>(0)
+
+    private func drawProgress(_ name: String, since start: Double, seconds: Double) {
+        let totals = timeline.totals(name)
+        let faults = timeline.points.reduce(0) { $0 + $1.faults }
+        progress(name + String(format: " %5.1f/%.0f s  ops %d  errors %d  p50 %.1f ms  p99 %.1f ms  faults %d",
+                        timeline.elapsedSeconds - start, seconds, totals.operations, totals.errors,
+                        totals.latencies.percentileMilliseconds(0.5), totals.latencies.percentileMilliseconds(0.99), faults))
+    }
+
+    /// Checks of the whole target at the end: the evidence chain verifies and the server's own invariant auditor
+    /// finds nothing.
+    private func finalChecks() async -> ScenarioReport {
+        let start = timeline.elapsedSeconds
+        var checks: [Check] = []
+        var failure: String?
+        do {
+            let chain = try await api.expect("verify the evidence chain", .GET, "/api/admin/evidence/verify")
+            let valid = chain["valid"]?.bool == true
+            checks.append(Check(
+                scenario: "target", invariant: "I7", name: "evidence hash chain verifies", holds: valid,
+                figures: [Figure("records", chain["records"] ?? .null), Figure("first invalid", chain["firstInvalidId"] ?? .null)],
+                detail: "the chain breaks at record \(chain["firstInvalidId"]?.string ?? "?")"))
+            var audit = try await api.send(.POST, "/api/admin/jobs/ledger-invariant-auditor/trigger", timeout: .minutes(10))
+            for _ in 0..<60 where audit.errorCode == "job_running" {
+                try await Task.sleep(for: .seconds(1))
+                audit = try await api.send(.POST, "/api/admin/jobs/ledger-invariant-auditor/trigger", timeout: .minutes(10))
+            }
+            guard audit.isSuccess, let result = audit.json?["result"] else {
+                throw UnexpectedReply(step: "run the ledger-invariant-auditor", status: audit.status, body: audit.json?.text ?? "")
+            }
+            let violations = result["violations"]?.int ?? -1
+            checks.append(Check(
+                scenario: "target", invariant: "I1-I3", name: "the server's invariant auditor finds nothing", holds: violations == 0,
+                figures: [Figure("violations", violations), Figure("wallets", result["walletsChecked"] ?? .null),
+                          Figure("products", result["productsChecked"] ?? .null)],
+                detail: "the auditor reported: \(result.text.prefix(300))"))
+        } catch {
+            failure = "\(error)"
+        }
+        let end = timeline.elapsedSeconds
+        return ScenarioReport(
+            name: "target", startSecond: start, endSecond: end, plannedSeconds: 0, stoppedEarly: nil, error: failure, operations: 0,
+            succeeded: 0, refused: 0, errors: 0, noAnswer: 0, statusCounts: [:], operationsPerSecond: 0, p50Milliseconds: 0,
+            p95Milliseconds: 0, p99Milliseconds: 0, faultsInjected: 0, chaos: nil, figures: [], checks: checks)
+    }
+
+    /// Runs `body` in a task that does not inherit cancellation (checks and restores finish after Ctrl-C).
+    static func uncancelled<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await Task.detached { try await body() }.value
+    }
+}
+
+/// The workload's shared counters: the next operation number and why it stopped early.
+final class WorkloadState: Sendable {
+    private let next = Mutex(0)
+    private let reason = Mutex<String?>(nil)
+    private let done = Mutex(0)
+
+    /// Workers that have finished (time up, operation limit reached, or stopped).
+    var workersDone: Int { done.withLock { $0 } }
+    func workerDone() { done.withLock { $0 += 1 } }
+
+    func nextNumber() -> Int { next.withLock { value in defer { value += 1 }; return value } }
+    var stopReason: String? { reason.withLock { $0 } }
+    /// Keeps the first reason given.
+    func stop(_ why: String) { reason.withLock { $0 = $0 ?? why } }
+}
+
+/// The run was refused before anything ran (production target, not an admin token, target not answering).
+struct RunRefused: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,149 @@
+import Foundation
+import NIOHTTP1
+import Synchronization
+
+/// A user the scenario created, with its token.
+struct Member: Sendable {
+    let id: String
+    let token: String
+}
+
+/// Members with one USD wallet each (`wallets[i]` belongs to `members[i]`).
+struct Accounts: Sendable {
+    var members: [Member] = []
+    var wallets: [String] = []
+}
+
+/// Set-up steps every scenario shares: users, wallets with money, active products.
+extension ScenarioContext {
+    /// `count` members, each with a wallet topped up with `opening`.
+    func accounts(_ count: Int, label: String, opening: Int64) async throws -> Accounts {
+        let created = try await concurrentMap(Array(0..<count), width: 8) { index in
+            let member = try await createMember("\(label)-\(index)")
+            let wallet = try await openWallet(for: member)
+            try await topUp(wallet, opening)
+            return (member, wallet)
+        }
+        return Accounts(members: created.map(\.0), wallets: created.map(\.1))
+    }
+
+    func createMember(_ label: String) async throws -> Member {
+        let json = try await expect("create user \(label)", .POST, "/api/users",
+                                    body: ["name": .string("chaos-\(runTag)-\(label)"), "role": "member"])
+        guard let id = json["id"]?.string, let token = json["token"]?.string else {
+            throw UnexpectedReply(step: "create user \(label)", status: 201, body: json.text)
+        }
+        return Member(id: id, token: token)
+    }
+
+    func openWallet(for member: Member) async throws -> String {
+        let json = try await expect("open a wallet", .POST, "/api/wallets", token: member.token, body: ["currency": "USD"])
+        guard let id = json["id"]?.string else { throw UnexpectedReply(step: "open a wallet", status: 201, body: json.text) }
+        return id
+    }
+
+    /// An external top-up by the admin (not part of the workload's figures).
+    func topUp(_ wallet: String, _ amount: Int64) async throws {
+        _ = try await expect("top up a wallet", .POST, "/api/wallets/\(wallet)/credit",
+                             body: ["amount": .integer(amount), "reference": .string("chaos run \(runTag) set-up")])
+    }
+
+    /// A product created by `seller` and published.
+    func activeProduct(seller: Member, sku: String, price: Int64, stock: Int64) async throws -> String {
+        let json = try await expect("create a product", .POST, "/api/products", token: seller.token, body: [
+            "sku": .string("chaos-\(runTag)-\(sku)"), "name": .string("Chaos \(sku)"), "price": .integer(price),
+            "stock": .integer(stock),
+        ])
+        guard let id = json["id"]?.string else { throw UnexpectedReply(step: "create a product", status: 201, body: json.text) }
+        _ = try await expect("publish a product", .POST, "/api/products/\(id)/publish", token: seller.token)
+        return id
+    }
+}
+
+/// What clients were told about each wallet: effects acknowledged with 2xx, and effects whose outcome is unknown
+/// because no answer came.
+final class MoneyBook: Sendable {
+    struct Entry: Sendable {
+        var known: Int64 = 0
+        var unknownIn: Int64 = 0
+        var unknownOut: Int64 = 0
+    }
+
+    private let entries = Mutex<[String: Entry]>([:])
+
+    func acknowledged(_ wallet: String, _ delta: Int64) { entries.withLock { $0[wallet, default: Entry()].known += delta } }
+
+    func unknown(_ wallet: String, _ delta: Int64) {
+        entries.withLock {
+            if delta > 0 { $0[wallet, default: Entry()].unknownIn += delta } else { $0[wallet, default: Entry()].unknownOut -= delta }
+        }
+    }
+
+    func entry(_ wallet: String) -> Entry { entries.withLock { $0[wallet] ?? Entry() } }
+    var hasUnknown: Bool { entries.withLock { $0.values.contains { $0.unknownIn != 0 || $0.unknownOut != 0 } } }
+}
+
+/// One wallet as the API shows it at the end: balance, and its ledger summed.
+struct WalletState: Sendable {
+    let id: String
+    let balance: Int64
+    let credits: Int64
+    let debits: Int64
+    let entries: Int
+    /// Ledger references (order payments are `order:<id>`, refunds `refund:order:<id>`).
+    let references: [String]
+}
+
+enum WalletAudit {
+    /// Reads every wallet and its whole ledger (admin token).
+    static func read(_ wallets: [String], _ context: ScenarioContext) async throws -> [WalletState] {
+        try await concurrentMap(wallets, width: context.concurrency) { id in
+            let wallet = try await context.expect("read a wallet", .GET, "/api/wallets/\(id)")
+            let ledger = try await context.api.all("read a ledger", "/api/wallets/\(id)/transactions")
+            var credits: Int64 = 0
+            var debits: Int64 = 0
+            for entry in ledger {
+                let amount = entry["amount"]?.int ?? 0
+                if entry["kind"]?.string == "credit" { credits += amount } else { debits += amount }
+            }
+            return WalletState(id: id, balance: wallet["balance"]?.int ?? Int64.min, credits: credits, debits: debits,
+                               entries: ledger.count, references: ledger.compactMap { $0["reference"]?.string })
+        }
+    }
+
+    /// I1 and I2 for each wallet, and (with a book) each balance against what clients were told.
+    static func checks(_ states: [WalletState], book: MoneyBook?, opening: Int64, _ context: ScenarioContext) -> [Check] {
+        let scenario = context.scenario
+        let negative = states.filter { $0.balance < 0 }
+        let unbalanced = states.filter { $0.balance != $0.credits - $0.debits }
+        var checks = [
+            Check(scenario: scenario, invariant: "I1", name: "no wallet below zero", holds: negative.isEmpty,
+                  figures: [Figure("wallets", states.count), Figure("negative", negative.count)],
+                  detail: negative.prefix(5).map { "wallet \($0.id) balance \($0.balance)" }.joined(separator: "; ")),
+            Check(scenario: scenario, invariant: "I2", name: "every balance equals its ledger", holds: unbalanced.isEmpty,
+                  figures: [Figure("wallets", states.count), Figure("ledger entries", states.reduce(0) { $0 + $1.entries }),
+                            Figure("mismatched", unbalanced.count)],
+                  detail: unbalanced.prefix(5).map { "wallet \($0.id): balance \($0.balance), ledger credits \($0.credits) - debits \($0.debits) = \($0.credits - $0.debits)" }
+                      .joined(separator: "; ")),
+        ]
+        if let book {
+            var off: [String] = []
+            var undecided = false
+            for state in states {
+                let entry = book.entry(state.id)
+                let expected = opening + entry.known
+                guard state.balance != expected else { continue }
+                if (expected - entry.unknownOut...expected + entry.unknownIn).contains(state.balance) { undecided = true; continue }
+                off.append("wallet \(state.id): balance \(state.balance), acknowledged \(expected)")
+            }
+            let holds = off.isEmpty && !undecided
+            checks.append(Check(
+                scenario: scenario, invariant: "I5/I9", name: "balances equal what clients were told", holds: holds,
+                figures: [Figure("wallets", states.count), Figure("off", off.count),
+                          Figure("unknown outcomes", book.hasUnknown ? "yes" : "no")],
+                detail: off.isEmpty ? "some requests got no answer, so their effect cannot be decided" : off.prefix(5).joined(separator: "; "),
+                undecided: off.isEmpty))
+        }
+        return checks
+    }
+}

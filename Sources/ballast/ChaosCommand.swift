@@ -1,0 +1,171 @@
+import ArgumentParser
+import ChaosRunner
+import Dispatch
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `ballast chaos run`: a time-boxed chaos experiment against a live deployment (never production).
+struct ChaosCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chaos",
+        abstract: "Chaos experiments against a running Ballast deployment.",
+        subcommands: [Run.self])
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a scenario against a target and check the invariants through its API.",
+            discussion: """
+                Scenarios: \(RunOptions.scenarios.joined(separator: ", ")), all. Each creates its own users, wallets, \
+                products and listings, switches fault injection on where it needs it (and back to what it was afterwards, \
+                also on Ctrl-C), runs its workload, then checks its invariants. Refuses a target whose /health says \
+                production. Exit status: 0 every invariant held, 1 one broke, 2 stopped early or undecided, 3 refused, \
+                130 interrupted.
+                """)
+
+        @Option(help: "Base URL of the target deployment.")
+        var target = "http://127.0.0.1:8080"
+
+        @Option(help: "An admin's token (default: BALLAST_ADMIN_TOKEN).")
+        var token: String?
+
+        @Option(help: "Which scenario to run: \(RunOptions.scenarios.joined(separator: ", ")) or all.")
+        var scenario: String
+
+        @Option(help: "Requests in flight at once (1-512).")
+        var concurrency = 16
+
+        @Option(help: "Seconds of workload in all (all shares them between its scenarios; 1-86400).")
+        var duration = 30.0
+
+        @Option(help: "Fixes the sequence of operations and the faults injected (default: random, printed).")
+        var seed: String?
+
+        @Option(help: "Probability that a call at an in-scope fault point fails while a scenario runs (0.0-1.0).")
+        var failRate = 0.2
+
+        @Option(help: "At most this many operations per scenario, within the time box (default: as many as fit).")
+        var operations: Int?
+
+        @Option(help: "Write the JSON report (every figure and check) to this file.")
+        var reportJson: String?
+
+        @Option(help: "Write the HTML report (table and charts, self-contained) to this file.")
+        var reportHtml: String?
+
+        func validate() throws {
+            guard scenario == "all" || RunOptions.scenarios.contains(scenario) else {
+                throw ValidationError("--scenario must be one of \(RunOptions.scenarios.joined(separator: ", ")) or all (got \"\(scenario)\")")
+            }
+            guard (1...512).contains(concurrency) else { throw ValidationError("--concurrency must be from 1 to 512 (got \(concurrency))") }
+            guard duration.isFinite, (1...86_400).contains(duration) else {
+                throw ValidationError("--duration must be from 1 to 86400 seconds (got \(duration))")
+            }
+            guard failRate.isFinite, (0...1).contains(failRate) else { throw ValidationError("--fail-rate must be from 0.0 to 1.0 (got \(failRate))") }
+            guard let url = URL(string: target), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+                throw ValidationError("--target must be an http:// or https:// URL (got \"\(target)\")")
+            }
+            if let operations, operations < 1 { throw ValidationError("--operations must be at least 1 (got \(operations))") }
+            if let seed, seed.isEmpty || seed.count > 200 || seed.contains(where: \.isNewline) {
+                throw ValidationError("--seed must be one line of 1 to 200 characters")
+            }
+            guard resolvedToken != nil else { throw ValidationError("--token is required (or set BALLAST_ADMIN_TOKEN)") }
+        }
+
+        var resolvedToken: String? {
+            let value = token ?? ProcessInfo.processInfo.environment["BALLAST_ADMIN_TOKEN"]
+            return value?.isEmpty == false ? value : nil
+        }
+
+        func run() async throws {
+            var options = RunOptions(target: target, token: resolvedToken ?? "", scenario: scenario)
+            options.concurrency = concurrency
+            options.durationSeconds = duration
+            options.seed = seed
+            options.failRate = failRate
+            options.operationLimit = operations
+            let terminal = Terminal()
+            let experiment = ChaosRun(options, progress: terminal.progress, log: terminal.line)
+            let task = Task { await experiment.run() }
+            let signals = Self.onInterrupt {
+                terminal.line("interrupted: stopping the workload and restoring the chaos settings (Ctrl-C again to quit at once)")
+                task.cancel()
+            }
+            let report = await task.value
+            signals.forEach { $0.cancel() }
+            terminal.progress("")
+            print(report.table)
+            print("")
+            print(report.scenarioSummary)
+            if let reportJson {
+                try report.jsonData().write(to: URL(fileURLWithPath: reportJson))
+                print("JSON report: \(reportJson)")
+            }
+            if let reportHtml {
+                try Data(HTMLReport.render(report).utf8).write(to: URL(fileURLWithPath: reportHtml))
+                print("HTML report: \(reportHtml)")
+            }
+            let verdict = switch report.outcome {
+            case .passed: "PASSED: every invariant held"
+            case .failed: "FAILED: " + report.checks.filter { $0.status == .failed }.map { "\($0.invariant) \($0.name) (\($0.scenario))" }.joined(separator: "; ")
+            case .incomplete: "INCOMPLETE: " + (report.scenarios.compactMap { $0.stoppedEarly ?? $0.error }.first ?? "some checks could not be decided")
+            case .refused: "REFUSED: " + (report.message ?? "")
+            case .interrupted: "INTERRUPTED"
+            }
+            print("\(verdict) (seed \(report.seed); replay with --seed \(report.seed))")
+            if let message = report.message, report.outcome != .refused { print(message) }
+            if report.exitCode != 0 { throw ExitCode(report.exitCode) }
+        }
+
+        /// Calls `handler` on the first SIGINT or SIGTERM; a second one exits at once.
+        static func onInterrupt(_ handler: @escaping @Sendable () -> Void) -> [any DispatchSourceSignal] {
+            let count = Counter()
+            return [SIGINT, SIGTERM].map { number in
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+                source.setEventHandler {
+                    if count.increment() == 1 { handler() } else { Foundation.exit(130) }
+                }
+                source.resume()
+                return source
+            }
+        }
+    }
+}
+
+/// How many signals came.
+private final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    func increment() -> Int { lock.withLock { value += 1; return value } }
+}
+
+/// Progress on stderr: one refreshed line on a terminal, a line every five seconds otherwise.
+private final class Terminal: @unchecked Sendable {
+    private let lock = NSLock()
+    private let interactive = isatty(STDERR_FILENO) == 1
+    private var lastPlain = Date.distantPast
+    private var showing = false
+
+    func progress(_ text: String) {
+        lock.withLock {
+            if interactive {
+                write(text.isEmpty ? "\r\u{1B}[2K" : "\r\u{1B}[2K" + text)
+                showing = !text.isEmpty
+            } else if !text.isEmpty, Date().timeIntervalSince(lastPlain) >= 5 {
+                lastPlain = Date()
+                write(text + "\n")
+            }
+        }
+    }
+
+    func line(_ text: String) {
+        lock.withLock {
+            write((showing ? "\r\u{1B}[2K" : "") + text + "\n")
+            showing = false
+        }
+    }
+
+    private func write(_ text: String) { FileHandle.standardError.write(Data(text.utf8)) }
+}
