@@ -21,6 +21,8 @@ struct TestApp: Sendable {
     let logSink: LogSink
     /// The shadow writer's workers, once started.
     let shadowWorkers: ShadowWorkers
+    /// The port on 127.0.0.1 when the app runs on a real socket (`live`), else nil.
+    let port: Int?
 
     /// Starts the shadow writer's workers (TestApp.run starts them unless asked not to).
     func startShadowWorkers() { shadowWorkers.start(services) }
@@ -65,26 +67,26 @@ struct TestApp: Sendable {
     /// shadow writer's workers running.
     static func run(
         _ kind: StoreKind, environment: [String: String] = [:], shadow: Shadow = .none, startShadowWorkers: Bool = true,
-        eventSubscribers: [(String, EventBus.Handler)] = [],
+        eventSubscribers: [(String, EventBus.Handler)] = [], live: Bool = false,
         configure: @escaping @Sendable (Router<AppRequestContext>) -> Void = { _ in },
         _ body: @escaping @Sendable (TestApp) async throws -> Void
     ) async throws {
         try await TestStores.withDatabase(kind) { database in
             switch shadow {
             case .none:
-                try await start(database, shadow: nil, environment: environment, workers: startShadowWorkers, subscribers: eventSubscribers, configure: configure, body)
+                try await start(database, shadow: nil, environment: environment, workers: startShadowWorkers, subscribers: eventSubscribers, live: live, configure: configure, body)
             case .fresh:
                 try await TestStores.withFreshURL(kind) { url in
                     try await Database.withRunning(url, poolSize: 10, poolWait: TestStores.poolWait, logger: TestStores.logger) {
                         try await start(database, shadow: $0, environment: environment, workers: startShadowWorkers,
-                                        subscribers: eventSubscribers, configure: configure, body)
+                                        subscribers: eventSubscribers, live: live, configure: configure, body)
                     }
                 }
             case .unreachable:
                 let url = DatabaseURL.parse("postgres://ballast@127.0.0.1:9/nowhere?tlsmode=disable")!
                 try await Database.withRunning(url, poolSize: 2, logger: TestStores.logger) {
                     try await start(database, shadow: $0, environment: environment, workers: startShadowWorkers,
-                                    subscribers: eventSubscribers, configure: configure, body)
+                                    subscribers: eventSubscribers, live: live, configure: configure, body)
                 }
             }
         }
@@ -92,7 +94,7 @@ struct TestApp: Sendable {
 
     private static func start(
         _ database: Database, shadow: Database?, environment: [String: String], workers: Bool,
-        subscribers: [(String, EventBus.Handler)], configure: @escaping @Sendable (Router<AppRequestContext>) -> Void,
+        subscribers: [(String, EventBus.Handler)], live: Bool, configure: @escaping @Sendable (Router<AppRequestContext>) -> Void,
         _ body: @escaping @Sendable (TestApp) async throws -> Void
     ) async throws {
         var variables = ["APP_ENV": "test", "BALLAST_ADMIN_TOKEN": adminToken, "SHADOW_DATABASE_URL": shadow.map { "\($0.url.unredactedText)" } ?? "none"]
@@ -110,8 +112,8 @@ struct TestApp: Sendable {
         let shadowWorkers = ShadowWorkers()
         if workers { shadowWorkers.start(services) }
         do {
-            try await app.test(.router) { client in
-                try await body(TestApp(services: services, client: client, logSink: sink, shadowWorkers: shadowWorkers))
+            try await app.test(live ? .live : .router) { client in
+                try await body(TestApp(services: services, client: client, logSink: sink, shadowWorkers: shadowWorkers, port: client.port))
             }
         } catch {
             await shadowWorkers.stop()

@@ -1,0 +1,256 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Synchronization
+import Testing
+
+extension ChildProcesses {
+    /// `ballast chaos run` as a process: it fails (exit 1, naming the invariant) against a target whose wallet
+    /// balances disagree with their ledgers, refuses production, and restores chaos settings on Ctrl-C.
+    @Suite("Chaos command", .serialized)
+    struct ChaosCommandTests {
+        static let adminToken = String(repeating: "k", count: 40)
+
+        @Test
+        func aBalanceThatDisagreesWithItsLedgerFailsTheRun() async throws {
+            try await LyingTarget.with(environment: "staging") { target in
+                let run = try await BallastProcess.run(
+                    ["chaos", "run", "--target", target.url, "--token", Self.adminToken, "--scenario", "wallet-concurrency",
+                     "--duration", "2", "--concurrency", "4", "--seed", "lie"],
+                    environment: [:], timeout: .seconds(120))
+                #expect(run.status == 1, "stdout: \(run.stdout) stderr: \(run.stderr)")
+                #expect(run.stdout.contains("FAILED: I2 every balance equals its ledger (wallet-concurrency)"), "\(run.stdout)")
+                #expect(run.stdout.contains("mismatched 4"), "every wallet is named as off")
+                #expect(run.stdout.contains("FAILED: wallet-concurrency I2 every balance equals its ledger: wallet "), "offenders are named")
+                // The replays are honoured, so that check holds: only what the target lies about fails.
+                #expect(run.stdout.contains("applied twice 0"))
+                // Checks that hold are still reported as such: the lie is in the balance, not in the ledgers.
+                #expect(run.stdout.contains("I1         no wallet below zero"))
+                #expect(run.stderr.contains("wallet-concurrency"), "progress went to stderr")
+            }
+        }
+
+        @Test
+        func aProductionTargetIsRefusedWithoutARequestBeyondHealth() async throws {
+            try await LyingTarget.with(environment: "production") { target in
+                let run = try await BallastProcess.run(
+                    ["chaos", "run", "--target", target.url, "--token", Self.adminToken, "--scenario", "all", "--duration", "5"],
+                    environment: [:], timeout: .seconds(60))
+                #expect(run.status == 3)
+                #expect(run.stdout.contains("REFUSED: the target says it is production"), "\(run.stdout)")
+                #expect(target.paths == ["GET /health"])
+            }
+        }
+
+        @Test
+        func badArgumentsAreRefusedWithTheirName() async throws {
+            let run = try await BallastProcess.run(
+                ["chaos", "run", "--token", Self.adminToken, "--scenario", "everything"], environment: [:])
+            #expect(run.status == 64)
+            #expect(run.stderr.contains("--scenario must be one of wallet-concurrency"), "\(run.stderr)")
+            let rate = try await BallastProcess.run(
+                ["chaos", "run", "--token", Self.adminToken, "--scenario", "bank", "--fail-rate", "1.5"], environment: [:])
+            #expect(rate.status == 64)
+            #expect(rate.stderr.contains("--fail-rate must be from 0.0 to 1.0"))
+        }
+
+        @Test
+        func ctrlCRestoresTheChaosSettings() async throws {
+            let folder = try CLITests.scratchFolder()
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let environment = [
+                "APP_ENV": "staging", "MIGRATE_ON_START": "true", "BALLAST_ADMIN_TOKEN": Self.adminToken, "LOG_LEVEL": "warning",
+                "DATABASE_URL": "sqlite:" + folder.appendingPathComponent("p.sqlite").path,
+                "SHADOW_DATABASE_URL": "sqlite:" + folder.appendingPathComponent("s.sqlite").path,
+            ]
+            let port = try freeLoopbackPort()
+            let server = try BallastProcess(["serve", "--port", String(port)], environment: environment, workingDirectory: folder)
+            defer { server.signal(SIGKILL); server.process.waitUntilExit() }
+            let api = APIClient(base: "http://127.0.0.1:\(port)", adminToken: Self.adminToken)
+            var ready = false
+            for _ in 0..<600 where !ready {
+                ready = (try? await api.call(.GET, "/health/ready", nil, nil))?.status == 200
+                if !ready { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            try #require(ready, "ballast serve started: \(server.readStderr())")
+            let before = try await api.call(.GET, "/api/admin/chaos", Self.adminToken, nil).json
+
+            let runner = try BallastProcess(
+                ["chaos", "run", "--target", "http://127.0.0.1:\(port)", "--token", Self.adminToken, "--scenario", "shadow-write",
+                 "--duration", "120", "--concurrency", "4", "--fail-rate", "0.5"],
+                environment: [:], workingDirectory: folder)
+            var live = false
+            for _ in 0..<600 where !live {
+                live = (try await api.call(.GET, "/api/admin/chaos", Self.adminToken, nil).json["enabled"] as? Bool) == true
+                if !live { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            try #require(live, "the run switched chaos on: \(runner.readStderr())")
+            try await Task.sleep(for: .seconds(1))
+            runner.signal(SIGINT)
+            let status = try await runner.wait(timeout: .seconds(60))
+            #expect(status == 130, "stdout: \(runner.readStdout()) stderr: \(runner.readStderr())")
+            #expect(runner.readStdout().contains("INTERRUPTED"))
+
+            let after = try await api.call(.GET, "/api/admin/chaos", Self.adminToken, nil).json
+            #expect(after["enabled"] as? Bool == false)
+            for field in ["failRate", "scope", "seed", "latencyMilliseconds"] {
+                #expect("\(after[field] ?? "nil")" == "\(before[field] ?? "nil")", "\(field) restored")
+            }
+            #expect((after["reason"] as? String)?.contains("previous settings restored") == true)
+        }
+    }
+}
+
+/// A small HTTP server that speaks just enough of the Ballast API for the wallet-concurrency scenario, and lies:
+/// every wallet it shows has one cent more than its ledger holds.
+final class LyingTarget: Sendable {
+    struct Wallet: Sendable {
+        var owner: String
+        var ledger: [(kind: String, amount: Int64)] = []
+        var balance: Int64 { ledger.reduce(0) { $0 + ($1.kind == "credit" ? $1.amount : -$1.amount) } }
+    }
+
+    struct State: Sendable {
+        var users: [String: String] = [:]
+        var wallets: [String: Wallet] = [:]
+        var replies: [String: (HTTPResponse.Status, String)] = [:]
+        var paths: [String] = []
+    }
+
+    let environment: String
+    private let state = Mutex(State())
+    private let port = Mutex<Int?>(nil)
+    private let task = Mutex<Task<Void, any Error>?>(nil)
+
+    init(environment: String) { self.environment = environment }
+
+    var url: String { "http://127.0.0.1:\(port.withLock { $0 } ?? 0)" }
+    var paths: [String] { state.withLock { $0.paths } }
+
+    static func with(environment: String, _ body: (LyingTarget) async throws -> Void) async throws {
+        let target = LyingTarget(environment: environment)
+        try await target.start()
+        do {
+            try await body(target)
+            await target.stop()
+        } catch {
+            await target.stop()
+            throw error
+        }
+    }
+
+    /// Chaos off, as the API shows it.
+    private var chaos: [String: Any] {
+        ["enabled": false, "failRate": 0, "scope": "shadow_write_only", "seed": "s", "latencyMilliseconds": 0,
+         "durationSeconds": NSNull(), "version": 1, "reason": NSNull()]
+    }
+
+    private func reply(_ status: HTTPResponse.Status, _ json: Any) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: json)) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    private func caller(_ request: Request) -> String? {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { return nil }
+        let token = String(header.dropFirst(7))
+        return token == ChildProcesses.ChaosCommandTests.adminToken ? "admin" : state.withLock { $0.users[token] }
+    }
+
+    private func walletJSON(_ id: String, _ wallet: Wallet) -> [String: Any] {
+        ["id": id, "ownerId": wallet.owner, "currency": "USD", "balance": wallet.balance + 1]
+    }
+
+    private func move(_ request: Request, _ context: BasicRequestContext, kind: String) async throws -> Response {
+        let id = context.parameters.get("id") ?? ""
+        let body = try await request.body.collect(upTo: 1 << 16)
+        let amount = ((try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any])?["amount"] as? Int64 ?? 0
+        let who = caller(request)
+        let key = request.headers[HTTPField.Name("Idempotency-Key")!].map { "\(who ?? "")/\($0)" }
+        let (status, text, replayed): (HTTPResponse.Status, String, Bool) = state.withLock { state in
+            if let key, let earlier = state.replies[key] { return (earlier.0, earlier.1, true) }
+            guard var wallet = state.wallets[id], who == "admin" || who == wallet.owner else {
+                return (.notFound, #"{"error":{"code":"not_found","message":"no such wallet"}}"#, false)
+            }
+            if kind == "debit", wallet.balance < amount {
+                return (.conflict, #"{"error":{"code":"insufficient_funds","message":"not enough"}}"#, false)
+            }
+            wallet.ledger.append((kind, amount))
+            state.wallets[id] = wallet
+            let json: [String: Any] = ["wallet": ["id": id, "balance": wallet.balance + 1], "transaction": ["kind": kind, "amount": amount]]
+            let text = String(decoding: (try? JSONSerialization.data(withJSONObject: json)) ?? Data(), as: UTF8.self)
+            if let key { state.replies[key] = (.ok, text) }
+            return (.ok, text, false)
+        }
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if replayed { headers[HTTPField.Name("Idempotent-Replayed")!] = "true" }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    func start() async throws {
+        let router = Router()
+        router.middlewares.add(PathRecorder(target: self))
+        router.get("/health") { [self] _, _ in
+            reply(.ok, ["status": "ok", "environment": environment, "version": "lying", "chaos": chaos,
+                        "checks": ["database": "ok", "shadow": "disabled"]])
+        }
+        router.get("/metrics") { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "")))
+        }
+        router.get("/api/admin/chaos") { [self] _, _ in reply(.ok, chaos) }
+        router.put("/api/admin/chaos") { [self] _, _ in reply(.ok, chaos) }
+        router.post("/api/users") { [self] _, _ in
+            let (id, token) = (UUID().uuidString.lowercased(), UUID().uuidString)
+            state.withLock { $0.users[token] = id }
+            return reply(.created, ["id": id, "token": token, "role": "member"])
+        }
+        router.post("/api/wallets") { [self] request, _ in
+            let id = UUID().uuidString.lowercased()
+            let wallet = Wallet(owner: caller(request) ?? "")
+            state.withLock { $0.wallets[id] = wallet }
+            return reply(.created, walletJSON(id, wallet))
+        }
+        router.post("/api/wallets/{id}/credit") { [self] request, context in try await move(request, context, kind: "credit") }
+        router.post("/api/wallets/{id}/debit") { [self] request, context in try await move(request, context, kind: "debit") }
+        router.get("/api/wallets/{id}") { [self] _, context in
+            let id = context.parameters.get("id") ?? ""
+            guard let wallet = state.withLock({ $0.wallets[id] }) else { return reply(.notFound, [:]) }
+            return reply(.ok, walletJSON(id, wallet))
+        }
+        router.get("/api/wallets/{id}/transactions") { [self] _, context in
+            let ledger = state.withLock { $0.wallets[context.parameters.get("id") ?? ""]?.ledger ?? [] }
+            return reply(.ok, ["items": ledger.reversed().map { ["kind": $0.kind, "amount": $0.amount] }, "nextCursor": NSNull()])
+        }
+        router.get("/api/admin/evidence/verify") { [self] _, _ in reply(.ok, ["records": 0, "valid": true, "firstInvalidId": NSNull()]) }
+        router.post("/api/admin/jobs/ledger-invariant-auditor/trigger") { [self] _, _ in
+            reply(.ok, ["name": "ledger-invariant-auditor", "status": "succeeded",
+                        "result": ["violations": 0, "walletsChecked": state.withLock { $0.wallets.count }, "productsChecked": 0]])
+        }
+        var logger = Logger(label: "lying-target")
+        logger.logLevel = .critical
+        let app = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { [self] channel in setPort(channel.localAddress?.port) }, logger: logger)
+        task.withLock { $0 = Task { try await app.runService() } }
+        for _ in 0..<500 where port.withLock({ $0 }) == nil { try await Task.sleep(for: .milliseconds(10)) }
+        guard port.withLock({ $0 }) != nil else { throw CancellationError() }
+    }
+
+    func record(_ path: String) { state.withLock { $0.paths.append(path) } }
+    private func setPort(_ value: Int?) { port.withLock { $0 = value } }
+
+    func stop() async {
+        let running = task.withLock { $0 }
+        running?.cancel()
+        _ = await running?.result
+    }
+}
+
+/// Remembers "METHOD /path" of every request the lying target gets.
+struct PathRecorder: RouterMiddleware {
+    let target: LyingTarget
+    func handle(_ request: Request, context: BasicRequestContext, next: (Request, BasicRequestContext) async throws -> Response) async throws -> Response {
+        target.record("\(request.method.rawValue) \(request.uri.path)")
+        return try await next(request, context)
+    }
+}
