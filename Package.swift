@@ -138,7 +138,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Shared by the test targets: runs a test on SQLite and, when configured, on PostgreSQL.
+        // Shared by the test targets: runs a test on SQLite and, when configured, on PostgreSQL; serves fake HTTP peers.
         .target(
             name: "BallastTestSupport",
             dependencies: [
@@ -148,6 +148,7 @@ let package = Package(
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             path: "Tests/BallastTestSupport",
             swiftSettings: swiftSettings

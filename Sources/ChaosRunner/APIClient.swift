@@ -126,6 +126,25 @@ public final class APIClient: Sendable {
         return items
     }
 
+    /// Runs a job now (`POST /api/admin/jobs/NAME/trigger`) and answers its result, waiting out a run already in
+    /// progress anywhere (409 job_running) for up to two minutes.
+    public func triggerJob(_ name: String, query: String = "") async throws -> JSON {
+        let step = "trigger the job \(name)"
+        for _ in 0..<120 {
+            let reply = try await send(.POST, "/api/admin/jobs/\(name)/trigger" + query, timeout: .minutes(10))
+            if reply.errorCode == "job_running" {
+                try await Task.sleep(for: .seconds(1))
+                continue
+            }
+            // A run that failed answers 200 with status "failed": its result is not one to check against.
+            guard reply.isSuccess, let json = reply.json, json["status"]?.string == "succeeded" else {
+                throw UnexpectedReply(step: step, status: reply.status, body: reply.json?.text ?? "")
+            }
+            return json
+        }
+        throw UnexpectedReply(step: step, status: 409, body: "still running elsewhere after two minutes")
+    }
+
     /// The target's Prometheus text, summed by metric name over the label sets that contain every `labels` pair.
     public func metricSum(_ name: String, labels: [String: String] = [:]) async throws -> Double {
         let reply = try await send(.GET, "/metrics", token: .some(nil))

@@ -52,11 +52,20 @@ public final class ChaosRun: Sendable {
     /// Runs the experiment. Cancelling the task (Ctrl-C) stops the workload, restores the chaos settings and
     /// answers an interrupted report.
     public func run() async -> RunReport {
+        let report = await execute()
+        let api = self.api
+        await Task.detached { await api.shutdown() }.value
+        return report
+    }
+
+    /// Why a workload stopped when the target went silent; the run does not go on to further scenarios then.
+    static let targetSilent = "target stopped answering"
+
+    private func execute() async -> RunReport {
         var report = RunReport(
             target: options.target, seed: seed, concurrency: options.concurrency, durationSeconds: options.durationSeconds,
             failRate: options.failRate, startedAt: Date(), finishedAt: Date(), outcome: .passed, scenarios: [], timeline: [],
             faultWindows: [])
-        defer { Task { await api.shutdown() } }
         do {
             try await preflight(&report)
         } catch {
@@ -77,9 +86,9 @@ public final class ChaosRun: Sendable {
                                           failRate: options.failRate, timeline: timeline)
             let result = await runScenario(scenario, context, seconds: share)
             report.scenarios.append(result)
-            if result.stoppedEarly == "target stopped answering" { break }
+            if result.stoppedEarly == Self.targetSilent { break }
         }
-        if !Task.isCancelled, report.scenarios.last?.stoppedEarly != "target stopped answering" {
+        if !Task.isCancelled, report.scenarios.last?.stoppedEarly != Self.targetSilent {
             report.scenarios.append(await finalChecks())
         }
         report.timeline = timeline.points
@@ -149,29 +158,29 @@ public final class ChaosRun: Sendable {
         var checks: [Check] = []
         var window: FaultWindow?
         var faultsInjected = 0.0
+        /// Closes the fault window (once) and puts the previous chaos settings back.
+        func closeChaos() async {
+            guard var open = window, open.endSecond == open.startSecond else { return }
+            open.endSecond = max(timeline.elapsedSeconds, open.startSecond + 0.001)
+            window = open
+            windows.withLock { $0.append(open) }
+            await restoreChaos()
+        }
         do {
             try await scenario.prepare(context)
             let faultsBefore = (try? await api.metricSum("chaos_injected_faults_total")) ?? 0
             if let plan = scenario.chaos {
                 window = try await enableChaos(plan, scenario: name, seconds: seconds)
             }
-            stoppedEarly = await workload(scenario, context, seconds: seconds, chaosVersion: window == nil ? nil : chaosVersion.withLock { $0 })
-            if window != nil {
-                window?.endSecond = timeline.elapsedSeconds
-                windows.withLock { $0.append(window!) }
-                await restoreChaos()
-            }
+            stoppedEarly = await workload(scenario, context, seconds: seconds, chaosOn: window != nil)
+            await closeChaos()
             faultsInjected = ((try? await api.metricSum("chaos_injected_faults_total")) ?? faultsBefore) - faultsBefore
-            if !Task.isCancelled, stoppedEarly != "target stopped answering" {
+            if !Task.isCancelled, stoppedEarly != Self.targetSilent {
                 checks = try await Self.uncancelled { try await scenario.check(context) }
                 checks.append(serverErrorsCheck(name))
             }
         } catch {
-            if window != nil, window?.endSecond == window?.startSecond {
-                window?.endSecond = timeline.elapsedSeconds
-                windows.withLock { $0.append(window!) }
-                await restoreChaos()
-            }
+            await closeChaos()
             failure = Task.isCancelled ? "interrupted" : "\(error)"
         }
         progress("")
@@ -201,17 +210,14 @@ public final class ChaosRun: Sendable {
             detail: "statuses: " + totals.statusCounts.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: ", "))
     }
 
-    private let chaosVersion = Mutex<Int64?>(nil)
-
     /// Switches injection on for the scenario, with its own time box as a safety net should the runner die.
     private func enableChaos(_ plan: ChaosPlan, scenario: String, seconds: Double) async throws -> FaultWindow {
         let chaosSeed = "\(seed)-\(scenario)"
-        let json = try await api.expect("switch chaos on", .PUT, "/api/admin/chaos", body: [
+        _ = try await api.expect("switch chaos on", .PUT, "/api/admin/chaos", body: [
             "enabled": true, "failRate": .number(options.failRate), "scope": .string(plan.scope), "seed": .string(chaosSeed),
             "latencyMilliseconds": 0, "durationSeconds": .integer(Int64(seconds.rounded(.up)) + 60),
             "reason": .string("chaos run \(seed): scenario \(scenario)"),
         ])
-        chaosVersion.withLock { $0 = json["version"]?.int }
         let now = timeline.elapsedSeconds
         return FaultWindow(scenario: scenario, scope: plan.scope, failRate: options.failRate, seed: chaosSeed, startSecond: now, endSecond: now)
     }
@@ -240,7 +246,7 @@ public final class ChaosRun: Sendable {
     /// The workload: `concurrency` workers taking operation numbers in turn until time is up, beside a monitor that
     /// stops them when the target's guard switches chaos off or the target stops answering. Answers why it
     /// stopped early, or nil.
-    private func workload(_ scenario: any Scenario, _ context: ScenarioContext, seconds: Double, chaosVersion: Int64?) async -> String? {
+    private func workload(_ scenario: any Scenario, _ context: ScenarioContext, seconds: Double, chaosOn: Bool) async -> String? {
         let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
         let shared = WorkloadState()
         let seed = self.seed
@@ -272,7 +278,7 @@ public final class ChaosRun: Sendable {
                       shared.workersDone < options.concurrency {
                     if ContinuousClock.now - lastDraw >= .seconds(1) {
                         lastDraw = ContinuousClock.now
-                        let reason = await monitor(chaosVersion: chaosVersion, silentChecks: &silentChecks, lastFaults: &lastFaults)
+                        let reason = await monitor(chaosOn: chaosOn, silentChecks: &silentChecks, lastFaults: &lastFaults)
                         if let reason { shared.stop(reason) }
                     }
                     drawProgress(name, since: scenarioStart, seconds: seconds)
@@ -287,28 +293,26 @@ public final class ChaosRun: Sendable {
     }
 
     /// One look at the target: is it answering, has chaos been switched off under us, how many faults so far.
-    private func monitor(chaosVersion: Int64?, silentChecks: inout Int, lastFaults: inout Double) async -> String? {
+    private func monitor(chaosOn: Bool, silentChecks: inout Int, lastFaults: inout Double) async -> String? {
         guard let reply = try? await api.send(.GET, "/health", token: .some(nil), timeout: .seconds(3)), reply.status == 200 else {
             silentChecks += 1
-            return silentChecks >= 3 ? "target stopped answering" : nil
+            return silentChecks >= 3 ? Self.targetSilent : nil
         }
         silentChecks = 0
         if let faults = try? await api.metricSum("chaos_injected_faults_total") {
             timeline.recordFaults(faults - lastFaults)
             lastFaults = faults
         }
-        guard chaosVersion != nil, let chaos = reply.json?["chaos"] else { return nil }
+        guard chaosOn, let chaos = reply.json?["chaos"] else { return nil }
         if chaos["enabled"]?.bool == false {
             return "the target switched chaos off: " + (chaos["reason"]?.string ?? "no reason given")
         }
         return nil
     }
 
-    private let drawn = Mutex<Double>(0)
-
     private func drawProgress(_ name: String, since start: Double, seconds: Double) {
         let totals = timeline.totals(name)
-        let faults = timeline.points.reduce(0) { $0 + $1.faults }
+        let faults = Int(timeline.faultsTotal)
         progress(name + String(format: " %5.1f/%.0f s  ops %d  errors %d  p50 %.1f ms  p99 %.1f ms  faults %d",
                         timeline.elapsedSeconds - start, seconds, totals.operations, totals.errors,
                         totals.latencies.percentileMilliseconds(0.5), totals.latencies.percentileMilliseconds(0.99), faults))
@@ -327,14 +331,8 @@ public final class ChaosRun: Sendable {
                 scenario: "target", invariant: "I7", name: "evidence hash chain verifies", holds: valid,
                 figures: [Figure("records", chain["records"] ?? .null), Figure("first invalid", chain["firstInvalidId"] ?? .null)],
                 detail: "the chain breaks at record \(chain["firstInvalidId"]?.string ?? "?")"))
-            var audit = try await api.send(.POST, "/api/admin/jobs/ledger-invariant-auditor/trigger", timeout: .minutes(10))
-            for _ in 0..<60 where audit.errorCode == "job_running" {
-                try await Task.sleep(for: .seconds(1))
-                audit = try await api.send(.POST, "/api/admin/jobs/ledger-invariant-auditor/trigger", timeout: .minutes(10))
-            }
-            guard audit.isSuccess, let result = audit.json?["result"] else {
-                throw UnexpectedReply(step: "run the ledger-invariant-auditor", status: audit.status, body: audit.json?.text ?? "")
-            }
+            let audit = try await api.triggerJob("ledger-invariant-auditor")
+            let result = audit["result"] ?? .null
             let violations = result["violations"]?.int ?? -1
             checks.append(Check(
                 scenario: "target", invariant: "I1-I3", name: "the server's invariant auditor finds nothing", holds: violations == 0,

@@ -63,9 +63,14 @@ public final class Timeline: Sendable {
     }
 
     let started: ContinuousClock.Instant
-    private let state = Mutex<(seconds: [Second], totals: [String: Totals])>(([], [:]))
+    /// The wall-clock time of `started`, for `since=` filters.
+    let startDate: Date
+    private let state = Mutex<(seconds: [Second], totals: [String: Totals], faults: Double)>(([], [:], 0))
 
-    init(started: ContinuousClock.Instant = .now) { self.started = started }
+    init() {
+        started = .now
+        startDate = Date()
+    }
 
     var elapsedSeconds: Double { (ContinuousClock.now - started).seconds }
 
@@ -99,8 +104,12 @@ public final class Timeline: Sendable {
         state.withLock { state in
             while state.seconds.count <= index { state.seconds.append(Second()) }
             state.seconds[index].faults += count
+            state.faults += count
         }
     }
+
+    /// Faults the target reported injecting since the run started.
+    var faultsTotal: Double { state.withLock { $0.faults } }
 
     func totals(_ scenario: String) -> Totals { state.withLock { $0.totals[scenario] ?? Totals() } }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import ChaosRunner
 import Dispatch
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -135,35 +136,33 @@ struct ChaosCommand: AsyncParsableCommand {
 }
 
 /// How many signals came.
-private final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = 0
-    func increment() -> Int { lock.withLock { value += 1; return value } }
+private final class Counter: Sendable {
+    private let value = Mutex(0)
+    func increment() -> Int { value.withLock { $0 += 1; return $0 } }
 }
 
 /// Progress on stderr: one refreshed line on a terminal, a line every five seconds otherwise.
-private final class Terminal: @unchecked Sendable {
-    private let lock = NSLock()
+private final class Terminal: Sendable {
     private let interactive = isatty(STDERR_FILENO) == 1
-    private var lastPlain = Date.distantPast
-    private var showing = false
+    /// When the last plain line was written, and whether a refreshed line is on screen.
+    private let state = Mutex((lastPlain: Date.distantPast, showing: false))
 
     func progress(_ text: String) {
-        lock.withLock {
+        state.withLock { state in
             if interactive {
-                write(text.isEmpty ? "\r\u{1B}[2K" : "\r\u{1B}[2K" + text)
-                showing = !text.isEmpty
-            } else if !text.isEmpty, Date().timeIntervalSince(lastPlain) >= 5 {
-                lastPlain = Date()
+                write("\r\u{1B}[2K" + text)
+                state.showing = !text.isEmpty
+            } else if !text.isEmpty, Date().timeIntervalSince(state.lastPlain) >= 5 {
+                state.lastPlain = Date()
                 write(text + "\n")
             }
         }
     }
 
     func line(_ text: String) {
-        lock.withLock {
-            write((showing ? "\r\u{1B}[2K" : "") + text + "\n")
-            showing = false
+        state.withLock { state in
+            write((state.showing ? "\r\u{1B}[2K" : "") + text + "\n")
+            state.showing = false
         }
     }
 

@@ -1,7 +1,7 @@
+import BallastTestSupport
 import Foundation
 import HTTPTypes
 import Hummingbird
-import Logging
 import NIOCore
 import Synchronization
 import Testing
@@ -121,23 +121,18 @@ final class LyingTarget: Sendable {
 
     let environment: String
     private let state = Mutex(State())
-    private let port = Mutex<Int?>(nil)
-    private let task = Mutex<Task<Void, any Error>?>(nil)
+    private let address = Mutex("http://127.0.0.1:0")
 
     init(environment: String) { self.environment = environment }
 
-    var url: String { "http://127.0.0.1:\(port.withLock { $0 } ?? 0)" }
+    var url: String { address.withLock { $0 } }
     var paths: [String] { state.withLock { $0.paths } }
 
     static func with(environment: String, _ body: (LyingTarget) async throws -> Void) async throws {
         let target = LyingTarget(environment: environment)
-        try await target.start()
-        do {
+        try await LoopbackHTTPServer.run(target.router()) { server in
+            target.address.withLock { $0 = server.url }
             try await body(target)
-            await target.stop()
-        } catch {
-            await target.stop()
-            throw error
         }
     }
 
@@ -188,7 +183,7 @@ final class LyingTarget: Sendable {
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
-    func start() async throws {
+    private func router() -> Router<BasicRequestContext> {
         let router = Router()
         router.middlewares.add(PathRecorder(target: self))
         router.get("/health") { [self] _, _ in
@@ -226,24 +221,10 @@ final class LyingTarget: Sendable {
             reply(.ok, ["name": "ledger-invariant-auditor", "status": "succeeded",
                         "result": ["violations": 0, "walletsChecked": state.withLock { $0.wallets.count }, "productsChecked": 0]])
         }
-        var logger = Logger(label: "lying-target")
-        logger.logLevel = .critical
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { [self] channel in setPort(channel.localAddress?.port) }, logger: logger)
-        task.withLock { $0 = Task { try await app.runService() } }
-        for _ in 0..<500 where port.withLock({ $0 }) == nil { try await Task.sleep(for: .milliseconds(10)) }
-        guard port.withLock({ $0 }) != nil else { throw CancellationError() }
+        return router
     }
 
     func record(_ path: String) { state.withLock { $0.paths.append(path) } }
-    private func setPort(_ value: Int?) { port.withLock { $0 = value } }
-
-    func stop() async {
-        let running = task.withLock { $0 }
-        running?.cancel()
-        _ = await running?.result
-    }
 }
 
 /// Remembers "METHOD /path" of every request the lying target gets.

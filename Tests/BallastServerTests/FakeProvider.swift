@@ -1,7 +1,7 @@
+import BallastTestSupport
 import Foundation
 import HTTPTypes
 import Hummingbird
-import Logging
 import NIOCore
 import Synchronization
 
@@ -26,18 +26,17 @@ final class FakeProvider: Sendable {
     private let inFlight = Mutex<[String: Int]>([:])
     private let overlapping = Mutex<Set<String>>([])
     private let received = Mutex<[Received]>([])
-    private let port = Mutex<Int?>(nil)
-    private let task = Mutex<Task<Void, any Error>?>(nil)
+    private let address = Mutex("http://127.0.0.1:0")
 
-    var url: String { "http://127.0.0.1:\(port.withLock { $0 } ?? 0)" }
+    var url: String { address.withLock { $0 } }
     var requests: [Received] { received.withLock { $0 } }
     /// Idempotency keys that were being handled twice at the same moment.
     var overlappingKeys: Set<String> { overlapping.withLock { $0 } }
 
     func answer(_ configure: (inout Reply) -> Void) { reply.withLock { configure(&$0) } }
 
-    /// Starts the server and waits until it listens.
-    func start() async throws {
+    /// The routes: every POST answers what the test set, after the delay it set.
+    private func router() -> Router<BasicRequestContext> {
         let router = Router()
         let handler: @Sendable (Request, BasicRequestContext) async throws -> Response = { [self] request, _ in
             let buffer = try await request.body.collect(upTo: 1 << 20)
@@ -56,34 +55,15 @@ final class FakeProvider: Sendable {
         }
         router.post("/", use: handler)
         router.post("/**", use: handler)
-        var logger = Logger(label: "fake-provider")
-        logger.logLevel = .critical
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { [self] channel in setPort(channel.localAddress?.port) }, logger: logger)
-        task.withLock { $0 = Task { try await app.runService() } }
-        for _ in 0..<500 where port.withLock({ $0 }) == nil { try await Task.sleep(for: .milliseconds(10)) }
-        guard port.withLock({ $0 }) != nil else { throw CancellationError() }
-    }
-
-    private func setPort(_ value: Int?) { port.withLock { $0 = value } }
-
-    func stop() async {
-        let running = task.withLock { $0 }
-        running?.cancel()
-        _ = await running?.result
+        return router
     }
 
     /// Runs `body` with a started provider, stopping it afterwards.
     static func with(_ body: (FakeProvider) async throws -> Void) async throws {
         let provider = FakeProvider()
-        try await provider.start()
-        do {
+        try await LoopbackHTTPServer.run(provider.router()) { server in
+            provider.address.withLock { $0 = server.url }
             try await body(provider)
-            await provider.stop()
-        } catch {
-            await provider.stop()
-            throw error
         }
     }
 }

@@ -59,6 +59,10 @@ final class AdminSafetyScenario: Scenario {
         actions.withLock { $0[requestId] = Action(product: product, action: action, confirmed: confirmed, status: reply?.status) }
     }
 
+    static func isDeleted(_ product: JSON?) -> Bool { (product?["deletedAt"] ?? .null) != .null }
+    /// Archived or deleted: a state the product may reach only without open orders.
+    static func isGone(_ product: JSON?) -> Bool { product?["status"]?.string == "archived" || isDeleted(product) }
+
     func check(_ context: ScenarioContext) async throws -> [Check] {
         let audit = try await shop.audit(context)
         var checks = audit.checks
@@ -103,7 +107,7 @@ final class AdminSafetyScenario: Scenario {
                 previous = after
             }
             let current = audit.products[product]
-            let now = (current?["status"]?.string ?? "?", current?["deletedAt"] != nil && current?["deletedAt"] != .null)
+            let now = (current?["status"]?.string ?? "?", Self.isDeleted(current))
             if let previous, previous != now {
                 broken.append("product \(product): the last record ends at \(previous) but the product is \(now)")
             }
@@ -117,13 +121,11 @@ final class AdminSafetyScenario: Scenario {
         // Archived or deleted products have no open orders.
         var blockedMissed: [String] = []
         for order in shop.orders where ["paid", "shipped"].contains(audit.statuses[order.id] ?? "") {
-            for product in order.items.keys {
-                let json = audit.products[product]
-                let gone = json?["status"]?.string == "archived" || (json?["deletedAt"] ?? .null) != .null
-                if gone { blockedMissed.append("order \(order.id) is \(audit.statuses[order.id]!) but product \(product) is archived or deleted") }
+            for product in order.items.keys where Self.isGone(audit.products[product]) {
+                blockedMissed.append("order \(order.id) is \(audit.statuses[order.id]!) but product \(product) is archived or deleted")
             }
         }
-        let gone = products.filter { audit.products[$0]?["status"]?.string == "archived" || (audit.products[$0]?["deletedAt"] ?? .null) != .null }
+        let gone = products.filter { Self.isGone(audit.products[$0]) }
         checks.append(Check(
             scenario: name, invariant: "§5", name: "nothing archived or deleted with open orders", holds: blockedMissed.isEmpty,
             figures: [Figure("archived or deleted", gone.count),

@@ -88,7 +88,7 @@ final class BankScenario: Scenario {
     func check(_ context: ScenarioContext) async throws -> [Check] {
         let wallets = setup.withLock { $0.wallets }
         let states = try await WalletAudit.read(wallets, context)
-        var checks = WalletAudit.checks(states, book: book, opening: Self.opening, context)
+        var checks = WalletAudit.checks(states, context) + [WalletAudit.told(states, book: book, opening: Self.opening, context)]
         let money = external.withLock { $0 }
         let total = states.reduce(Int64(0)) { $0 + $1.balance }
         let expected = Self.opening * Int64(wallets.count) + money.topUps - money.withdrawals

@@ -20,7 +20,7 @@ final class ExternalServicesScenario: Scenario {
     func check(_ context: ScenarioContext) async throws -> [Check] {
         var checks = try await shop.audit(context).checks
         let orders = shop.orders
-        let startedAt = Date().addingTimeInterval(-context.timeline.elapsedSeconds - 5)
+        let startedAt = context.timeline.startDate.addingTimeInterval(-5)
         let totals = context.timeline.totals(name)
 
         // Every order answered 201 despite the faults, with a shipping price that is the provider's or the table's.

@@ -81,21 +81,8 @@ final class ShadowWriteScenario: Scenario {
         }
     }
 
-    /// Triggers the verifier, waiting out a run already in progress (409 job_running) for up to two minutes.
     private func verify(_ context: ScenarioContext, repair: Bool) async throws -> JSON {
-        for _ in 0..<120 {
-            let reply = try await context.api.send(.POST, "/api/admin/jobs/shadow-discrepancy-verifier/trigger\(repair ? "?repair=true" : "")",
-                                                   timeout: .minutes(10))
-            if reply.status == 409, reply.errorCode == "job_running" {
-                try await Task.sleep(for: .seconds(1))
-                continue
-            }
-            guard reply.isSuccess, let json = reply.json else {
-                throw UnexpectedReply(step: "trigger the verifier", status: reply.status, body: reply.json?.text ?? "")
-            }
-            return json
-        }
-        throw UnexpectedReply(step: "trigger the verifier", status: 409, body: "still running after two minutes")
+        try await context.api.triggerJob("shadow-discrepancy-verifier", query: repair ? "?repair=true" : "")
     }
 
     func check(_ context: ScenarioContext) async throws -> [Check] {

@@ -76,7 +76,7 @@ final class WalletConcurrencyScenario: Scenario {
     func check(_ context: ScenarioContext) async throws -> [Check] {
         let wallets = setup.withLock { $0.wallets }
         let states = try await WalletAudit.read(wallets, context)
-        var checks = WalletAudit.checks(states, book: book, opening: Self.opening, context)
+        var checks = WalletAudit.checks(states, context) + [WalletAudit.told(states, book: book, opening: Self.opening, context)]
         let duplicated = duplicates.withLock { $0 }
         checks.append(Check(scenario: name, invariant: "I9", name: "a key sent twice at once takes effect once",
                             holds: duplicated.isEmpty,
