@@ -230,7 +230,12 @@ public final class ChaosRun: Sendable {
             "latencyMilliseconds": previous["latencyMilliseconds"] ?? 0, "reason": .string("chaos run \(seed) finished: previous settings restored"),
         ]
         if let seed = previous["seed"], seed != .null { body["seed"] = seed }
-        if let remaining = previous["durationSeconds"]?.int, remaining > 0 { body["durationSeconds"] = .integer(remaining) } else { body["durationSeconds"] = .null }
+        // A time box found at the start keeps its end: what is left of it now, or off if it ended meanwhile.
+        body["durationSeconds"] = .null
+        if let expiresAt = APITime.parse(previous["expiresAt"]?.string) {
+            let remaining = Int64(expiresAt.timeIntervalSinceNow.rounded(.up))
+            if remaining >= 1 { body["durationSeconds"] = .integer(remaining) } else { body["enabled"] = false }
+        }
         let api = self.api
         let restored = await Task.detached {
             for attempt in 0..<5 {

@@ -52,6 +52,30 @@ struct ChaosRunnerTests {
         }
     }
 
+    @Test(arguments: TestStores.kinds)
+    func aTimeBoxedSettingFoundAtTheStartKeepsItsEnd(kind: StoreKind) async throws {
+        try await TestApp.run(kind, environment: Self.environment, shadow: .fresh, live: true) { app in
+            let port = try #require(app.port)
+            let set = try await app.request(.put, "/api/admin/chaos", token: TestApp.adminToken,
+                                            body: #"{"enabled": true, "failRate": 0.05, "durationSeconds": 600, "seed": "operator"}"#)
+            let expiresBefore = try #require(set.json["expiresAt"] as? String)
+            var options = RunOptions(target: "http://127.0.0.1:\(port)", token: TestApp.adminToken, scenario: "shadow-write")
+            // At least four seconds pass between reading the settings and restoring them.
+            options.concurrency = 4
+            options.durationSeconds = 4
+            let report = await ChaosRun(options).run()
+            #expect(report.outcome == .passed, "\(report.table)")
+            let after = try await app.request(.get, "/api/admin/chaos", token: TestApp.adminToken)
+            #expect(after.json["enabled"] as? Bool == true)
+            #expect(after.json["seed"] as? String == "operator")
+            #expect(after.json["failRate"] as? Double == 0.05)
+            // The box ends when it was going to end (to the second), not 600 s after the restore.
+            let before = try #require(ISO8601DateFormatter.fractional.date(from: expiresBefore))
+            let restored = try #require(ISO8601DateFormatter.fractional.date(from: after.json["expiresAt"] as? String ?? ""))
+            #expect(abs(restored.timeIntervalSince(before)) < 2, "expiresAt \(expiresBefore) → \(after.json["expiresAt"] ?? "nil")")
+        }
+    }
+
     @Test
     func aProductionTargetIsRefusedBeforeAnythingRuns() async throws {
         try await TestApp.run(.sqlite, environment: ["APP_ENV": "production", "MIGRATE_ON_START": "true"], live: true) { app in
@@ -89,5 +113,14 @@ struct ChaosRunnerTests {
         // Fixed values: the generator must not change between releases, or old seeds stop replaying.
         var random = SeededRandom("abc", "bank", "0")
         #expect(random.next() == 16_210_171_663_215_075_964)
+    }
+}
+
+extension ISO8601DateFormatter {
+    /// RFC 3339 with fractional seconds, as the API writes times.
+    static var fractional: ISO8601DateFormatter {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter
     }
 }
