@@ -80,6 +80,15 @@ final class BallastProcess: @unchecked Sendable {
         kill(process.processIdentifier, signal)
     }
 
+    /// Kills the process (SIGKILL) if it still runs and waits, at most `timeout`, until it is gone. Never blocks
+    /// longer than that, so a test's clean-up cannot hang the run.
+    func stop(timeout: Duration = .seconds(30)) {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning, ContinuousClock.now < deadline { usleep(20_000) }
+    }
+
     /// Everything the process wrote to stdout so far (after exit: all of it, once the pipe has drained).
     func readStdout() -> String { lock.withLock { String(decoding: stdoutData, as: UTF8.self) } }
     func readStderr() -> String { lock.withLock { String(decoding: stderrData, as: UTF8.self) } }

@@ -34,11 +34,12 @@ extension ChildProcesses {
                 "DATABASE_URL": "sqlite:\(folder.path)/primary.sqlite", "SHADOW_DATABASE_URL": "none",
             ], workingDirectory: folder)
             var sawPortOpen = false
-            while child.process.isRunning {
+            let deadline = ContinuousClock.now + .seconds(30)
+            while child.process.isRunning, ContinuousClock.now < deadline {
                 sawPortOpen = sawPortOpen || isListening(port: port)
                 try await Task.sleep(for: .milliseconds(10))
             }
-            let status = try await child.wait(timeout: .seconds(30))
+            let status = try await child.wait(timeout: .seconds(1))
             #expect(status != 0)
             #expect(!sawPortOpen)
             let lines = child.readStderr().split(separator: "\n", omittingEmptySubsequences: true)
@@ -133,7 +134,7 @@ extension ChildProcesses {
                     "SHADOW_DATABASE_URL": "sqlite:\(folder.path)/shadow.sqlite",
                     "BALLAST_ADMIN_TOKEN": String(repeating: "k", count: 40),
                 ], workingDirectory: folder)
-                defer { if child.process.isRunning { child.signal(SIGKILL) } }
+                defer { child.stop() }
                 let base = "http://127.0.0.1:\(port)"
                 let client = HTTPClient.shared
 
@@ -176,7 +177,7 @@ extension ChildProcesses {
                 "DATABASE_URL": "sqlite:\(folder.path)/primary.sqlite", "SHADOW_DATABASE_URL": "none",
                 "BALLAST_ADMIN_TOKEN": adminToken,
             ], workingDirectory: folder)
-            defer { if child.process.isRunning { child.signal(SIGKILL) } }
+            defer { child.stop() }
             var ready = false
             for _ in 0..<300 where !ready {
                 ready = (try? await Self.get(HTTPClient.shared, "http://127.0.0.1:\(port)/health/ready"))?.status == 200

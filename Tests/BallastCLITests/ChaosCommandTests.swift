@@ -67,7 +67,7 @@ extension ChildProcesses {
             ]
             let port = try freeLoopbackPort()
             let server = try BallastProcess(["serve", "--port", String(port)], environment: environment, workingDirectory: folder)
-            defer { server.signal(SIGKILL); server.process.waitUntilExit() }
+            defer { server.stop() }
             let api = APIClient(base: "http://127.0.0.1:\(port)", adminToken: Self.adminToken)
             var ready = false
             for _ in 0..<600 where !ready {
@@ -81,6 +81,7 @@ extension ChildProcesses {
                 ["chaos", "run", "--target", "http://127.0.0.1:\(port)", "--token", Self.adminToken, "--scenario", "shadow-write",
                  "--duration", "120", "--concurrency", "4", "--fail-rate", "0.5"],
                 environment: [:], workingDirectory: folder)
+            defer { runner.stop() }
             var live = false
             for _ in 0..<600 where !live {
                 live = (try await api.call(.GET, "/api/admin/chaos", Self.adminToken, nil).json["enabled"] as? Bool) == true

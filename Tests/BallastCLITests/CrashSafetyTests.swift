@@ -161,12 +161,7 @@ struct Server {
         throw BallastProcess.TimedOut(what: "ballast serve start-up: \(child.readStderr())")
     }
 
-    func kill() {
-        if child.process.isRunning {
-            child.signal(SIGKILL)
-            child.process.waitUntilExit()
-        }
-    }
+    func kill() { child.stop() }
 }
 
 struct APIClient: Sendable {

@@ -2,7 +2,7 @@ import BallastConfig
 import Foundation
 import Testing
 
-@Suite("Configuration")
+@Suite("Configuration", .timeLimit(.minutes(10)))
 struct AppConfigTests {
     @Test func defaultsNeedNoSetUp() throws {
         let config = try AppConfig.load(environment: [:])

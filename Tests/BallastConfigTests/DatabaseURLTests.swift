@@ -1,7 +1,7 @@
 import BallastConfig
 import Testing
 
-@Suite("Database URLs")
+@Suite("Database URLs", .timeLimit(.minutes(10)))
 struct DatabaseURLTests {
     @Test func sqliteForms() {
         #expect(DatabaseURL.parse("sqlite:./data/ballast.sqlite") == .sqliteFile(path: "./data/ballast.sqlite"))

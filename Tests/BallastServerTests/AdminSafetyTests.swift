@@ -24,7 +24,7 @@ extension TestApp {
 
 /// The chaos suite "admin safety" (SPEC §5): every guard on a destructive product change, the evidence each
 /// change leaves, and a destructive step racing new orders.
-@Suite("Admin safety")
+@Suite("Admin safety", .timeLimit(.minutes(10)))
 struct AdminSafetyTests {
     @Test(arguments: TestStores.kinds)
     func theImpactPreviewCountsAreExact(kind: StoreKind) async throws {

@@ -5,7 +5,7 @@ import HTTPTypes
 import Marketplace
 import Testing
 
-@Suite("Catalog")
+@Suite("Catalog", .timeLimit(.minutes(10)))
 struct CatalogTests {
     @Test(arguments: TestStores.kinds)
     func aProductGoesFromDraftToActiveAndIsEditedAndRestocked(kind: StoreKind) async throws {

@@ -11,7 +11,7 @@ import NIOCore
 import Storage
 import Testing
 
-@Suite("Chaos control and evidence over HTTP")
+@Suite("Chaos control and evidence over HTTP", .timeLimit(.minutes(10)))
 struct ChaosAndEvidenceTests {
     func chaosEvidence(_ app: TestApp) async throws -> [[String: Any]] {
         let reply = try await app.request(.get, "/api/admin/evidence?eventType=CHAOS_CONFIG_CHANGED&limit=200", token: TestApp.adminToken)

@@ -5,7 +5,7 @@ import Testing
 
 /// `ballast chaos run`'s scenarios against a whole app on a real socket, on each store: every scenario sets up,
 /// runs under its faults, checks its invariants through the API, and leaves the chaos settings as it found them.
-@Suite("Chaos runner")
+@Suite("Chaos runner", .timeLimit(.minutes(10)))
 struct ChaosRunnerTests {
     static let environment = ["APP_ENV": "staging", "MIGRATE_ON_START": "true"]
 
@@ -69,10 +69,11 @@ struct ChaosRunnerTests {
             #expect(after.json["enabled"] as? Bool == true)
             #expect(after.json["seed"] as? String == "operator")
             #expect(after.json["failRate"] as? Double == 0.05)
-            // The box ends when it was going to end (to the second), not 600 s after the restore.
+            // The box ends when it was going to end, not 600 s after the restore. The API takes whole seconds and the
+            // restore is itself a request, so on a loaded machine the end can move by a second or two, never by minutes.
             let before = try #require(ISO8601DateFormatter.fractional.date(from: expiresBefore))
             let restored = try #require(ISO8601DateFormatter.fractional.date(from: after.json["expiresAt"] as? String ?? ""))
-            #expect(abs(restored.timeIntervalSince(before)) < 2, "expiresAt \(expiresBefore) → \(after.json["expiresAt"] ?? "nil")")
+            #expect(abs(restored.timeIntervalSince(before)) < 10, "expiresAt \(expiresBefore) → \(after.json["expiresAt"] ?? "nil")")
         }
     }
 

@@ -9,7 +9,7 @@ struct HandlerBroke: Error {}
 
 /// The chaos suite "external services", part two: domain events reach subscribers after commit, and a
 /// subscriber that throws never reaches the request.
-@Suite("Domain events")
+@Suite("Domain events", .timeLimit(.minutes(10)))
 struct EventTests {
     @Test(arguments: TestStores.kinds)
     func aThrowingSubscriberIsCountedAndNeverFailsTheOrder(kind: StoreKind) async throws {

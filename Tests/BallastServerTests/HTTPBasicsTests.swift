@@ -8,7 +8,7 @@ import HummingbirdTesting
 import Marketplace
 import Testing
 
-@Suite("HTTP basics")
+@Suite("HTTP basics", .timeLimit(.minutes(10)))
 struct HTTPBasicsTests {
     static let requestIDHeader = HTTPField.Name("X-Request-Id")!
 

@@ -7,7 +7,7 @@ import Testing
 
 /// The chaos suite "inventory concurrency": stock is never oversold and an order is all or nothing, under
 /// hundreds of concurrent orders, cancels and ships, and under failures injected inside the transaction.
-@Suite("Inventory concurrency")
+@Suite("Inventory concurrency", .timeLimit(.minutes(10)))
 struct InventoryConcurrencyTests {
     @Test(arguments: TestStores.kinds)
     func sixtyOrdersForTenUnitsCreateExactlyTen(kind: StoreKind) async throws {

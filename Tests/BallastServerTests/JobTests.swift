@@ -8,7 +8,7 @@ import SQLKit
 import Storage
 import Testing
 
-@Suite("Jobs")
+@Suite("Jobs", .timeLimit(.minutes(10)))
 struct JobTests {
     @Test(arguments: TestStores.kinds)
     func jobsAreListedTriggeredAndAudited(kind: StoreKind) async throws {

@@ -45,7 +45,7 @@ extension TestApp {
 
 /// The chaos suite "external services", part three: notifications. The order never waits for them; every one
 /// ends delivered or dead (with evidence), none is lost, and several dispatchers never deliver one at once.
-@Suite("Notifications")
+@Suite("Notifications", .timeLimit(.minutes(10)))
 struct NotificationTests {
     static func webhook(_ provider: FakeProvider) -> [String: String] {
         ["NOTIFY_WEBHOOK_URL": provider.url + "/hooks", "NOTIFY_MAX_ATTEMPTS": "3", "NOTIFY_RETRY_BASE_MS": "1",

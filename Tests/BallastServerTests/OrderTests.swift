@@ -5,7 +5,7 @@ import HTTPTypes
 import Marketplace
 import Testing
 
-@Suite("Orders")
+@Suite("Orders", .timeLimit(.minutes(10)))
 struct OrderTests {
     @Test(arguments: TestStores.kinds)
     func anOrderTakesStockAndPaymentAndWritesItsNotifications(kind: StoreKind) async throws {

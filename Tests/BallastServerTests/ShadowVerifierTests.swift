@@ -30,7 +30,7 @@ extension TestApp {
 
 /// The shadow-write integration suite, part two: the discrepancy verifier finds exactly what the injected
 /// faults (and anything else) left behind, records each once, and repairs on request.
-@Suite("Shadow verifier")
+@Suite("Shadow verifier", .timeLimit(.minutes(10)))
 struct ShadowVerifierTests {
     static func chaos(rate: String, seed: String) -> [String: String] {
         ["CHAOS_ENABLED": "true", "CHAOS_FAIL_RATE": rate, "CHAOS_SEED": seed, "CHAOS_SCOPE": "shadow_write_only"]

@@ -50,7 +50,7 @@ extension TestApp {
 
 /// The shadow-write integration suite, part one: the writer. Primary writes never wait for or fail because of
 /// the shadow; every shadow failure is one log line, one metric count and one evidence record.
-@Suite("Shadow writes")
+@Suite("Shadow writes", .timeLimit(.minutes(10)))
 struct ShadowWriteTests {
     static let chaosAtRateOne = [
         "CHAOS_ENABLED": "true", "CHAOS_FAIL_RATE": "1", "CHAOS_SEED": "shadow-suite", "CHAOS_SCOPE": "shadow_write_only",

@@ -7,7 +7,7 @@ import Marketplace
 import Telemetry
 import Testing
 
-@Suite("Circuit breaker states")
+@Suite("Circuit breaker states", .timeLimit(.minutes(10)))
 struct CircuitBreakerStateTests {
     let second: UInt64 = 1_000_000_000
 
@@ -64,7 +64,7 @@ struct CircuitBreakerStateTests {
 
 /// The chaos suite "external services", part one: shipping quotes. The order never fails because the provider
 /// does; with the block policy it is refused with nothing taken.
-@Suite("Shipping quotes")
+@Suite("Shipping quotes", .timeLimit(.minutes(10)))
 struct ShippingTests {
     func placeOne(_ app: TestApp, country: String = "US") async throws -> (reply: TestReply, wallet: String, product: String) {
         let seller = try await app.createUser(name: "seller")

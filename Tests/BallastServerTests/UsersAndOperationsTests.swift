@@ -10,7 +10,7 @@ import Marketplace
 import Storage
 import Testing
 
-@Suite("Users, health, metrics and the OpenAPI document")
+@Suite("Users, health, metrics and the OpenAPI document", .timeLimit(.minutes(10)))
 struct UsersAndOperationsTests {
     @Test(arguments: TestStores.kinds)
     func anAdminCreatesAUserWhoseTokenWorksAndIsStoredHashed(kind: StoreKind) async throws {

@@ -66,7 +66,7 @@ final class StatusTally: Sendable {
     var all: [UInt: Int] { counts.withLock { $0 } }
 }
 
-@Suite("Wallet concurrency")
+@Suite("Wallet concurrency", .timeLimit(.minutes(10)))
 struct WalletConcurrencyTests {
     @Test(arguments: TestStores.kinds)
     func threeHundredDebitsOfTenAgainstOneThousand(kind: StoreKind) async throws {
@@ -262,7 +262,7 @@ struct WalletConcurrencyTests {
     }
 }
 
-@Suite("Wallet API")
+@Suite("Wallet API", .timeLimit(.minutes(10)))
 struct WalletAPITests {
     @Test(arguments: TestStores.kinds)
     func badAmountsAre422AndChangeNothing(kind: StoreKind) async throws {
@@ -375,7 +375,7 @@ struct WalletAPITests {
     }
 }
 
-@Suite("Idempotency keys")
+@Suite("Idempotency keys", .timeLimit(.minutes(10)))
 struct IdempotencyKeyTests {
     @Test(arguments: TestStores.kinds)
     func keysExpireAfterADayAndArePruned(kind: StoreKind) async throws {
@@ -417,7 +417,7 @@ struct IdempotencyKeyTests {
     }
 }
 
-@Suite("Idempotency claims")
+@Suite("Idempotency claims", .timeLimit(.minutes(10)))
 struct IdempotencyClaimTests {
     /// A request stuck past the abandon time loses its claim to a retry; when it finally tries to complete, its
     /// effect is rolled back, so the key still takes effect once.

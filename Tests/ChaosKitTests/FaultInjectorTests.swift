@@ -23,7 +23,7 @@ func makeInjector(
         environment: environment, metrics: metrics.factory, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
 }
 
-@Suite("Fault injection")
+@Suite("Fault injection", .timeLimit(.minutes(10)))
 struct FaultInjectorTests {
     static let points: [FaultPoint] = [.shadowListingCreate, .notifyEmail, .readListing]
 
@@ -150,7 +150,7 @@ struct FaultInjectorTests {
     }
 }
 
-@Suite("Run-time changes")
+@Suite("Run-time changes", .timeLimit(.minutes(10)))
 struct ChaosUpdateTests {
     let base = ChaosState(enabled: false, failRate: 0, scope: .shadowWriteOnly, seed: "s", expiresAt: nil,
                           latencyMilliseconds: 0, abortErrorRate: 0.01, version: 4)
@@ -202,7 +202,7 @@ struct ChaosUpdateTests {
     }
 }
 
-@Suite("Steady-state guard and failpoints")
+@Suite("Steady-state guard and failpoints", .timeLimit(.minutes(10)))
 struct GuardAndFailpointTests {
     @Test func theGuardNeedsEnoughRequestsAndMoreThanTheAbortRate() {
         let now = Date()

@@ -2,7 +2,7 @@ import Evidence
 import Foundation
 import Testing
 
-@Suite("Canonical form")
+@Suite("Canonical form", .timeLimit(.minutes(10)))
 struct CanonicalFormTests {
     static let record = EvidenceRecord(
         id: UUID(uuidString: "00000000-0000-0000-0000-000000000001")!, seq: 1,

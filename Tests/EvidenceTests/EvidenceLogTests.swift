@@ -28,7 +28,7 @@ func dropTriggers(_ database: Database) async throws {
     }
 }
 
-@Suite("Evidence log")
+@Suite("Evidence log", .timeLimit(.minutes(10)))
 struct EvidenceLogTests {
     /// 32 appenders × 200 records, racing in 640 transactions of one or nineteen records: one unforked chain.
     @Test(arguments: TestStores.kinds)
@@ -208,8 +208,10 @@ struct EvidenceLogTests {
                         for index in 0..<50 { #expect(appender.submit(event(task * 100 + index))) }
                     }
                 }
-                // Wait for the submitters and the admin appends, then for the queue to drain.
-                while try await database.read({ sql in
+                // Wait for the submitters and the admin appends, then for the queue to drain (bounded: a lost record
+                // then fails the count below instead of waiting forever).
+                let deadline = ContinuousClock.now + .seconds(120)
+                while ContinuousClock.now < deadline, try await database.read({ sql in
                     try await sql.raw("SELECT count(*) AS n FROM evidence_records").first()!.decode(column: "n", as: Int.self)
                 }) < 1620 {
                     try await Task.sleep(for: .milliseconds(20))

@@ -3,7 +3,7 @@ import SQLKit
 import Storage
 import Testing
 
-@Suite("Migrations")
+@Suite("Migrations", .timeLimit(.minutes(10)))
 struct MigrationTests {
     @Test(arguments: TestStores.kinds)
     func migratingTwiceIsANoOp(kind: StoreKind) async throws {

@@ -8,7 +8,7 @@ import Testing
 
 struct Boom: Error {}
 
-@Suite("Transactions and pools")
+@Suite("Transactions and pools", .timeLimit(.minutes(10)))
 struct TransactionTests {
     static func makeCounterTable(_ database: Database) async throws {
         try await database.transaction { sql in
