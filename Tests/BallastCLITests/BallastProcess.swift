@@ -99,14 +99,32 @@ final class BallastProcess: @unchecked Sendable {
     }
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// A TCP port on 127.0.0.1 that was free a moment ago, for a child process to listen on.
+///
+/// Chosen below the kernel's ephemeral range, where no port-0 listener of this test process (the in-process apps,
+/// fake providers) and no outgoing connection is ever given a number: a child's port picked from that range could
+/// be taken by one of them between the pick and the child's bind, or right after the child dies, and the test
+/// would then talk to a stranger.
 func freeLoopbackPort() throws -> Int {
+    let ephemeralStart = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
+        .flatMap { Int($0.split(whereSeparator: \.isWhitespace).first ?? "") } ?? 32768
+    if ephemeralStart > 12_000 {
+        for _ in 0..<200 {
+            let port = Int.random(in: 10_000..<ephemeralStart)
+            if (try? bindLoopback(port: port)) == port { return port }
+        }
+    }
+    return try bindLoopback(port: 0)
+}
+
+/// Binds a TCP socket to 127.0.0.1:`port` (0: any) and closes it; answers the port bound.
+private func bindLoopback(port: Int) throws -> Int {
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard descriptor >= 0 else { throw POSIXError(.EMFILE) }
     defer { close(descriptor) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = 0
+    address.sin_port = UInt16(port).bigEndian
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     let bound = withUnsafePointer(to: &address) {

@@ -54,6 +54,10 @@ extension ChildProcesses {
                 ["chaos", "run", "--token", Self.adminToken, "--scenario", "bank", "--fail-rate", "1.5"], environment: [:])
             #expect(rate.status == 64)
             #expect(rate.stderr.contains("--fail-rate must be from 0.0 to 1.0"))
+            let wait = try await BallastProcess.run(
+                ["chaos", "run", "--token", Self.adminToken, "--scenario", "bank", "--request-timeout", "0"], environment: [:])
+            #expect(wait.status == 64)
+            #expect(wait.stderr.contains("--request-timeout must be from 1 to 600 seconds"))
         }
 
         @Test
