@@ -14,6 +14,8 @@ public struct RunOptions: Sendable {
     public var failRate: Double = 0.2
     /// At most this many operations per scenario (the time box still applies); nil: as many as fit.
     public var operationLimit: Int?
+    /// A request not answered within this many seconds counts as unanswered.
+    public var requestTimeoutSeconds: Int64 = 10
 
     public init(target: String, token: String, scenario: String) {
         self.target = target
@@ -44,7 +46,8 @@ public final class ChaosRun: Sendable {
     public init(_ options: RunOptions, progress: @escaping Progress = { _ in }, log: @escaping Progress = { _ in }) {
         self.options = options
         seed = options.seed ?? String(format: "%08x", UInt32.random(in: .min ... .max))
-        api = APIClient(baseURL: options.target, adminToken: options.token, connections: options.concurrency * 2 + 4)
+        api = APIClient(baseURL: options.target, adminToken: options.token, connections: options.concurrency * 2 + 4,
+                        timeoutSeconds: options.requestTimeoutSeconds)
         self.progress = progress
         self.log = log
     }

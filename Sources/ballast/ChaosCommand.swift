@@ -49,6 +49,9 @@ struct ChaosCommand: AsyncParsableCommand {
         @Option(help: "At most this many operations per scenario, within the time box (default: as many as fit).")
         var operations: Int?
 
+        @Option(help: "Seconds to wait for an answer before a request counts as unanswered (1-600).")
+        var requestTimeout: Int64 = 10
+
         @Option(help: "Write the JSON report (every figure and check) to this file.")
         var reportJson: String?
 
@@ -66,6 +69,9 @@ struct ChaosCommand: AsyncParsableCommand {
             guard failRate.isFinite, (0...1).contains(failRate) else { throw ValidationError("--fail-rate must be from 0.0 to 1.0 (got \(failRate))") }
             guard let url = URL(string: target), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
                 throw ValidationError("--target must be an http:// or https:// URL (got \"\(target)\")")
+            }
+            guard (1...600).contains(requestTimeout) else {
+                throw ValidationError("--request-timeout must be from 1 to 600 seconds (got \(requestTimeout))")
             }
             if let operations, operations < 1 { throw ValidationError("--operations must be at least 1 (got \(operations))") }
             if let seed, seed.isEmpty || seed.count > 200 || seed.contains(where: \.isNewline) {
@@ -86,6 +92,7 @@ struct ChaosCommand: AsyncParsableCommand {
             options.seed = seed
             options.failRate = failRate
             options.operationLimit = operations
+            options.requestTimeoutSeconds = requestTimeout
             let terminal = Terminal()
             let experiment = ChaosRun(options, progress: terminal.progress, log: terminal.line)
             let task = Task { await experiment.run() }
