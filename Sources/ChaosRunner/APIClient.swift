@@ -175,6 +175,42 @@ public final class APIClient: Sendable {
     }
 }
 
+/// The target's clock as seen from here. Times the API writes (createdAt, expiresAt) and its `since=` filters are
+/// the target's, and the machine running the experiment may be any amount ahead or behind: every comparison with
+/// them goes through this offset, measured from the `Date` header of one answer.
+public struct TargetClock: Sendable {
+    /// Target time minus local time, in seconds.
+    public let offset: TimeInterval
+
+    public init(offset: TimeInterval = 0) { self.offset = offset }
+
+    /// From an HTTP `Date` header (whole seconds, so the target's time was up to a second past it) of a request
+    /// sent at `sentAt` that took `latencySeconds`, taken as the middle of the request; no offset without a
+    /// header that parses.
+    public init(dateHeader: String?, sentAt: Date, latencySeconds: Double) {
+        guard let dateHeader, let date = Self.httpDate.date(from: dateHeader) else {
+            self.init()
+            return
+        }
+        self.init(offset: date.addingTimeInterval(0.5).timeIntervalSince(sentAt.addingTimeInterval(latencySeconds / 2)))
+    }
+
+    init(_ reply: Reply, sentAt: Date) {
+        self.init(dateHeader: reply.headers["date"], sentAt: sentAt, latencySeconds: reply.latencySeconds)
+    }
+
+    /// Now, on the target's clock.
+    public var now: Date { Date().addingTimeInterval(offset) }
+
+    private static var httpDate: DateFormatter {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        return formatter
+    }
+}
+
 /// Times as the API writes them (RFC 3339, with or without fractional seconds).
 enum APITime {
     static func parse(_ text: String?) -> Date? {

@@ -38,8 +38,9 @@ public final class ChaosRun: Sendable {
     let timeline = Timeline()
     let progress: Progress
     private let log: Progress
-    /// The chaos settings found at the start, restored after each scenario (nil until read).
-    private let previousChaos = Mutex<JSON?>(nil)
+    /// What preflight learned of the target: the chaos settings found at the start (restored after each
+    /// scenario) and its clock. Nil until read.
+    private let target = Mutex<(chaos: JSON, clock: TargetClock)?>(nil)
     private let windows = Mutex<[FaultWindow]>([])
 
     /// - Parameters: progress: receives the refreshed progress line; log: receives lines to print as they happen.
@@ -60,6 +61,9 @@ public final class ChaosRun: Sendable {
         await Task.detached { await api.shutdown() }.value
         return report
     }
+
+    /// Seconds taken off a scenario's start for `since=` filters: the target's clock is known to about a second.
+    static let clockMargin: TimeInterval = 2
 
     /// Why a workload stopped when the target went silent; the run does not go on to further scenarios then.
     static let targetSilent = "target stopped answering"
@@ -82,11 +86,13 @@ public final class ChaosRun: Sendable {
         let runTag = String(seed.prefix(8)) + "-" + String(UInt32.random(in: .min ... .max), radix: 36)
         log("chaos run against \(options.target) (\(report.environment ?? "?"), version \(report.targetVersion ?? "?")): "
             + "scenario \(options.scenario), seed \(seed), concurrency \(options.concurrency), \(Int(options.durationSeconds)) s, fail rate \(options.failRate)")
+        let clock = target.withLock { $0?.clock } ?? TargetClock()
         for name in names {
             if Task.isCancelled { break }
             let scenario = Self.make(name)
             let context = ScenarioContext(api: api, scenario: name, seed: seed, runTag: runTag, concurrency: options.concurrency,
-                                          failRate: options.failRate, timeline: timeline)
+                                          failRate: options.failRate, timeline: timeline,
+                                          startedAt: clock.now.addingTimeInterval(-Self.clockMargin))
             let result = await runScenario(scenario, context, seconds: share)
             report.scenarios.append(result)
             if result.stoppedEarly == Self.targetSilent { break }
@@ -131,6 +137,7 @@ public final class ChaosRun: Sendable {
     /// Refuses production and a token that is not an admin's; reads the chaos settings to restore later.
     private func preflight(_ report: inout RunReport) async throws {
         let health: Reply
+        let sentAt = Date()
         do {
             health = try await api.send(.GET, "/health", token: .some(nil))
         } catch {
@@ -149,7 +156,7 @@ public final class ChaosRun: Sendable {
         guard chaos.status == 200, let settings = chaos.json else {
             throw RunRefused("GET /api/admin/chaos answered \(chaos.status): the token must be an admin's")
         }
-        previousChaos.withLock { $0 = settings }
+        target.withLock { $0 = (settings, TargetClock(health, sentAt: sentAt)) }
     }
 
     /// Set-up, workload (with chaos when the scenario needs it), restore, checks.
@@ -227,7 +234,7 @@ public final class ChaosRun: Sendable {
 
     /// Puts back the settings found at the start. Runs even when the run was cancelled.
     private func restoreChaos() async {
-        guard let previous = previousChaos.withLock({ $0 }) else { return }
+        guard let (previous, clock) = target.withLock({ $0 }) else { return }
         var body: [String: JSON] = [
             "enabled": previous["enabled"] ?? false, "failRate": previous["failRate"] ?? 0, "scope": previous["scope"] ?? "shadow_write_only",
             "latencyMilliseconds": previous["latencyMilliseconds"] ?? 0, "reason": .string("chaos run \(seed) finished: previous settings restored"),
@@ -236,7 +243,7 @@ public final class ChaosRun: Sendable {
         // A time box found at the start keeps its end: what is left of it now, or off if it ended meanwhile.
         body["durationSeconds"] = .null
         if let expiresAt = APITime.parse(previous["expiresAt"]?.string) {
-            let remaining = Int64(expiresAt.timeIntervalSinceNow.rounded(.up))
+            let remaining = Int64(expiresAt.timeIntervalSince(clock.now).rounded(.up))
             if remaining >= 1 { body["durationSeconds"] = .integer(remaining) } else { body["enabled"] = false }
         }
         let api = self.api

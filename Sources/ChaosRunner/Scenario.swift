@@ -61,6 +61,8 @@ struct ScenarioContext: Sendable {
     let concurrency: Int
     let failRate: Double
     let timeline: Timeline
+    /// When the scenario began, on the target's clock, less the clock's uncertainty: `since=` for what it caused.
+    let startedAt: Date
 
     /// Sends one request of the workload and records it. `refusals` are error codes (or statuses, as text)
     /// that are a normal answer here; anything else that is not 2xx counts as an error. Nil when no answer came.

@@ -63,14 +63,9 @@ public final class Timeline: Sendable {
     }
 
     let started: ContinuousClock.Instant
-    /// The wall-clock time of `started`, for `since=` filters.
-    let startDate: Date
     private let state = Mutex<(seconds: [Second], totals: [String: Totals], faults: Double)>(([], [:], 0))
 
-    init() {
-        started = .now
-        startDate = Date()
-    }
+    init() { started = .now }
 
     var elapsedSeconds: Double { (ContinuousClock.now - started).seconds }
 

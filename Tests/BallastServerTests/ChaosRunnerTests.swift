@@ -105,6 +105,17 @@ struct ChaosRunnerTests {
     }
 
     @Test
+    func theTargetsClockIsReadFromItsDateHeader() {
+        // A target an hour behind this machine: its times are compared on its own clock, not this one's.
+        let sentAt = Date(timeIntervalSince1970: 1_795_000_000)
+        let clock = TargetClock(dateHeader: "Wed, 18 Nov 2026 10:06:40 GMT", sentAt: sentAt, latencySeconds: 0.2)
+        #expect(abs(clock.offset - (1_794_996_400 + 0.5 - (1_795_000_000 + 0.1))) < 0.001)
+        #expect(abs(clock.now.timeIntervalSinceNow + 3599.6) < 1)
+        #expect(TargetClock(dateHeader: nil, sentAt: sentAt, latencySeconds: 0.2).offset == 0)
+        #expect(TargetClock(dateHeader: "yesterday", sentAt: sentAt, latencySeconds: 0.2).offset == 0)
+    }
+
+    @Test
     func theSeedFixesTheSequenceOfOperations() {
         func draws(_ parts: String...) -> [UInt64] {
             var random = SeededRandom(parts.joined(separator: "/"))

@@ -20,7 +20,6 @@ final class ExternalServicesScenario: Scenario {
     func check(_ context: ScenarioContext) async throws -> [Check] {
         var checks = try await shop.audit(context).checks
         let orders = shop.orders
-        let startedAt = context.timeline.startDate.addingTimeInterval(-5)
         let totals = context.timeline.totals(name)
 
         // Every order answered 201 despite the faults, with a shipping price that is the provider's or the table's.
@@ -47,7 +46,7 @@ final class ExternalServicesScenario: Scenario {
         var found: [String: [String: JSON]] = [:]
         for status in ["pending", "sent", "dead"] {
             let items = try await context.api.all("read notifications", "/api/admin/notifications?status=\(status)") { item in
-                (APITime.parse(item["createdAt"]?.string) ?? .distantFuture) < startedAt
+                (APITime.parse(item["createdAt"]?.string) ?? .distantFuture) < context.startedAt
             }
             for item in items {
                 guard let order = item["orderId"]?.string, ours.contains(order), let id = item["id"]?.string else { continue }
@@ -79,7 +78,7 @@ final class ExternalServicesScenario: Scenario {
         // Each dead notification has its NOTIFICATION_DEAD_LETTERED record.
         let dead = found.values.flatMap(\.values).filter { $0["status"]?.string == "dead" }.compactMap { $0["id"]?.string }
         let records = try await context.api.all(
-            "read dead-letter evidence", "/api/admin/evidence?eventType=NOTIFICATION_DEAD_LETTERED&since=\(APITime.since(startedAt))")
+            "read dead-letter evidence", "/api/admin/evidence?eventType=NOTIFICATION_DEAD_LETTERED&since=\(APITime.since(context.startedAt))")
         var recorded: [String: Int] = [:]
         for record in records { if let id = record["entityId"]?.string { recorded[id, default: 0] += 1 } }
         let unrecorded = dead.filter { recorded[$0] != 1 }

@@ -23,7 +23,6 @@ final class ShadowWriteScenario: Scenario {
         var unknownWrites = 0
         var failuresBefore = 0.0
         var injectedBefore = 0.0
-        var startedAt = Date()
     }
 
     private let state = Mutex(State())
@@ -41,7 +40,6 @@ final class ShadowWriteScenario: Scenario {
             $0.owner = owner
             $0.failuresBefore = failures
             $0.injectedBefore = injected
-            $0.startedAt = Date()
         }
     }
 
@@ -94,7 +92,7 @@ final class ShadowWriteScenario: Scenario {
         // Every shadow-write failure since the start: one record each, and one count each.
         let records = try await context.api.all(
             "read shadow failure evidence",
-            "/api/admin/evidence?eventType=SHADOW_WRITE_FAILURE&entityType=listing&since=\(APITime.since(snapshot.startedAt))")
+            "/api/admin/evidence?eventType=SHADOW_WRITE_FAILURE&entityType=listing&since=\(APITime.since(context.startedAt))")
         let failures = try await context.api.metricSum("shadow_write_failures_total", labels: ["entity_type": "listing"]) - snapshot.failuresBefore
         let injected = try await context.api.metricSum("chaos_injected_faults_total", labels: ["entity_type": "listing"]) - snapshot.injectedBefore
         let ourRecords = records.filter { ours.contains($0["entityId"]?.string ?? "") }
