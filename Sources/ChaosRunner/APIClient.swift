@@ -147,9 +147,14 @@ public final class APIClient: Sendable {
 
     /// The target's Prometheus text, summed by metric name over the label sets that contain every `labels` pair.
     public func metricSum(_ name: String, labels: [String: String] = [:]) async throws -> Double {
+        Self.sum(try await metrics(), name, labels: labels)
+    }
+
+    /// The target's Prometheus text (`GET /metrics`), for reading several sums of one moment.
+    func metrics() async throws -> String {
         let reply = try await send(.GET, "/metrics", token: .some(nil))
         guard reply.status == 200 else { throw UnexpectedReply(step: "read /metrics", status: reply.status, body: "") }
-        return Self.sum(reply.text, name, labels: labels)
+        return reply.text
     }
 
     /// Sums the samples of `name` in Prometheus text whose labels include every pair of `labels`.

@@ -246,14 +246,14 @@ public final class ChaosRun: Sendable {
             let remaining = Int64(expiresAt.timeIntervalSince(clock.now).rounded(.up))
             if remaining >= 1 { body["durationSeconds"] = .integer(remaining) } else { body["enabled"] = false }
         }
-        let api = self.api
-        let restored = await Task.detached {
+        let api = self.api, settings = JSON.object(body)
+        let restored = (try? await Self.uncancelled {
             for attempt in 0..<5 {
                 if attempt > 0 { try? await Task.sleep(for: .milliseconds(500)) }
-                if let reply = try? await api.send(.PUT, "/api/admin/chaos", body: .object(body)), reply.isSuccess { return true }
+                if let reply = try? await api.send(.PUT, "/api/admin/chaos", body: settings), reply.isSuccess { return true }
             }
             return false
-        }.value
+        }) ?? false
         restoredEverywhere.withLock { $0 = ($0 ?? true) && restored }
         if !restored { log("could not restore the chaos settings; injection switches itself off at the end of its time box") }
     }

@@ -79,8 +79,29 @@ final class MoneyBook: Sendable {
         }
     }
 
+    /// An effect of `delta` on `wallet` as its answer tells: applied on 2xx, unknown when no answer came.
+    func settle(_ reply: Reply?, _ wallet: String, _ delta: Int64) {
+        guard let reply else { return unknown(wallet, delta) }
+        if reply.isSuccess { acknowledged(wallet, delta) }
+    }
+
     func entry(_ wallet: String) -> Entry { entries.withLock { $0[wallet] ?? Entry() } }
     var hasUnknown: Bool { entries.withLock { $0.values.contains { $0.unknownIn != 0 || $0.unknownOut != 0 } } }
+}
+
+/// Attempts to move money out of someone else's wallet, and any the target accepted (I11).
+final class Intrusions: Sendable {
+    private let state = Mutex((tried: 0, accepted: [String]()))
+
+    func tried() { state.withLock { $0.tried += 1 } }
+    func accepted(_ what: String) { state.withLock { $0.accepted.append(what) } }
+
+    func check(_ scenario: String) -> Check {
+        let (tried, accepted) = state.withLock { ($0.tried, $0.accepted) }
+        return Check(scenario: scenario, invariant: "I11", name: "no member moves another's money", holds: accepted.isEmpty,
+                     figures: [Figure("attempts", tried), Figure("accepted", accepted.count)],
+                     detail: accepted.prefix(5).joined(separator: "; "))
+    }
 }
 
 /// One wallet as the API shows it at the end: balance, and its ledger summed.

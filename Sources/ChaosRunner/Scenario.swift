@@ -84,8 +84,7 @@ struct ScenarioContext: Sendable {
             }
             timeline.record(scenario, status: reply.status, latencySeconds: reply.latencySeconds, outcome: outcome)
             return reply
-        } catch let error as Unreachable {
-            _ = error
+        } catch is Unreachable {
             timeline.record(scenario, status: nil, latencySeconds: (ContinuousClock.now - started).seconds, outcome: .error)
             return nil
         }

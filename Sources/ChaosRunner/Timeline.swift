@@ -15,11 +15,6 @@ struct LatencyHistogram: Sendable {
         total += 1
     }
 
-    mutating func merge(_ other: LatencyHistogram) {
-        for index in counts.indices { counts[index] += other.counts[index] }
-        total += other.total
-    }
-
     /// The upper edge of the bin holding the `fraction` quantile, in milliseconds (0 when empty).
     func percentileMilliseconds(_ fraction: Double) -> Double {
         guard total > 0 else { return 0 }
@@ -71,11 +66,16 @@ public final class Timeline: Sendable {
 
     private func slot(_ offset: Double) -> Int { max(0, Int(offset)) }
 
+    /// Makes `seconds[index]` exist (quiet seconds in between get empty entries).
+    private static func grow(_ seconds: inout [Second], to index: Int) {
+        if seconds.count <= index { seconds.append(contentsOf: repeatElement(Second(), count: index + 1 - seconds.count)) }
+    }
+
     /// Records one request of `scenario`: its status (nil: no answer), latency and outcome.
     func record(_ scenario: String, status: Int?, latencySeconds: Double, outcome: OutcomeKind) {
         let index = slot(elapsedSeconds)
         state.withLock { state in
-            while state.seconds.count <= index { state.seconds.append(Second()) }
+            Self.grow(&state.seconds, to: index)
             state.seconds[index].operations += 1
             if outcome == .error { state.seconds[index].errors += 1 }
             state.seconds[index].latencies.add(latencySeconds)
@@ -97,7 +97,7 @@ public final class Timeline: Sendable {
         guard count > 0 else { return }
         let index = slot(elapsedSeconds)
         state.withLock { state in
-            while state.seconds.count <= index { state.seconds.append(Second()) }
+            Self.grow(&state.seconds, to: index)
             state.seconds[index].faults += count
             state.faults += count
         }

@@ -14,7 +14,7 @@ final class BankScenario: Scenario {
     /// External money acknowledged in and out, and whether any movement's outcome is unknown.
     private let external = Mutex((topUps: Int64(0), withdrawals: Int64(0), unknown: false))
     private let transfers = Mutex((ok: 0, refused: 0))
-    private let foreign = Mutex((tried: 0, accepted: [String]()))
+    private let intrusions = Intrusions()
 
     func prepare(_ context: ScenarioContext) async throws {
         let accounts = try await context.accounts(Self.accounts, label: "bank", opening: Self.opening)
@@ -36,18 +36,9 @@ final class BankScenario: Scenario {
                 .POST, "/api/transfers", key: key, token: state.members[from].token,
                 body: ["fromWalletId": .string(source), "toWalletId": .string(target), "amount": .integer(amount)],
                 refusals: ["insufficient_funds"])
-            guard let reply else {
-                book.unknown(source, -amount)
-                book.unknown(target, amount)
-                return
-            }
-            if reply.isSuccess {
-                book.acknowledged(source, -amount)
-                book.acknowledged(target, amount)
-                transfers.withLock { $0.ok += 1 }
-            } else {
-                transfers.withLock { $0.refused += 1 }
-            }
+            book.settle(reply, source, -amount)
+            book.settle(reply, target, amount)
+            if let reply { transfers.withLock { if reply.isSuccess { $0.ok += 1 } else { $0.refused += 1 } } }
         } else if roll < 0.83 {
             let amount = Int64.random(in: 1...5_000, using: &random)
             let reply = try await context.idempotent(.POST, "/api/wallets/\(source)/debit", key: key, token: state.members[from].token,
@@ -65,24 +56,23 @@ final class BankScenario: Scenario {
                 .POST, "/api/transfers", token: state.members[to].token,
                 body: ["fromWalletId": .string(source), "toWalletId": .string(target), "amount": .integer(amount)],
                 refusals: ["404", "403"])
-            foreign.withLock { $0.tried += 1 }
+            intrusions.tried()
             if reply?.isSuccess == true {
-                foreign.withLock { $0.accepted.append("transfer from \(source) by the owner of \(target)") }
+                intrusions.accepted("transfer from \(source) by the owner of \(target)")
                 book.acknowledged(source, -amount)
                 book.acknowledged(target, amount)
             }
         }
     }
 
+    /// Money in or out of the system (a top-up or a withdrawal).
     private func externalMove(_ reply: Reply?, _ wallet: String, _ delta: Int64) {
-        guard let reply else {
-            book.unknown(wallet, delta)
-            external.withLock { $0.unknown = true }
-            return
+        book.settle(reply, wallet, delta)
+        external.withLock { external in
+            guard let reply else { return external.unknown = true }
+            guard reply.isSuccess else { return }
+            if delta > 0 { external.topUps += delta } else { external.withdrawals -= delta }
         }
-        guard reply.isSuccess else { return }
-        book.acknowledged(wallet, delta)
-        external.withLock { if delta > 0 { $0.topUps += delta } else { $0.withdrawals -= delta } }
     }
 
     func check(_ context: ScenarioContext) async throws -> [Check] {
@@ -98,10 +88,7 @@ final class BankScenario: Scenario {
             figures: [Figure("sum of balances", total), Figure("in - out", expected), Figure("transfers", moved.ok),
                       Figure("refused", moved.refused)],
             detail: "the wallets hold \(total) but \(expected) came in and did not go out", undecided: money.unknown))
-        let intrusions = foreign.withLock { $0 }
-        checks.append(Check(scenario: name, invariant: "I11", name: "no member moves another's money", holds: intrusions.accepted.isEmpty,
-                            figures: [Figure("attempts", intrusions.tried), Figure("accepted", intrusions.accepted.count)],
-                            detail: intrusions.accepted.prefix(5).joined(separator: "; ")))
+        checks.append(intrusions.check(name))
         return checks
     }
 }

@@ -34,8 +34,7 @@ final class ShadowWriteScenario: Scenario {
                                   status: 200, body: "")
         }
         let owner = try await context.createMember("shadow-owner")
-        let failures = try await context.api.metricSum("shadow_write_failures_total", labels: ["entity_type": "listing"])
-        let injected = try await context.api.metricSum("chaos_injected_faults_total", labels: ["entity_type": "listing"])
+        let (failures, injected) = Self.counts(try await context.api.metrics())
         state.withLock {
             $0.owner = owner
             $0.failuresBefore = failures
@@ -79,6 +78,12 @@ final class ShadowWriteScenario: Scenario {
         }
     }
 
+    /// Shadow-write failures and faults injected into shadow writes of listings, as the target counts them.
+    private static func counts(_ metrics: String) -> (failures: Double, injected: Double) {
+        (APIClient.sum(metrics, "shadow_write_failures_total", labels: ["entity_type": "listing"]),
+         APIClient.sum(metrics, "chaos_injected_faults_total", labels: ["entity_type": "listing"]))
+    }
+
     private func verify(_ context: ScenarioContext, repair: Bool) async throws -> JSON {
         try await context.api.triggerJob("shadow-discrepancy-verifier", query: repair ? "?repair=true" : "")
     }
@@ -93,8 +98,9 @@ final class ShadowWriteScenario: Scenario {
         let records = try await context.api.all(
             "read shadow failure evidence",
             "/api/admin/evidence?eventType=SHADOW_WRITE_FAILURE&entityType=listing&since=\(APITime.since(context.startedAt))")
-        let failures = try await context.api.metricSum("shadow_write_failures_total", labels: ["entity_type": "listing"]) - snapshot.failuresBefore
-        let injected = try await context.api.metricSum("chaos_injected_faults_total", labels: ["entity_type": "listing"]) - snapshot.injectedBefore
+        let counted = Self.counts(try await context.api.metrics())
+        let failures = counted.failures - snapshot.failuresBefore
+        let injected = counted.injected - snapshot.injectedBefore
         let ourRecords = records.filter { ours.contains($0["entityId"]?.string ?? "") }
         let injectedRecords = records.filter { $0["details"]?["failureType"]?.string == "injected" }.count
         var checks = [Check(

@@ -13,8 +13,7 @@ final class WalletConcurrencyScenario: Scenario {
     /// Keys whose two simultaneous sends both took effect (never expected), and replays answered.
     private let duplicates = Mutex<[String]>([])
     private let replays = Mutex(0)
-    private let foreignAccepted = Mutex<[String]>([])
-    private let foreignTried = Mutex(0)
+    private let intrusions = Intrusions()
 
     func prepare(_ context: ScenarioContext) async throws {
         let accounts = try await context.accounts(4, label: "wallet", opening: Self.opening)
@@ -32,11 +31,11 @@ final class WalletConcurrencyScenario: Scenario {
         if roll < 0.45 {
             let reply = try await context.idempotent(.POST, "/api/wallets/\(wallet)/debit", key: key, token: owner.token,
                                                      body: ["amount": .integer(amount)], refusals: ["insufficient_funds"])
-            settle(reply, wallet, -amount)
+            book.settle(reply, wallet, -amount)
         } else if roll < 0.75 {
             let reply = try await context.idempotent(.POST, "/api/wallets/\(wallet)/credit", key: key,
                                                      body: ["amount": .integer(amount), "reference": "chaos top-up"])
-            settle(reply, wallet, amount)
+            book.settle(reply, wallet, amount)
         } else if roll < 0.9 {
             // The same debit twice at once: it must take effect once; the other answer is a replay or "in use".
             async let first = context.call(.POST, "/api/wallets/\(wallet)/debit", token: owner.token, body: ["amount": .integer(amount)],
@@ -53,24 +52,19 @@ final class WalletConcurrencyScenario: Scenario {
                 // No answer, or both "in use": the effect is unknown until the key is asked once more.
                 let settled = try await context.idempotent(.POST, "/api/wallets/\(wallet)/debit", key: key, token: owner.token,
                                                            body: ["amount": .integer(amount)], refusals: ["insufficient_funds"])
-                settle(settled, wallet, -amount)
+                book.settle(settled, wallet, -amount)
             }
         } else {
             // Someone else's wallet: must be refused (404, as if it did not exist).
             let intruder = state.members[(index + 1) % state.members.count]
-            foreignTried.withLock { $0 += 1 }
+            intrusions.tried()
             let reply = try await context.call(.POST, "/api/wallets/\(wallet)/debit", token: intruder.token,
                                                body: ["amount": .integer(amount)], refusals: ["404", "403"])
             if reply?.isSuccess == true {
-                foreignAccepted.withLock { $0.append("\(wallet) debited by a member who does not own it") }
+                intrusions.accepted("\(wallet) debited by a member who does not own it")
                 book.acknowledged(wallet, -amount)
             }
         }
-    }
-
-    private func settle(_ reply: Reply?, _ wallet: String, _ delta: Int64) {
-        guard let reply else { return book.unknown(wallet, delta) }
-        if reply.isSuccess { book.acknowledged(wallet, delta) }
     }
 
     func check(_ context: ScenarioContext) async throws -> [Check] {
@@ -82,10 +76,7 @@ final class WalletConcurrencyScenario: Scenario {
                             holds: duplicated.isEmpty,
                             figures: [Figure("second sends answered replay or in-use", replays.withLock { $0 }), Figure("applied twice", duplicated.count)],
                             detail: "keys applied twice: " + duplicated.prefix(5).joined(separator: ", ")))
-        let foreign = foreignAccepted.withLock { $0 }
-        checks.append(Check(scenario: name, invariant: "I11", name: "no member moves another's money", holds: foreign.isEmpty,
-                            figures: [Figure("attempts", foreignTried.withLock { $0 }), Figure("accepted", foreign.count)],
-                            detail: foreign.prefix(5).joined(separator: "; ")))
+        checks.append(intrusions.check(name))
         return checks
     }
 }
