@@ -34,6 +34,11 @@ struct ChaosRunnerTests {
             #expect(run.stoppedEarly == nil)
             #expect(run.errors == 0)
             #expect(run.checks.count >= 3)
+            if scenario == "shadow-write" {
+                // Faults at rate 0.3 leave discrepancies, so the evidence comparison had something to compare.
+                let evidence = run.checks.first { $0.name == "one evidence record per discrepancy found" }
+                #expect((evidence?.figures.first { $0.name == "discrepancies" }?.value.int ?? 0) > 0)
+            }
             // Every check of the target itself ran too: the evidence chain and the server's own auditor.
             #expect(report.checks.filter { $0.scenario == "target" }.map(\.invariant) == ["I7", "I1-I3"])
             if run.chaos != nil {

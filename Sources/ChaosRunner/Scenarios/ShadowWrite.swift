@@ -84,6 +84,31 @@ final class ShadowWriteScenario: Scenario {
          APIClient.sum(metrics, "chaos_injected_faults_total", labels: ["entity_type": "listing"]))
     }
 
+    /// Discrepancies (open or resolved) on `ours` and their SHADOW_WRITE_DISCREPANCY records, per listing. A verifier
+    /// run writes both in one transaction, so the records are read before and after the discrepancies: equal
+    /// reads mean no run came in between.
+    private func discrepancyEvidence(_ context: ScenarioContext, _ ours: Set<String>) async throws
+        -> (found: [String: Int], recorded: [String: Int])
+    {
+        func perListing(_ items: [JSON]) -> [String: Int] {
+            var counts: [String: Int] = [:]
+            for item in items { if let id = item["entityId"]?.string, ours.contains(id) { counts[id, default: 0] += 1 } }
+            return counts
+        }
+        let recordsPath = "/api/admin/evidence?eventType=SHADOW_WRITE_DISCREPANCY&entityType=listing&since=\(APITime.since(context.startedAt))"
+        for _ in 0..<5 {
+            let before = perListing(try await context.api.all("read discrepancy evidence", recordsPath))
+            // Newest first: the walk ends at the first page reaching back past the scenario's start.
+            let found = perListing(try await context.api.all("read discrepancies", "/api/admin/discrepancies") { item in
+                (APITime.parse(item["detectedAt"]?.string) ?? .distantFuture) < context.startedAt
+            })
+            let after = perListing(try await context.api.all("read discrepancy evidence", recordsPath))
+            if before == after { return (found, after) }
+        }
+        throw UnexpectedReply(step: "read discrepancies and their evidence at one moment", status: 200,
+                              body: "verifier runs kept adding records while they were read")
+    }
+
     private func verify(_ context: ScenarioContext, repair: Bool) async throws -> JSON {
         try await context.api.triggerJob("shadow-discrepancy-verifier", query: repair ? "?repair=true" : "")
     }
@@ -138,6 +163,17 @@ final class ShadowWriteScenario: Scenario {
                       Figure("found", found.count),
                       Figure("unexplained", unexplained.count), Figure("verifier unexplained (all)", result?["unexplained"] ?? .null)],
             detail: detail.joined(separator: "; "), undecided: snapshot.unknownWrites > 0 && unexplained.isEmpty))
+
+        // Every discrepancy found on this run's listings (by this check's run or a scheduled one) has one record.
+        let evidence = try await discrepancyEvidence(context, ours)
+        let uneven = ours.filter { evidence.found[$0, default: 0] != evidence.recorded[$0, default: 0] }
+        checks.append(Check(
+            scenario: name, invariant: "I7", name: "one evidence record per discrepancy found",
+            holds: uneven.isEmpty,
+            figures: [Figure("discrepancies", evidence.found.values.reduce(0, +)), Figure("records", evidence.recorded.values.reduce(0, +)),
+                      Figure("listings off", uneven.count)],
+            detail: uneven.prefix(5).map { "listing \($0): \(evidence.found[$0, default: 0]) discrepancies, \(evidence.recorded[$0, default: 0]) records" }
+                .joined(separator: "; ")))
 
         // Repair, then a clean run: nothing of ours left open.
         let repaired = try await verify(context, repair: true)
