@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
         // Typed configuration from the environment and flags, with one-line errors. No I/O beyond reading values.
@@ -161,6 +162,16 @@ let package = Package(
         .testTarget(
             name: "EvidenceTests",
             dependencies: ["Evidence", "Marketplace", "Storage", "BallastTestSupport", .product(name: "SQLKit", package: "sql-kit")],
+            swiftSettings: swiftSettings
+        ),
+        // Property-based tests of the input rules and of every parser of a peer's answer.
+        .testTarget(
+            name: "MarketplaceTests",
+            dependencies: [
+                "Marketplace", "Evidence",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -55,8 +55,10 @@ struct ConfigReader {
 
     func text(_ name: String, maxLength: Int) throws -> String? {
         guard let value = raw(name) else { return nil }
-        guard value.count <= maxLength, !value.contains(where: { $0.isNewline }) else {
-            throw ConfigError.invalid(name, value: value, accepts: "one line of at most \(maxLength) characters")
+        // The API's text policy: Unicode scalars counted, no control characters.
+        let scalars = value.unicodeScalars
+        guard scalars.count <= maxLength, !scalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw ConfigError.invalid(name, value: value, accepts: "at most \(maxLength) printable characters")
         }
         return value
     }

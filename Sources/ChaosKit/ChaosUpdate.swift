@@ -41,8 +41,10 @@ public struct ChaosUpdate: Sendable, Equatable {
         }
         if let scope { next.scope = scope }
         if let seed {
-            guard !seed.isEmpty, seed.count <= 256, !seed.contains(where: \.isNewline) else {
-                throw .invalid(field: "seed", message: "seed must be one line of 1 to 256 characters")
+            // Unicode scalars, no control characters: the API's text policy (the edge checks it first).
+            let scalars = seed.unicodeScalars
+            guard !scalars.isEmpty, scalars.count <= 256, !scalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+                throw .invalid(field: "seed", message: "seed must be 1 to 256 printable characters")
             }
             next.seed = seed
         }

@@ -202,7 +202,7 @@ public final class ChaosRun: Sendable {
             noAnswer: totals.noAnswer, statusCounts: totals.statusCounts,
             operationsPerSecond: Double(totals.operations) / max(0.001, end - start),
             p50Milliseconds: totals.latencies.percentileMilliseconds(0.5), p95Milliseconds: totals.latencies.percentileMilliseconds(0.95),
-            p99Milliseconds: totals.latencies.percentileMilliseconds(0.99), faultsInjected: Int(faultsInjected.rounded()),
+            p99Milliseconds: totals.latencies.percentileMilliseconds(0.99), faultsInjected: Int(figure: faultsInjected),
             chaos: window, figures: [], checks: checks)
         log(report.name + ": " + (stoppedEarly.map { "stopped early: \($0)" } ?? failure.map { "could not finish: \($0)" } ?? "done")
             + String(format: " (%d requests, %d errors)", report.operations, report.errors))
@@ -327,7 +327,7 @@ public final class ChaosRun: Sendable {
 
     private func drawProgress(_ name: String, since start: Double, seconds: Double) {
         let totals = timeline.totals(name)
-        let faults = Int(timeline.faultsTotal)
+        let faults = Int(figure: timeline.faultsTotal)
         progress(name + String(format: " %5.1f/%.0f s  ops %d  errors %d  p50 %.1f ms  p99 %.1f ms  faults %d",
                         timeline.elapsedSeconds - start, seconds, totals.operations, totals.errors,
                         totals.latencies.percentileMilliseconds(0.5), totals.latencies.percentileMilliseconds(0.99), faults))

@@ -125,7 +125,11 @@ enum WalletAudit {
             var debits: Int64 = 0
             for entry in ledger {
                 let amount = entry["amount"]?.int ?? 0
-                if entry["kind"]?.string == "credit" { credits += amount } else { debits += amount }
+                if entry["kind"]?.string == "credit" {
+                    credits = credits.saturatingAdding(amount)
+                } else {
+                    debits = debits.saturatingAdding(amount)
+                }
             }
             return WalletState(id: id, balance: wallet["balance"]?.int ?? Int64.min, credits: credits, debits: debits,
                                entries: ledger.count, references: ledger.compactMap { $0["reference"]?.string })
@@ -136,7 +140,7 @@ enum WalletAudit {
     static func checks(_ states: [WalletState], _ context: ScenarioContext) -> [Check] {
         let scenario = context.scenario
         let negative = states.filter { $0.balance < 0 }
-        let unbalanced = states.filter { $0.balance != $0.credits - $0.debits }
+        let unbalanced = states.filter { $0.balance != $0.credits.saturatingSubtracting($0.debits) }
         return [
             Check(scenario: scenario, invariant: "I1", name: "no wallet below zero", holds: negative.isEmpty,
                   figures: [Figure("wallets", states.count), Figure("negative", negative.count)],
@@ -144,7 +148,7 @@ enum WalletAudit {
             Check(scenario: scenario, invariant: "I2", name: "every balance equals its ledger", holds: unbalanced.isEmpty,
                   figures: [Figure("wallets", states.count), Figure("ledger entries", states.reduce(0) { $0 + $1.entries }),
                             Figure("mismatched", unbalanced.count)],
-                  detail: unbalanced.prefix(5).map { "wallet \($0.id): balance \($0.balance), ledger credits \($0.credits) - debits \($0.debits) = \($0.credits - $0.debits)" }
+                  detail: unbalanced.prefix(5).map { "wallet \($0.id): balance \($0.balance), ledger credits \($0.credits) - debits \($0.debits) = \($0.credits.saturatingSubtracting($0.debits))" }
                       .joined(separator: "; ")),
         ]
     }
@@ -161,7 +165,8 @@ enum WalletAudit {
             let entry = book.entry(state.id)
             let expected = opening + entry.known
             guard state.balance != expected else { continue }
-            if (expected - entry.unknownOut...expected + entry.unknownIn).contains(state.balance) { undecided = true; continue }
+            let low = expected.saturatingSubtracting(entry.unknownOut), high = expected.saturatingAdding(entry.unknownIn)
+            if low <= high, (low...high).contains(state.balance) { undecided = true; continue }
             off.append("wallet \(state.id): balance \(state.balance), acknowledged \(expected)")
         }
         return Check(

@@ -17,7 +17,9 @@ public enum JSON: Sendable, Equatable, Codable {
         } else if let value = try? container.decode(Bool.self) {
             self = .bool(value)
         } else if let value = try? container.decode(Int64.self) {
-            self = .integer(value)
+            // The target's numbers are hostile input: beyond what a double holds exactly, no figure is believed as
+            // an integer (``int`` answers nil), so sums of them stay far from overflowing.
+            self = value.magnitude > Self.largestExactInteger ? .number(Double(value)) : .integer(value)
         } else if let value = try? container.decode(Double.self) {
             self = .number(value)
         } else if let value = try? container.decode(String.self) {
@@ -65,10 +67,13 @@ public enum JSON: Sendable, Equatable, Codable {
         return nil
     }
 
+    /// 2^53: the largest integer every JSON reader holds exactly.
+    static let largestExactInteger: UInt64 = 1 << 53
+
     public var int: Int64? {
         switch self {
         case .integer(let value): return value
-        case .number(let value) where value == value.rounded() && abs(value) < 9e15: return Int64(value)
+        case .number(let value) where value.isFinite && value == value.rounded() && abs(value) < 9e15: return Int64(value)
         default: return nil
         }
     }
@@ -102,4 +107,31 @@ extension JSON: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Express
         self = .object(Dictionary(elements, uniquingKeysWith: { _, last in last }))
     }
     public init(arrayLiteral elements: JSON...) { self = .array(elements) }
+}
+
+extension Int64 {
+    /// `self + other`, held at the ends of the range instead of trapping: sums of a target's figures (which may
+    /// be absurd) never crash the runner.
+    func saturatingAdding(_ other: Int64) -> Int64 {
+        let (sum, overflow) = addingReportingOverflow(other)
+        guard overflow else { return sum }
+        return other > 0 ? .max : .min
+    }
+
+    func saturatingSubtracting(_ other: Int64) -> Int64 {
+        let (difference, overflow) = subtractingReportingOverflow(other)
+        guard overflow else { return difference }
+        return other > 0 ? .min : .max
+    }
+}
+
+extension Int {
+    /// A metric's value as a count: non-finite or absurd values (a target may send anything) held within ±10^15.
+    init(figure value: Double) {
+        guard value.isFinite else {
+            self = value.isNaN ? 0 : (value > 0 ? 1_000_000_000_000_000 : -1_000_000_000_000_000)
+            return
+        }
+        self = Int(Swift.max(-1e15, Swift.min(1e15, value.rounded())))
+    }
 }

@@ -114,7 +114,7 @@ public final class Timeline: Sendable {
             state.seconds.enumerated().map { index, second in
                 TimelinePoint(second: index, operations: second.operations, errors: second.errors,
                               p50Milliseconds: second.latencies.percentileMilliseconds(0.5),
-                              p99Milliseconds: second.latencies.percentileMilliseconds(0.99), faults: Int(second.faults))
+                              p99Milliseconds: second.latencies.percentileMilliseconds(0.99), faults: Int(figure: second.faults))
             }
         }
     }

@@ -66,9 +66,12 @@ public struct EvidenceDigest: Sendable, Equatable, CustomStringConvertible {
 
     /// Parses `SEQ:HASH` (a positive integer and 64 lower-case hex digits).
     public init?(_ text: String) {
-        let parts = text.split(separator: ":", maxSplits: 1)
-        guard parts.count == 2, let seq = Int64(parts[0]), seq > 0,
-              parts[1].count == 64, parts[1].allSatisfy({ $0.isHexDigit && !$0.isUppercase })
+        // ASCII only: 1 to 18 digits without a leading zero, a colon, 64 lower-case hex digits.
+        let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2, (1...18).contains(parts[0].utf8.count), parts[0].utf8.first != UInt8(ascii: "0"),
+              parts[0].utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let seq = Int64(parts[0]),
+              parts[1].utf8.count == 64,
+              parts[1].utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) })
         else { return nil }
         self.seq = seq
         self.hash = String(parts[1])

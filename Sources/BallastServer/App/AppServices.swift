@@ -73,14 +73,15 @@ public final class AppServices: Sendable {
         self.failpoints = Failpoints(environment: config.environment)
         self.evidence = EvidenceLog(database: primary)
         self.evidenceAppender = EvidenceAppender(log: evidence, logger: logger, metrics: metrics.factory)
-        self.wallets = WalletService(database: primary, failpoints: failpoints, metrics: metrics.factory)
+        let reads = ReadFaults(injector: self.injector)
+        self.wallets = WalletService(database: primary, failpoints: failpoints, metrics: metrics.factory, reads: reads)
         let injector = self.injector, evidenceAppender = self.evidenceAppender
         let shadowWriter = shadow.map {
             ShadowWriter(shadow: $0, capacity: config.shadowQueueCapacity, injector: injector, evidence: evidenceAppender,
                          metrics: metrics.factory, logger: logger)
         }
         self.shadowWriter = shadowWriter
-        self.listings = ListingService(database: primary, shadow: shadowWriter)
+        self.listings = ListingService(database: primary, shadow: shadowWriter, reads: reads)
         let eventMetrics = metrics.factory, eventLogger = logger
         // The built-in subscriber: one log line and one count per event.
         let auditLog: EventBus.Handler = { @Sendable event in
@@ -89,8 +90,9 @@ public final class AppServices: Sendable {
         }
         self.events = EventBus(
             subscribers: [("audit-log", auditLog)] + eventSubscribers, injector: injector, metrics: metrics.factory, logger: logger)
-        self.products = ProductService(database: primary, evidence: evidence, failpoints: failpoints, events: events)
-        self.orders = OrderService(database: primary, wallets: wallets, failpoints: failpoints, metrics: metrics.factory)
+        self.products = ProductService(database: primary, evidence: evidence, failpoints: failpoints, events: events, reads: reads)
+        self.orders = OrderService(
+            database: primary, wallets: wallets, failpoints: failpoints, metrics: metrics.factory, reads: reads)
         if let url = config.shippingRatesURL {
             self.shippingRates = ProviderShippingRates(
                 url: url, timeout: .milliseconds(config.shippingTimeoutMilliseconds), policy: config.shippingFailurePolicy,

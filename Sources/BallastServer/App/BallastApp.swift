@@ -20,7 +20,7 @@ public enum BallastApp {
 
         HealthRoutes(services: services).register(on: router)
         MetricsRoutes(metrics: services.metrics).register(on: router)
-        OpenAPIRoutes().register(on: router)
+        OpenAPIRoutes(environment: services.config.environment, jobNames: services.jobs.jobNames).register(on: router)
         UserRoutes(users: services.users).register(on: router)
         ChaosRoutes(chaos: services.chaos).register(on: router)
         EvidenceRoutes(evidence: services.evidence).register(on: router)
@@ -33,6 +33,9 @@ public enum BallastApp {
         ProductSafetyRoutes(products: services.products).register(on: router)
         OrderRoutes(orders: services.orders, shipping: services.shippingRates, idempotent: idempotent, events: services.events)
             .register(on: router)
+        // After every route, so it wraps only the "no route" answer: a known path with another method is a 405.
+        router.add(middleware: MethodNotAllowedMiddleware(
+            table: RouteTable(router.routes.map { (method: $0.method.rawValue, path: "\($0.path)") })))
         return router
     }
 

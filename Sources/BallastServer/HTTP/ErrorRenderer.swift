@@ -5,6 +5,7 @@ import NIOCore
 import Logging
 import Marketplace
 import Metrics
+import ChaosKit
 import Storage
 
 /// Turns any error into the API's error response `{"error":{"code","message","details"}}`. Known errors keep
@@ -30,6 +31,10 @@ struct ErrorRenderer: Sendable {
         if let retryAfter = appError.retryAfterSeconds {
             headers[.retryAfter] = String(retryAfter)
         }
+        if appError.code == .methodNotAllowed, case .array(let methods)? = appError.details["allowed"] {
+            headers[.allow] = methods.compactMap { if case .string(let method) = $0 { return method } else { return nil } }
+                .joined(separator: ", ")
+        }
         let body = ErrorBody(error: .init(code: appError.code.rawValue, message: appError.message, details: appError.details))
         do {
             return try JSONResponse.make(appError.code.httpStatus, body, headers: headers)
@@ -41,10 +46,15 @@ struct ErrorRenderer: Sendable {
         }
     }
 
-    private func classify(_ error: any Error, request: Request, context: some BallastRequestContext) -> AppError {
+    /// The API error an error becomes: known errors keep their code, the rest are 500s.
+    func classify(_ error: any Error, request: Request, context: some BallastRequestContext) -> AppError {
         switch error {
         case let error as AppError:
             return error
+        case let fault as InjectedFault:
+            // A read fault the experiment asked for (scope `reads`): the caller retries.
+            return AppError(.faultInjected, "\(fault.description); this is an injected read fault, retry",
+                            details: ["point": .string(fault.point)], retryAfterSeconds: 1)
         case is NIOTooManyBytesError:
             return AppError(.payloadTooLarge, "request body is larger than \(BodyLimitMiddleware<AppRequestContext>.maxBytes) bytes")
         case let error as HTTPError:
@@ -68,7 +78,21 @@ struct ErrorRenderer: Sendable {
             case .poolTimeout, .unavailable, .retriesExhausted:
                 context.logger.warning("storage unavailable", metadata: ["error": "\(error)"])
                 return AppError(.serviceUnavailable, "the database is busy or unavailable; try again", retryAfterSeconds: 1)
-            case .uniqueViolation, .checkViolation, .missingReturnedRow:
+            case .uniqueViolation, .checkViolation:
+                // A constraint the request's checks did not foresee (a race the service does not name, or a
+                // limit the edge missed): never a 500, but logged and counted, because each one is a gap to close.
+                let unique: Bool
+                if case .uniqueViolation = error { unique = true } else { unique = false }
+                context.logger.error("constraint refused a write", metadata: [
+                    "error": "\(error)", "route": "\(context.endpointPath ?? request.uri.path)",
+                ])
+                Counter(label: "constraint_violations_total",
+                        dimensions: [("route", context.endpointPath ?? "unmatched"), ("constraint", unique ? "unique" : "check")],
+                        factory: metrics).increment()
+                return unique
+                    ? AppError(.conflict, "the change conflicts with another one made at the same time; read the resource and try again")
+                    : AppError(.validationFailed, "the change would break a limit of the stored data")
+            case .missingReturnedRow:
                 return unexpected(error, request: request, context: context)
             }
         default:

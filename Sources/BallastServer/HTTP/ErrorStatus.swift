@@ -17,7 +17,7 @@ extension ErrorCode {
             return .conflict
         case .payloadTooLarge: return .contentTooLarge
         case .validationFailed, .idempotencyKeyReused: return .unprocessableContent
-        case .serviceUnavailable, .shippingUnavailable: return .serviceUnavailable
+        case .serviceUnavailable, .shippingUnavailable, .faultInjected: return .serviceUnavailable
         case .internal: return .internalServerError
         }
     }

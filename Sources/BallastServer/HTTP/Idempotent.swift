@@ -18,10 +18,10 @@ struct IdempotentEffect: Sendable {
     let store: IdempotencyStore
 
     func respond<Value: Encodable & Sendable>(
-        to request: Request, caller: User, input: InputObject, status: HTTPResponse.Status,
+        to request: Request, caller: User, body: JSONValue, status: HTTPResponse.Status,
         effect: @escaping @Sendable (any SQLDatabase) async throws -> Value
     ) async throws -> Response {
-        try await respond(to: request, caller: caller, input: input, status: status, prepare: {}) { _, sql in
+        try await respond(to: request, caller: caller, body: body, status: status, prepare: {}) { _, sql in
             try await effect(sql)
         }
     }
@@ -29,7 +29,7 @@ struct IdempotentEffect: Sendable {
     /// As above, with a `prepare` step that runs before the transaction and only when the effect will run (not
     /// for a replay): work that must not hold row locks, such as asking a provider for a shipping quote.
     func respond<Prepared: Sendable, Value: Encodable & Sendable>(
-        to request: Request, caller: User, input: InputObject, status: HTTPResponse.Status,
+        to request: Request, caller: User, body: JSONValue, status: HTTPResponse.Status,
         prepare: @escaping @Sendable () async throws -> Prepared,
         effect: @escaping @Sendable (Prepared, any SQLDatabase) async throws -> Value
     ) async throws -> Response {
@@ -39,7 +39,7 @@ struct IdempotentEffect: Sendable {
             return try JSONResponse.make(status, value)
         }
         let key = try IdempotencyStore.validateKey(rawKey)
-        let canonical = String(decoding: try JSONResponse.encoder.encode(JSONValue.object(input.fields)), as: UTF8.self)
+        let canonical = String(decoding: try JSONResponse.encoder.encode(body), as: UTF8.self)
         let hash = IdempotencyStore.requestHash(method: request.method.rawValue, path: request.uri.path, canonicalBody: canonical)
         switch try await store.claim(user: caller.id, key: key, requestHash: hash) {
         case .replay(let stored):
@@ -50,14 +50,14 @@ struct IdempotentEffect: Sendable {
         case .proceed(let token):
             do {
                 let prepared = try await prepare()
-                let body: String = try await database.transaction { sql in
+                let responseBody: String = try await database.transaction { sql in
                     let value = try await effect(prepared, sql)
-                    let body = String(decoding: try JSONResponse.encoder.encode(value), as: UTF8.self)
-                    try await store.complete(user: caller.id, key: key, token: token, status: Int(status.code), body: body, in: sql)
-                    return body
+                    let encoded = String(decoding: try JSONResponse.encoder.encode(value), as: UTF8.self)
+                    try await store.complete(user: caller.id, key: key, token: token, status: Int(status.code), body: encoded, in: sql)
+                    return encoded
                 }
                 return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
-                                body: .init(byteBuffer: ByteBuffer(string: body)))
+                                body: .init(byteBuffer: ByteBuffer(string: responseBody)))
             } catch {
                 try? await store.release(user: caller.id, key: key, token: token)
                 throw error

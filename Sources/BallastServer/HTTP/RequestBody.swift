@@ -5,26 +5,24 @@ import NIOCore
 import Marketplace
 
 extension Request {
-    /// Reads the body (at most 1 MiB) as a JSON object. Not JSON → 400 `malformed_json`; JSON but not an object
-    /// → 422. The Content-Type header is not consulted: every body is JSON here, and command-line clients often
-    /// send JSON labelled as a form.
-    func jsonObject() async throws -> InputObject {
-        guard let input = try await optionalJSONObject() else {
+    /// Reads the body (at most 1 MiB) as JSON. Empty or not JSON → 400 `malformed_json`. The Content-Type header
+    /// is not consulted: every body is JSON here, and command-line clients often send JSON labelled as a form.
+    /// The caller checks the value against its ``ObjectShape``.
+    func jsonBody() async throws -> JSONValue {
+        guard let value = try await optionalJSONBody() else {
             throw AppError(.malformedJSON, "the request body is empty; expected a JSON object")
         }
-        return input
+        return value
     }
 
-    /// As ``jsonObject()``, but an empty body is `nil` (for actions whose fields are all optional).
-    func optionalJSONObject() async throws -> InputObject? {
+    /// As ``jsonBody()``, but an empty body is `nil` (for actions whose fields are all optional).
+    func optionalJSONBody() async throws -> JSONValue? {
         let buffer = try await body.collect(upTo: BodyLimitMiddleware<AppRequestContext>.maxBytes)
         guard buffer.readableBytes > 0 else { return nil }
-        let value: JSONValue
         do {
-            value = try JSONDecoder().decode(JSONValue.self, from: Data(buffer.readableBytesView))
+            return try JSONDecoder().decode(JSONValue.self, from: Data(buffer.readableBytesView))
         } catch {
             throw AppError(.malformedJSON, "the request body is not valid JSON")
         }
-        return try InputObject(value)
     }
 }

@@ -14,7 +14,16 @@ struct HTTPMetricsMiddleware<Context: BallastRequestContext>: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let started = ContinuousClock.now
-        let response = await renderer.respond(to: request, context: context, next: next)
+        let response: Response
+        var injected = false
+        do {
+            response = try await next(request, context)
+        } catch {
+            // An injected read fault is a 5xx the experiment asked for: the steady-state guard watches only the
+            // ones it did not.
+            injected = error is InjectedFault
+            response = renderer.response(for: error, request: request, context: context)
+        }
         let dimensions = [
             ("method", request.method.rawValue),
             ("route", context.endpointPath ?? "unmatched"),
@@ -24,7 +33,7 @@ struct HTTPMetricsMiddleware<Context: BallastRequestContext>: RouterMiddleware {
         Timer(label: "http_request_duration_seconds", dimensions: dimensions, factory: factory)
             .recordInterval(since: started)
         if request.uri.path.hasPrefix("/api/") {
-            steadyState.record(serverError: response.status.code >= 500)
+            steadyState.record(serverError: response.status.code >= 500 && !injected)
         }
         return response
     }

@@ -17,30 +17,10 @@ struct ChaosRoutes<Context: BallastRequestContext> {
         }
         router.put("/api/admin/chaos") { request, context in
             let admin = try context.requireAdmin()
-            let input = try await request.jsonObject()
-            let update = try Self.parse(input)
-            let state = try await chaos.update(update, actor: admin.id.description, requestId: context.requestId)
+            let change = try ChaosUpdateRequest(try await request.jsonBody(), environment: chaos.environment)
+            let state = try await chaos.update(change.update, actor: admin.id.description, requestId: context.requestId)
             return try JSONResponse.make(.ok, ChaosBody(state))
         }
-    }
-
-    static var settingFields: [String] { ["enabled", "failRate", "scope", "seed", "durationSeconds", "latencyMilliseconds"] }
-
-    static func parse(_ input: InputObject) throws -> ChaosUpdate {
-        guard settingFields.contains(where: input.contains) else {
-            throw AppError(.validationFailed, "nothing to change: send at least one of \(settingFields.joined(separator: ", "))")
-        }
-        var update = ChaosUpdate()
-        update.enabled = try input.optionalBool("enabled")
-        update.failRate = try input.optionalNumber("failRate", in: 0...1)
-        update.scope = try input.optionalChoice("scope", as: ChaosScope.self)
-        update.seed = try input.optionalString("seed", maxLength: 256)
-        if input.contains("durationSeconds") {
-            update.durationSeconds = .some(try input.optionalInteger("durationSeconds", in: 1...31_536_000).map { Int($0) })
-        }
-        update.latencyMilliseconds = try input.optionalInteger("latencyMilliseconds", in: 0...60_000).map { Int($0) }
-        update.reason = try input.optionalString("reason", maxLength: 500)
-        return update
     }
 }
 

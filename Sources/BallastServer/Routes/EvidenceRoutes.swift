@@ -12,35 +12,33 @@ struct EvidenceRoutes<Context: BallastRequestContext> {
     func register(on router: Router<Context>) {
         router.get("/api/admin/evidence") { request, context in
             _ = try context.requireAdmin()
-            let list = try ListQuery(request)
-            let query = request.uri.queryParameters
-            func text(_ name: String) throws -> String? {
-                guard let value = query[Substring(name)].map(String.init), !value.isEmpty else { return nil }
-                guard value.count <= 200 else {
-                    throw AppError(.validationFailed, "\(name) is too long", details: ["field": .string(name)])
-                }
-                return value
-            }
+            let query = QueryInput(request)
+            let list = try ListQuery(query, cursor: ListQuery.sequenceCursor)
             let filter = EvidenceLog.Filter(
-                eventType: try text("eventType"), entityType: try text("entityType"), entityId: try text("entityId"),
-                sinceMicros: try ListQuery.timeParameter(request, "since"))
-            let page = try await evidence.list(filter, afterSeq: try list.sequenceCursor(), limit: list.limit)
+                eventType: try query.text(EvidenceQuery.eventType), entityType: try query.text(EvidenceQuery.entityType),
+                entityId: try query.text(EvidenceQuery.entityId), sinceMicros: try query.micros(EvidenceQuery.since))
+            let page = try await evidence.list(filter, afterSeq: list.sequenceCursor() ?? 0, limit: list.limit)
             return try JSONResponse.make(.ok, Page(items: page.records.map(EvidenceBody.init), nextCursor: page.nextSeq.map { String($0) }))
         }
         router.get("/api/admin/evidence/verify") { request, context in
             _ = try context.requireAdmin()
-            var digest: EvidenceDigest?
-            if let text = request.uri.queryParameters["digest"].map(String.init), !text.isEmpty {
-                guard let parsed = EvidenceDigest(text) else {
-                    throw AppError(.validationFailed, "digest must be SEQ:HASH (a positive integer and 64 lower-case hex digits)",
-                                   details: ["field": .string("digest")])
-                }
-                digest = parsed
-            }
+            let digest = try QueryInput(request).text(EvidenceQuery.digest).flatMap(EvidenceDigest.init)
             let result = try await evidence.verify(digest: digest)
             return try JSONResponse.make(.ok, VerificationBody(result))
         }
     }
+
+}
+
+/// The query parameters of the evidence endpoints.
+enum EvidenceQuery {
+    static let eventType = Field.optional("eventType", .text(.printable(max: 200)))
+    static let entityType = Field.optional("entityType", .text(.printable(max: 200)))
+    static let entityId = Field.optional("entityId", .text(.printable(max: 200)))
+    static let since = Field.optional("since", .dateTime, summary: "records that occurred at or after this time")
+    static let digest = Field.optional("digest", .text(TextFormat.evidenceDigest.rule(maxScalars: 83)),
+                                       summary: "SEQ:HASH from `ballast evidence digest`")
+    static let list = [eventType, entityType, entityId, since, ListQuery.limit, ListQuery.sequenceCursor]
 }
 
 /// An evidence record as the API (and `ballast evidence export`) shows it.

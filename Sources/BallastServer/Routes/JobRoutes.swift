@@ -18,10 +18,7 @@ struct JobRoutes<Context: BallastRequestContext> {
             let caller = try context.requireAdmin()
             let name = context.parameters.get("name") ?? ""
             var parameters = Job.Parameters()
-            if let text = request.uri.queryParameters["repair"].map(String.init), !text.isEmpty {
-                guard let repair = Bool(text) else { throw AppError.invalidField("repair", "repair must be true or false") }
-                parameters.repair = repair
-            }
+            parameters.repair = try QueryInput(request).bool(JobQuery.repair) ?? false
             let actor = AuditActor(user: caller, requestId: context.requestId)
             let repair = parameters.repair
             let run = try await runner.trigger(name, parameters: parameters) { [evidence] sql in
@@ -33,13 +30,20 @@ struct JobRoutes<Context: BallastRequestContext> {
         }
         router.get("/api/admin/discrepancies") { request, context in
             _ = try context.requireAdmin()
-            let list = try ListQuery(request)
-            let status = try ListQuery.choice(request, "status", as: Discrepancies.Status.self)
-            let cursor = try list.timeAndIdCursor()
-            let page = try await discrepancies.list(status: status, after: cursor, limit: list.limit)
+            let query = QueryInput(request)
+            let list = try ListQuery(query, cursor: ListQuery.timeCursor)
+            let status = try query.choice(JobQuery.status, as: Discrepancies.Status.self)
+            let page = try await discrepancies.list(status: status, after: list.timeAndIdCursor(), limit: list.limit)
             return try JSONResponse.make(.ok, Page(items: page.records.map(DiscrepancyBody.init), nextCursor: page.next))
         }
     }
+}
+
+/// The query parameters of the job endpoints.
+enum JobQuery {
+    static let repair = Field.optional("repair", .boolean, summary: "verifier: copy the primary's row over the shadow's for what it finds")
+    static let status = Field.optional("status", Field.choice(Discrepancies.Status.self))
+    static let discrepancies = [status, ListQuery.limit, ListQuery.timeCursor]
 }
 
 struct JobBody: Encodable, Sendable {

@@ -9,10 +9,10 @@ struct NotificationRoutes<Context: BallastRequestContext> {
     func register(on router: Router<Context>) {
         router.get("/api/admin/notifications") { request, context in
             _ = try context.requireAdmin()
-            let list = try ListQuery(request)
-            let status = try ListQuery.choice(request, "status", as: NotificationAdmin.Status.self)
-            let cursor = try list.timeAndIdCursor()
-            let page = try await notifications.list(status: status, after: cursor, limit: list.limit)
+            let query = QueryInput(request)
+            let list = try ListQuery(query, cursor: ListQuery.timeCursor)
+            let status = try query.choice(NotificationQuery.status, as: NotificationAdmin.Status.self)
+            let page = try await notifications.list(status: status, after: list.timeAndIdCursor(), limit: list.limit)
             return try JSONResponse.make(.ok, Page(items: page.records.map(NotificationBody.init), nextCursor: page.next))
         }
         router.post("/api/admin/notifications/{id}/retry") { _, context in
@@ -22,6 +22,12 @@ struct NotificationRoutes<Context: BallastRequestContext> {
             return try JSONResponse.make(.ok, NotificationBody(record))
         }
     }
+}
+
+/// The query parameters of the notification list.
+enum NotificationQuery {
+    static let status = Field.optional("status", Field.choice(NotificationAdmin.Status.self))
+    static let list = [status, ListQuery.limit, ListQuery.timeCursor]
 }
 
 struct NotificationBody: Encodable, Sendable {

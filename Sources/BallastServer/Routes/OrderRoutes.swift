@@ -14,13 +14,13 @@ struct OrderRoutes<Context: BallastRequestContext> {
         router.post("/api/orders") { request, context in
             let caller = try context.requireUser()
             do {
-                let input = try await request.jsonObject()
-                let order = try OrderRequest(input)
+                let body = try await request.jsonBody()
+                let order = try OrderRequest(body)
                 // The quote comes before the transaction (a slow provider never holds row locks) and only when
                 // the order will really be attempted (not for an idempotent replay).
                 let placed = PlacedOrder()
                 let response = try await idempotent.respond(
-                    to: request, caller: caller, input: input, status: .created,
+                    to: request, caller: caller, body: body, status: .created,
                     prepare: { try await shipping.quote(destination: order.destination, items: order.items) }
                 ) { quote, sql in
                     let created = try await orders.place(order, quote: quote, buyer: caller, in: sql)
@@ -39,7 +39,7 @@ struct OrderRoutes<Context: BallastRequestContext> {
         router.get("/api/orders/{id}") { _, context in
             let caller = try context.requireUser()
             let id = try OrderID.parsePath(context.parameters.get("id") ?? "", "order")
-            return try JSONResponse.make(.ok, OrderBody(try await orders.order(id, for: caller)))
+            return try JSONResponse.make(.ok, OrderBody(try await orders.order(id, for: caller, requestId: context.requestId)))
         }
         router.post("/api/orders/{id}/ship") { _, context in
             let caller = try context.requireAdmin()

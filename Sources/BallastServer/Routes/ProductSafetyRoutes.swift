@@ -7,9 +7,6 @@ import Marketplace
 struct ProductSafetyRoutes<Context: BallastRequestContext> {
     let products: ProductService
 
-    /// Products in one bulk disable.
-    static var maximumBulk: Int { 500 }
-
     func register(on router: Router<Context>) {
         router.get("/api/products/{id}/impact") { _, context in
             let caller = try context.requireUser()
@@ -31,10 +28,8 @@ struct ProductSafetyRoutes<Context: BallastRequestContext> {
         }
         router.post("/api/products/bulk-disable") { request, context in
             let caller = try context.requireAdmin()
-            let input = try await request.jsonObject()
-            let ids = try Self.ids(input)
-            let confirm = try input.optionalBool("confirm") ?? false
-            let changed = try await products.bulkDisable(ids, confirm: confirm, by: caller, requestId: context.requestId)
+            let bulk = try BulkDisableRequest(try await request.jsonBody())
+            let changed = try await products.bulkDisable(bulk.ids, confirm: bulk.confirm, by: caller, requestId: context.requestId)
             return try JSONResponse.make(.ok, BulkDisableBody(disabled: changed.count, products: changed.map(ProductBody.init)))
         }
     }
@@ -55,36 +50,14 @@ struct ProductSafetyRoutes<Context: BallastRequestContext> {
 
     /// `confirm` from the body (`{"confirm": true}`) or the query (`?confirm=true`); absent means false.
     static func confirm(_ request: Request) async throws -> Bool {
-        var confirm = false
-        if let text = request.uri.queryParameters["confirm"].map(String.init), !text.isEmpty {
-            guard let value = Bool(text) else { throw AppError.invalidField("confirm", "confirm must be true or false") }
-            confirm = value
-        }
-        if let input = try await request.optionalJSONObject(), let value = try input.optionalBool("confirm") {
-            confirm = confirm || value
-        }
-        return confirm
+        let query = try QueryInput(request).bool(ConfirmQuery.confirm) ?? false
+        return try ConfirmRequest(try await request.optionalJSONBody()).confirm || query
     }
+}
 
-    /// `ids`: 1 to 500 distinct product UUIDs.
-    static func ids(_ input: InputObject) throws -> [ProductID] {
-        guard case .array(let values)? = input.fields["ids"] else {
-            throw AppError.invalidField("ids", "ids must be an array of product ids")
-        }
-        guard (1...maximumBulk).contains(values.count) else {
-            throw AppError.invalidField("ids", "ids must hold 1 to \(maximumBulk) product ids, got \(values.count)")
-        }
-        var seen: Set<ProductID> = []
-        return try values.enumerated().map { index, value in
-            guard case .string(let text) = value, let id = ProductID(text) else {
-                throw AppError.invalidField("ids[\(index)]", "ids[\(index)] must be a product id (UUID)")
-            }
-            guard seen.insert(id).inserted else {
-                throw AppError.invalidField("ids[\(index)]", "product \(id) appears more than once")
-            }
-            return id
-        }
-    }
+/// `?confirm=` of DELETE, for clients that send no body with it.
+enum ConfirmQuery {
+    static let confirm = Field.optional("confirm", .boolean)
 }
 
 struct BulkDisableBody: Encodable, Sendable {

@@ -10,12 +10,10 @@ struct UserRoutes<Context: BallastRequestContext> {
     func register(on router: Router<Context>) {
         router.post("/api/users") { request, context in
             let admin = try context.requireAdmin()
-            let input = try await request.jsonObject()
-            let name = try UserName(try input.string("name", maxLength: UserName.maxLength))
-            let role = try input.choice("role", as: Role.self)
+            let new = try NewUserRequest(try await request.jsonBody())
             let (user, token) = try await users.create(
-                name: name, role: role, by: AuditActor(user: admin, requestId: context.requestId))
-            context.logger.info("user created", metadata: ["createdUserId": "\(user.id)", "role": "\(role.rawValue)"])
+                name: new.name, role: new.role, by: AuditActor(user: admin, requestId: context.requestId))
+            context.logger.info("user created", metadata: ["createdUserId": "\(user.id)", "role": "\(new.role.rawValue)"])
             return try JSONResponse.make(.created, CreatedUser(user: user, token: token))
         }
         router.get("/api/users/me") { _, context in

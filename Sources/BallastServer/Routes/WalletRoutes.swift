@@ -13,21 +13,14 @@ struct WalletRoutes<Context: BallastRequestContext> {
     func register(on router: Router<Context>) {
         router.post("/api/wallets") { request, context in
             let caller = try context.requireUser()
-            let input = try await request.jsonObject()
-            var currency = Currency.usd
-            if let code = try input.optionalString("currency", maxLength: 3) {
-                guard let parsed = Currency(code) else {
-                    throw AppError.invalidField("currency", "currency must be three upper-case letters, e.g. USD")
-                }
-                currency = parsed
-            }
-            let wallet = try await wallets.create(owner: caller, currency: currency)
+            let new = try NewWalletRequest(try await request.jsonBody())
+            let wallet = try await wallets.create(owner: caller, currency: new.currency)
             return try JSONResponse.make(.created, WalletBody(wallet))
         }
         router.get("/api/wallets/{id}") { _, context in
             let caller = try context.requireUser()
             let id = try WalletID.parsePath(context.parameters.get("id") ?? "", "wallet")
-            return try JSONResponse.make(.ok, WalletBody(try await wallets.wallet(id, for: caller)))
+            return try JSONResponse.make(.ok, WalletBody(try await wallets.wallet(id, for: caller, requestId: context.requestId)))
         }
         router.post("/api/wallets/{id}/credit") { request, context in
             try await movement(request, context, caller: try context.requireAdmin(), apply: wallets.credit)
@@ -37,20 +30,20 @@ struct WalletRoutes<Context: BallastRequestContext> {
         }
         router.post("/api/transfers") { request, context in
             let caller = try context.requireUser()
-            let input = try await request.jsonObject()
-            let from = try WalletID.parseField(input, "fromWalletId")
-            let to = try WalletID.parseField(input, "toWalletId")
-            let amount = try Amount.parse(input)
-            return try await idempotent.respond(to: request, caller: caller, input: input, status: .created) { sql in
-                TransferBody(try await wallets.transfer(from: from, to: to, amount: amount, by: caller, in: sql))
+            let body = try await request.jsonBody()
+            let transfer = try TransferRequest(body)
+            return try await idempotent.respond(to: request, caller: caller, body: body, status: .created) { sql in
+                TransferBody(try await wallets.transfer(from: transfer.from, to: transfer.to, amount: transfer.amount, by: caller, in: sql),
+                             caller: caller)
             }
         }
         router.get("/api/wallets/{id}/transactions") { request, context in
             let caller = try context.requireUser()
             let id = try WalletID.parsePath(context.parameters.get("id") ?? "", "wallet")
-            let list = try ListQuery(request)
-            let before = list.cursor == nil ? nil : try list.sequenceCursor()
-            let page = try await wallets.transactions(id, for: caller, beforeEntryNo: before, limit: list.limit)
+            let list = try ListQuery(request, cursor: ListQuery.sequenceCursor)
+            let before = list.sequenceCursor()
+            let page = try await wallets.transactions(
+                id, for: caller, beforeEntryNo: before, limit: list.limit, requestId: context.requestId)
             return try JSONResponse.make(.ok, Page(items: page.entries.map(LedgerEntryBody.init), nextCursor: page.next.map { String($0) }))
         }
     }
@@ -62,11 +55,10 @@ extension WalletRoutes {
     /// A credit or a debit: `{amount, reference?}` on the wallet in the path, idempotent when keyed.
     func movement(_ request: Request, _ context: Context, caller: User, apply: @escaping Apply) async throws -> Response {
         let id = try WalletID.parsePath(context.parameters.get("id") ?? "", "wallet")
-        let input = try await request.jsonObject()
-        let amount = try Amount.parse(input)
-        let reference = try input.optionalString("reference", maxLength: 200)
-        return try await idempotent.respond(to: request, caller: caller, input: input, status: .ok) { sql in
-            MovementBody(try await apply(id, amount, reference, caller, sql))
+        let body = try await request.jsonBody()
+        let movement = try MovementRequest(body)
+        return try await idempotent.respond(to: request, caller: caller, body: body, status: .ok) { sql in
+            MovementBody(try await apply(id, movement.amount, movement.reference, caller, sql))
         }
     }
 }
@@ -115,16 +107,36 @@ struct MovementBody: Encodable, Sendable {
     }
 }
 
+/// A transfer as its caller may see it: the source wallet in full (the caller owns it, or is an admin), the
+/// target in full only for its owner or an admin, otherwise its id alone (SPEC I11: nothing of another user's
+/// wallet is shown).
 struct TransferBody: Encodable, Sendable {
     let id: String
     let amount: Int64
     let from: WalletBody
-    let to: WalletBody
+    let to: Target
 
-    init(_ transfer: TransferResult) {
+    enum Target: Encodable, Sendable {
+        case wallet(WalletBody)
+        case idOnly(String)
+
+        func encode(to encoder: any Encoder) throws {
+            switch self {
+            case .wallet(let wallet): try wallet.encode(to: encoder)
+            case .idOnly(let id):
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(id, forKey: .id)
+            }
+        }
+
+        enum CodingKeys: String, CodingKey { case id }
+    }
+
+    init(_ transfer: TransferResult, caller: User) {
         id = transfer.id.description
         amount = transfer.amount
         from = WalletBody(transfer.from)
-        to = WalletBody(transfer.to)
+        to = caller.isAdmin || transfer.to.ownerId == caller.id
+            ? .wallet(WalletBody(transfer.to)) : .idOnly(transfer.to.id.description)
     }
 }

@@ -80,7 +80,7 @@ final class BankScenario: Scenario {
         let states = try await WalletAudit.read(wallets, context)
         var checks = WalletAudit.checks(states, context) + [WalletAudit.told(states, book: book, opening: Self.opening, context)]
         let money = external.withLock { $0 }
-        let total = states.reduce(Int64(0)) { $0 + $1.balance }
+        let total = states.reduce(Int64(0)) { $0.saturatingAdding($1.balance) }
         let expected = Self.opening * Int64(wallets.count) + money.topUps - money.withdrawals
         let moved = transfers.withLock { $0 }
         checks.append(Check(

@@ -130,11 +130,11 @@ final class ShadowWriteScenario: Scenario {
         let injectedRecords = records.filter { $0["details"]?["failureType"]?.string == "injected" }.count
         var checks = [Check(
             scenario: name, invariant: "I7", name: "one evidence record per shadow-write failure",
-            holds: Int(failures.rounded()) == records.count && Int(injected.rounded()) == injectedRecords,
-            figures: [Figure("failures counted", Int(failures.rounded())), Figure("records", records.count),
-                      Figure("faults injected", Int(injected.rounded())), Figure("records of injected", injectedRecords),
+            holds: Int(figure: failures) == records.count && Int(figure: injected) == injectedRecords,
+            figures: [Figure("failures counted", Int(figure: failures)), Figure("records", records.count),
+                      Figure("faults injected", Int(figure: injected)), Figure("records of injected", injectedRecords),
                       Figure("on this run's listings", ourRecords.count)],
-            detail: "the target counted \(Int(failures.rounded())) failures (\(Int(injected.rounded())) injected) but holds \(records.count) records (\(injectedRecords) injected)")]
+            detail: "the target counted \(Int(figure: failures)) failures (\(Int(figure: injected)) injected) but holds \(records.count) records (\(injectedRecords) injected)")]
 
         // The discrepancies are exactly the listings whose newest acknowledged write failed to reach the shadow.
         var failedRequests: [String: String] = [:]

@@ -34,38 +34,92 @@ public struct Product: Sendable, Equatable {
     public func isManageable(by user: User) -> Bool { user.isAdmin || sellerId == user.id }
 }
 
-/// What a seller sends to create a product, parsed and checked.
+/// What a seller sends to create a product, parsed and checked: `{sku, name, price, stock}`.
 public struct NewProduct: Sendable {
+    public static let sku = Field.required("sku", .text(.ascii(.identifier, 1...64)), summary: "unique among the seller's products")
+    public static let name = Field.required("name", .text(.printable(max: 200)))
+    public static let price = Field.required("price", .integer(1...Product.maximumPrice), summary: "USD minor units")
+    public static let stock = Field.required("stock", .integer(0...Product.maximumStockChange))
+    public static let shape = ObjectShape([sku, name, price, stock])
+
     public let sku: String
     public let name: String
     public let price: Int64
     public let stock: Int64
 
-    public init(_ input: InputObject) throws {
-        sku = try input.string("sku", maxLength: 64)
-        guard sku.unicodeScalars.allSatisfy({ $0.properties.isAlphabetic || ("0"..."9").contains($0) || "-_.".unicodeScalars.contains($0) }) else {
-            throw AppError.invalidField("sku", "sku may contain letters, digits, '-', '_' and '.' only")
-        }
-        name = try input.string("name", maxLength: 200)
-        price = try input.integer("price", in: 1...Product.maximumPrice)
-        stock = try input.integer("stock", in: 0...Product.maximumStockChange)
+    public init(_ body: JSONValue) throws {
+        let input = try Self.shape.validate(body)
+        sku = try input.text(Self.sku)
+        name = try input.text(Self.name)
+        price = try input.integer(Self.price)
+        stock = try input.integer(Self.stock)
     }
 }
 
-/// A `PATCH`: the fields present change, the others stay.
+/// A `PATCH`: `{name?, price?}`; the fields present change, the others stay.
 public struct ProductEdit: Sendable, Equatable {
+    public static let name = Field("name", .text(.printable(max: 200)))
+    public static let price = Field("price", .integer(1...Product.maximumPrice))
+    public static let shape = ObjectShape([name, price], atLeastOneOf: ["name", "price"])
+
     public let name: String?
     public let price: Int64?
 
-    public init(_ input: InputObject) throws {
-        let known: Set<String> = ["name", "price"]
-        if let unknown = input.fields.keys.sorted().first(where: { !known.contains($0) }) {
-            throw AppError.invalidField(unknown, "\(unknown) cannot be changed here; send name and/or price")
-        }
-        name = try input.optionalString("name", maxLength: 200)
-        price = try input.optionalInteger("price", in: 1...Product.maximumPrice)
+    public init(_ body: JSONValue) throws {
+        let input = try Self.shape.validate(body)
+        name = try input.optionalText(Self.name)
+        price = try input.optionalInteger(Self.price)
         guard name != nil || price != nil else {
             throw AppError(.validationFailed, "send name and/or price to change", details: ["field": "name"])
         }
+    }
+}
+
+/// `POST /api/products/{id}/restock`: `{quantity}`.
+public struct RestockRequest: Sendable, Equatable {
+    public static let quantity = Field.required("quantity", .integer(1...Product.maximumStockChange))
+    public static let shape = ObjectShape([quantity])
+
+    public let quantity: Int64
+
+    public init(_ body: JSONValue) throws {
+        quantity = try Self.shape.validate(body).integer(Self.quantity)
+    }
+}
+
+/// The body of a destructive product action: `{confirm?}` (absent means false).
+public struct ConfirmRequest: Sendable, Equatable {
+    public static let confirm = Field.optional("confirm", .boolean, summary: "true to go ahead; otherwise the impact is shown")
+    public static let shape = ObjectShape([confirm])
+
+    public let confirm: Bool
+
+    public init(_ body: JSONValue?) throws {
+        guard let body else {
+            confirm = false
+            return
+        }
+        confirm = try Self.shape.validate(body).optionalBool(Self.confirm) ?? false
+    }
+}
+
+/// `POST /api/products/bulk-disable`: `{ids: [1 to 500 distinct product ids], confirm?}`.
+public struct BulkDisableRequest: Sendable, Equatable {
+    public static let maximumProducts = 500
+    public static let ids = Field.required("ids", .array(.uuid, count: 1...maximumProducts, distinct: true))
+    public static let shape = ObjectShape([ids, ConfirmRequest.confirm])
+
+    public let ids: [ProductID]
+    public let confirm: Bool
+
+    public init(_ body: JSONValue) throws {
+        let input = try Self.shape.validate(body)
+        ids = try input.array(Self.ids).map { element in
+            guard case .string(let text) = element.value, let id = ProductID(text) else {
+                throw AppError.invalidField(element.path, "\(element.path) must be a product id (UUID)")
+            }
+            return id
+        }
+        confirm = try input.optionalBool(ConfirmRequest.confirm) ?? false
     }
 }

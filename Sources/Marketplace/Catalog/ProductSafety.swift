@@ -90,6 +90,16 @@ extension ProductService {
 
     /// Undoes a delete within 30 days; the product comes back disabled.
     public func restore(_ id: ProductID, by caller: User, requestId: String?) async throws -> Product {
+        do {
+            return try await restoreOnce(id, by: caller, requestId: requestId)
+        } catch StorageError.uniqueViolation {
+            // Another restore or create of the same SKU committed between the check below and the update.
+            throw AppError(.conflict, "another product of this seller now uses this product's sku; change that one's sku first",
+                           details: ["field": "sku", "productId": .string(id.description)])
+        }
+    }
+
+    private func restoreOnce(_ id: ProductID, by caller: User, requestId: String?) async throws -> Product {
         try await audited("restore", id, by: caller, requestId: requestId, includeDeleted: true) { before, sql in
             guard let deletedAt = before.deletedAt else {
                 throw Self.refusedTransition(before, "the product is not deleted")
@@ -113,7 +123,8 @@ extension ProductService {
     }
 
     /// Disables up to 500 active products at once (admins): every product is checked first and all change or
-    /// none does. Any id that is missing, deleted or not active is a 422 listing each problem.
+    /// none does. Each id that is missing, deleted or not active is listed in `details.problems`: 404 when any is
+    /// missing or deleted, else 409 invalid_transition.
     public func bulkDisable(_ ids: [ProductID], confirm: Bool, by caller: User, requestId: String?) async throws -> [Product] {
         guard caller.isAdmin else { throw AppError.forbidden() }
         let disabled: [Product] = try await database.transaction { sql in
@@ -126,18 +137,26 @@ extension ProductService {
             let found = try await sql.raw(query).all(decoding: ProductRow.self).map { try $0.product() }
             let byId = Dictionary(uniqueKeysWithValues: found.map { ($0.id, $0) })
             var problems: [JSONValue] = []
+            var missing = false
             for id in ids {
                 let problem: String?
                 switch byId[id] {
-                case nil: problem = "not_found"
-                case let product? where product.deletedAt != nil: problem = "deleted"
+                case nil:
+                    problem = "not_found"
+                    missing = true
+                case let product? where product.deletedAt != nil:
+                    problem = "deleted"
+                    missing = true
                 case let product? where product.status != .active: problem = "not_active (\(product.status.rawValue))"
                 default: problem = nil
                 }
                 if let problem { problems.append(.object(["id": .string(id.description), "problem": .string(problem)])) }
             }
+            // Every problem is listed; a product that is not there (or deleted) makes it a 404, one in another
+            // status a 409 invalid_transition, as for a single disable.
             guard problems.isEmpty else {
-                throw AppError(.validationFailed, "\(problems.count) of \(ids.count) products cannot be disabled; nothing was changed",
+                throw AppError(missing ? .notFound : .invalidTransition,
+                               "\(problems.count) of \(ids.count) products cannot be disabled; nothing was changed",
                                details: ["field": "ids", "problems": .array(problems)])
             }
             let products = ids.compactMap { byId[$0] }

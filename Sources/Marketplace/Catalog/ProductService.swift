@@ -15,6 +15,7 @@ public struct ProductService: Sendable {
     let failpoints: Failpoints
     /// Told about products taken off sale, after commit.
     let events: EventBus?
+    let reads: ReadFaults
 
     /// Failpoints inside product transactions, for tests that prove rollback.
     public enum Failpoint {
@@ -25,17 +26,21 @@ public struct ProductService: Sendable {
     /// How long a deleted product can be restored.
     public static let restoreWindowMicros: Int64 = 30 * 24 * 3600 * 1_000_000
 
-    public init(database: Database, evidence: EvidenceLog, failpoints: Failpoints, events: EventBus? = nil) {
+    public init(
+        database: Database, evidence: EvidenceLog, failpoints: Failpoints, events: EventBus? = nil, reads: ReadFaults = .none
+    ) {
         self.database = database
         self.evidence = evidence
         self.failpoints = failpoints
         self.events = events
+        self.reads = reads
     }
 
     // MARK: Reading
 
     /// The product, unless it is deleted (admins may ask for deleted ones with `includeDeleted`).
-    public func product(_ id: ProductID, includeDeleted: Bool = false, for caller: User) async throws -> Product {
+    public func product(_ id: ProductID, includeDeleted: Bool = false, for caller: User, requestId: String? = nil) async throws -> Product {
+        try await reads.strike(.readProduct, entityId: id.description, requestId: requestId)
         let row = try await database.read { sql in try await Self.fetch(id, sql) }
         guard let product = try row?.product(), product.deletedAt == nil || (includeDeleted && caller.isAdmin) else {
             throw AppError.notFound("product")
@@ -45,8 +50,10 @@ public struct ProductService: Sendable {
 
     /// Products in creation order, oldest first, after `cursor`; deleted ones only for admins who ask.
     public func list(
-        status: ProductStatus?, includeDeleted: Bool, after cursor: ProductCursor?, limit: Int, for caller: User
+        status: ProductStatus?, includeDeleted: Bool, after cursor: ProductCursor?, limit: Int, for caller: User,
+        requestId: String? = nil
     ) async throws -> (products: [Product], next: ProductCursor?) {
+        try await reads.strike(.readProduct, requestId: requestId)
         let showDeleted = includeDeleted && caller.isAdmin
         let rows = try await database.read { sql in
             var query: SQLQueryString = "SELECT \(unsafeRaw: ProductRow.columnList) FROM products WHERE 1 = 1"
@@ -68,24 +75,24 @@ public struct ProductService: Sendable {
     public func create(_ new: NewProduct, seller: User) async throws -> Product {
         let id = ProductID()
         let now = StoredTime.nowMicros()
+        // One conditional insert: the seller's live SKUs are unique (a partial unique index), and a concurrent
+        // create of the same SKU makes this one insert nothing (409) instead of failing on the index.
         let row: ProductRow? = try await database.transaction { sql in
-            let existing = try await sql.raw("""
-                SELECT id FROM products WHERE seller_id = \(bind: seller.id.description) AND sku = \(bind: new.sku)
-                  AND deleted_at_micros IS NULL
-                """).first()
-            if existing != nil {
-                throw AppError(.conflict, "you already sell a product with sku \(new.sku)", details: ["field": "sku"])
-            }
-            return try await sql.raw("""
+            try await sql.raw("""
                 INSERT INTO products (id, seller_id, sku, name, price, stock, units_stocked, status,
                                       created_at_micros, updated_at_micros)
                 VALUES (\(bind: id.description), \(bind: seller.id.description), \(bind: new.sku), \(bind: new.name),
                         \(bind: new.price), \(bind: new.stock), \(bind: new.stock), 'draft', \(bind: now), \(bind: now))
+                ON CONFLICT (seller_id, sku) WHERE deleted_at_micros IS NULL DO NOTHING
                 RETURNING \(unsafeRaw: ProductRow.columnList)
                 """).first(decoding: ProductRow.self)
         }
-        guard let row else { throw StorageError.missingReturnedRow("products insert") }
+        guard let row else { throw Self.skuTaken(new.sku) }
         return try row.product()
+    }
+
+    static func skuTaken(_ sku: String) -> AppError {
+        AppError(.conflict, "you already sell a product with sku \(sku)", details: ["field": "sku"])
     }
 
     /// Changes name and/or price.

@@ -3,19 +3,18 @@ public enum Deadline {
     /// The work did not finish in time (it was cancelled).
     public struct Passed: Error, Sendable, Equatable {}
 
-    /// Runs `operation`, throwing ``Passed`` (and cancelling it) when it has not finished after `timeout`.
-    public static func run(_ timeout: Duration, _ operation: @escaping @Sendable () async throws -> Void) async throws {
-        try await withThrowingTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                try await operation()
-                return true
-            }
+    /// Runs `operation` and answers its value, throwing ``Passed`` (and cancelling it) when it has not finished
+    /// after `timeout`.
+    public static func run<T: Sendable>(_ timeout: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await operation() }
             group.addTask {
                 try await Task.sleep(for: timeout)
-                return false
+                return nil
             }
             defer { group.cancelAll() }
-            guard try await group.next() == true else { throw Passed() }
+            guard let first = try await group.next(), let value = first else { throw Passed() }
+            return value
         }
     }
 }

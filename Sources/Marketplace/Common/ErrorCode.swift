@@ -27,6 +27,8 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     // 503
     case serviceUnavailable = "service_unavailable"
     case shippingUnavailable = "shipping_unavailable"
+    /// A read fault injected on purpose (chaos scope `reads`): expected, not counted by the steady-state guard.
+    case faultInjected = "fault_injected"
     // 500: always a bug
     case `internal`
 }

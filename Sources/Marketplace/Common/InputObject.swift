@@ -1,105 +1,111 @@
-/// A decoded JSON request body, read field by field into typed values. Every failure is an ``AppError`` with
-/// code `validation_failed` naming the field, so bad input is refused before any service runs.
+/// A JSON object from a request body, read field by field into typed values. Each accessor takes the ``Field``
+/// that describes it (the same value the OpenAPI document is written from) and refuses anything outside its
+/// limits with a 422 `validation_failed` naming the field, so bad input is refused before any service runs.
+/// A whole body is first checked against its ``ObjectShape`` (``ObjectShape/validate(_:path:)``).
 public struct InputObject: Sendable {
     public let fields: [String: JSONValue]
+    /// Where this object sits in the body (`destination`, `items[3]`), for the names in errors; nil at the top.
+    public let path: String?
 
-    public init(fields: [String: JSONValue]) {
+    public init(fields: [String: JSONValue], path: String? = nil) {
         self.fields = fields
+        self.path = path
     }
 
-    /// The body must be a JSON object.
+    /// The body, which must be a JSON object (its fields unchecked: prefer ``ObjectShape/validate(_:path:)``).
     public init(_ value: JSONValue) throws {
         guard case .object(let fields) = value else {
             throw AppError(.validationFailed, "the request body must be a JSON object, got \(value.typeName)")
         }
-        self.fields = fields
+        self.init(fields: fields)
     }
 
-    /// A string field, trimmed of surrounding white space; required unless `optional` is used.
-    public func string(_ name: String, maxLength: Int, minLength: Int = 1) throws -> String {
-        guard let value = try optionalString(name, maxLength: maxLength, minLength: minLength) else {
-            throw AppError.invalidField(name, "\(name) is required")
-        }
-        return value
-    }
+    /// The name of `field` in errors.
+    func name(_ field: Field) -> String { path.map { "\($0).\(field.name)" } ?? field.name }
 
-    public func optionalString(_ name: String, maxLength: Int, minLength: Int = 1) throws -> String? {
-        guard let raw = fields[name], raw != .null else { return nil }
-        guard case .string(let text) = raw else {
-            throw AppError.invalidField(name, "\(name) must be a string, got \(raw.typeName)")
+    /// The field's value, nil when absent or `null`; a required field that is missing is a 422.
+    private func value(_ field: Field) throws -> JSONValue? {
+        guard let raw = fields[field.name], raw != .null else {
+            if field.required { throw AppError.invalidField(name(field), "\(name(field)) is required") }
+            return nil
         }
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard trimmed.count >= minLength else {
-            throw AppError.invalidField(name, "\(name) must have at least \(minLength) character(s)")
-        }
-        guard trimmed.count <= maxLength else {
-            throw AppError.invalidField(name, "\(name) must have at most \(maxLength) characters")
-        }
-        return trimmed
-    }
-
-    /// A field whose value must be one of an enumeration's raw values.
-    public func choice<T: RawRepresentable & CaseIterable>(_ name: String, as type: T.Type) throws -> T
-    where T.RawValue == String {
-        let text = try string(name, maxLength: 64)
-        guard let value = T(rawValue: text) else {
-            let options = T.allCases.map(\.rawValue).joined(separator: ", ")
-            throw AppError.invalidField(name, "\(name) must be one of \(options)")
-        }
-        return value
+        return raw
     }
 
     /// Whether the field is present at all (even as `null`): tells "leave unchanged" from "clear".
-    public func contains(_ name: String) -> Bool { fields[name] != nil }
+    public func contains(_ field: Field) -> Bool { fields[field.name] != nil }
 
-    public func optionalBool(_ name: String) throws -> Bool? {
-        guard let raw = fields[name], raw != .null else { return nil }
-        guard case .bool(let value) = raw else {
-            throw AppError.invalidField(name, "\(name) must be true or false, got \(raw.typeName)")
+    public func text(_ field: Field) throws -> String {
+        guard let text = try optionalText(field) else { throw AppError.invalidField(name(field), "\(name(field)) is required") }
+        return text
+    }
+
+    public func optionalText(_ field: Field) throws -> String? {
+        guard let raw = try value(field) else { return nil }
+        let path = name(field)
+        let text = try Field.string(raw, path)
+        switch field.kind {
+        case .text(let rule): return try rule.check(text, field: path)
+        case .choice, .uuid, .dateTime:
+            try Field.validate(raw, field.kind, path: path)
+            return text
+        default: preconditionFailure("\(field.name) is not a text field")
         }
+    }
+
+    public func integer(_ field: Field) throws -> Int64 {
+        guard let value = try optionalInteger(field) else { throw AppError.invalidField(name(field), "\(name(field)) is required") }
         return value
     }
 
-    /// A number (integer or fraction) within `range`.
-    public func optionalNumber(_ name: String, in range: ClosedRange<Double>) throws -> Double? {
-        guard let raw = fields[name], raw != .null else { return nil }
-        let value: Double
-        switch raw {
-        case .integer(let integer): value = Double(integer)
-        case .number(let number): value = number
-        default: throw AppError.invalidField(name, "\(name) must be a number, got \(raw.typeName)")
+    public func optionalInteger(_ field: Field) throws -> Int64? {
+        guard case .integer(let range) = field.kind else { preconditionFailure("\(field.name) is not an integer field") }
+        guard let raw = try value(field) else { return nil }
+        return try Field.integer(raw, range, name(field))
+    }
+
+    public func optionalNumber(_ field: Field) throws -> Double? {
+        guard case .number(let range) = field.kind else { preconditionFailure("\(field.name) is not a number field") }
+        guard let raw = try value(field) else { return nil }
+        return try Field.number(raw, range, name(field))
+    }
+
+    public func optionalBool(_ field: Field) throws -> Bool? {
+        guard case .boolean = field.kind else { preconditionFailure("\(field.name) is not a boolean field") }
+        guard let raw = try value(field) else { return nil }
+        guard case .bool(let flag) = raw else {
+            throw AppError.invalidField(name(field), "\(name(field)) must be true or false, got \(raw.typeName)")
         }
-        guard value.isFinite, range.contains(value) else {
-            throw AppError.invalidField(name, "\(name) must be from \(range.lowerBound) to \(range.upperBound)")
-        }
+        return flag
+    }
+
+    /// A UUID field as the id type it names.
+    public func id<Tag>(_ field: Field, as type: TypedID<Tag>.Type = TypedID<Tag>.self) throws -> TypedID<Tag> {
+        guard case .uuid = field.kind else { preconditionFailure("\(field.name) is not a UUID field") }
+        let text = try Field.uuidText(try value(field) ?? .null, name(field))
+        return TypedID<Tag>(text)!
+    }
+
+    /// A field whose value is one of an enumeration's raw values.
+    public func choice<T: RawRepresentable>(_ field: Field, as type: T.Type) throws -> T? where T.RawValue == String {
+        guard case .choice = field.kind, let text = try optionalText(field) else { return nil }
+        guard let value = T(rawValue: text) else { preconditionFailure("\(field.name) lists a value \(T.self) lacks: \(text)") }
         return value
     }
 
-    public func optionalInteger(_ name: String, in range: ClosedRange<Int64>) throws -> Int64? {
-        guard let raw = fields[name], raw != .null else { return nil }
-        return try integer(name, in: range)
+    /// A nested object field, checked against its shape.
+    public func object(_ field: Field) throws -> InputObject? {
+        guard case .object(let shape) = field.kind else { preconditionFailure("\(field.name) is not an object field") }
+        guard let raw = try value(field) else { return nil }
+        return try shape.validate(raw, path: name(field))
     }
 
-    public func optionalChoice<T: RawRepresentable & CaseIterable>(_ name: String, as type: T.Type) throws -> T?
-    where T.RawValue == String {
-        guard let raw = fields[name], raw != .null else { return nil }
-        return try choice(name, as: type)
-    }
-
-    /// An integer field within `range`; fractions, strings, booleans and out-of-range numbers are refused.
-    public func integer(_ name: String, in range: ClosedRange<Int64>) throws -> Int64 {
-        guard let raw = fields[name], raw != .null else {
-            throw AppError.invalidField(name, "\(name) is required")
-        }
-        guard case .integer(let value) = raw else {
-            let got = raw.typeName == "number" ? "a non-integer number" : raw.typeName
-            throw AppError.invalidField(name, "\(name) must be an integer, got \(got)")
-        }
-        guard range.contains(value) else {
-            throw AppError.invalidField(name, "\(name) must be from \(range.lowerBound) to \(range.upperBound)")
-        }
-        return value
+    /// An array field, checked; its elements as they were sent, with the path of each for errors.
+    public func array(_ field: Field) throws -> [(value: JSONValue, path: String)] {
+        guard case .array = field.kind else { preconditionFailure("\(field.name) is not an array field") }
+        guard let raw = try value(field) else { return [] }
+        try field.validate(raw, path: name(field))
+        guard case .array(let values) = raw else { return [] }
+        return values.enumerated().map { ($0.element, "\(name(field))[\($0.offset)]") }
     }
 }
-
-import Foundation

@@ -32,17 +32,10 @@ public struct TypedID<Tag>: Hashable, Sendable, Codable, CustomStringConvertible
 }
 
 extension TypedID {
-    /// Parses a path or body value, or throws 404 for a malformed id in a path (no such resource can exist) —
-    /// see ``parseField(_:_:)`` for ids in bodies, which are validation errors.
+    /// Parses an id in a path, or throws 404 for a malformed one (no such resource can exist); ids in bodies are
+    /// read with ``InputObject/id(_:as:)`` and a malformed one is a 422 naming the field.
     public static func parsePath(_ text: String, _ what: String) throws -> Self {
         guard let id = Self(text) else { throw AppError.notFound(what) }
-        return id
-    }
-
-    /// An id given in a request body: malformed is a 422 naming the field.
-    public static func parseField(_ input: InputObject, _ name: String) throws -> Self {
-        let text = try input.string(name, maxLength: 64)
-        guard let id = Self(text) else { throw AppError.invalidField(name, "\(name) must be a UUID") }
         return id
     }
 }

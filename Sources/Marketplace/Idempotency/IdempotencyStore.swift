@@ -37,9 +37,14 @@ public struct IdempotencyStore: Sendable {
         case replay(StoredResponse)
     }
 
+    /// The header's rule: 1–255 printable ASCII characters without spaces.
+    public static let keyRule = TextRule.ascii(.visibleASCII, 1...maxKeyLength)
+    /// The `Idempotency-Key` header, as the OpenAPI document lists it.
+    public static let keyHeader = Field.optional("Idempotency-Key", .text(keyRule), summary: "makes a retry safe (kept 24 h)")
+
     /// Checks the header value: 1–255 printable ASCII characters.
     public static func validateKey(_ key: String) throws -> String {
-        guard !key.isEmpty, key.utf8.count <= maxKeyLength, key.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value <= 0x7E }) else {
+        guard keyRule.problem(with: key) == nil else {
             throw AppError(.validationFailed, "Idempotency-Key must be 1 to \(maxKeyLength) printable ASCII characters without spaces",
                            details: ["field": "Idempotency-Key"])
         }

@@ -36,6 +36,9 @@ public final class JobRunner: Service, Sendable {
 
     public func job(named name: String) -> Job? { jobs.first { $0.name == name } }
 
+    /// The names of every job, in the order they were given.
+    public var jobNames: [String] { jobs.map(\.name) }
+
     // MARK: On demand
 
     /// Runs the job now and answers how it ended; 409 job_running while a run holds its lease anywhere. `audit`

@@ -22,26 +22,33 @@ public struct Listing: Sendable, Equatable {
 
 /// `POST /api/listings`: `{title, price}`.
 public struct NewListing: Sendable {
+    public static let title = Field.required("title", .text(.printable(max: 200)))
+    public static let price = Field.required("price", .integer(1...Amount.maximum), summary: "minor units")
+    public static let shape = ObjectShape([title, price])
+
     public let title: String
     public let price: Int64
 
-    public init(_ input: InputObject) throws {
-        title = try input.string("title", maxLength: 200)
-        price = try input.integer("price", in: 1...Amount.maximum)
+    public init(_ body: JSONValue) throws {
+        let input = try Self.shape.validate(body)
+        title = try input.text(Self.title)
+        price = try input.integer(Self.price)
     }
 }
 
 /// `PATCH /api/listings/{id}`: `{title?, price?}`, at least one.
 public struct ListingEdit: Sendable {
+    public static let title = Field("title", .text(.printable(max: 200)))
+    public static let price = Field("price", .integer(1...Amount.maximum))
+    public static let shape = ObjectShape([title, price], atLeastOneOf: ["title", "price"])
+
     public let title: String?
     public let price: Int64?
 
-    public init(_ input: InputObject) throws {
-        if let unknown = input.fields.keys.sorted().first(where: { !["title", "price"].contains($0) }) {
-            throw AppError.invalidField(unknown, "\(unknown) cannot be changed here; send title and/or price")
-        }
-        title = try input.optionalString("title", maxLength: 200)
-        price = try input.optionalInteger("price", in: 1...Amount.maximum)
+    public init(_ body: JSONValue) throws {
+        let input = try Self.shape.validate(body)
+        title = try input.optionalText(Self.title)
+        price = try input.optionalInteger(Self.price)
         guard title != nil || price != nil else {
             throw AppError(.validationFailed, "send title and/or price to change", details: ["field": "title"])
         }

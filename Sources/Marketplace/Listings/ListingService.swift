@@ -7,10 +7,12 @@ import Storage
 public struct ListingService: Sendable {
     let database: Database
     let shadow: ShadowWriter?
+    let reads: ReadFaults
 
-    public init(database: Database, shadow: ShadowWriter?) {
+    public init(database: Database, shadow: ShadowWriter?, reads: ReadFaults = .none) {
         self.database = database
         self.shadow = shadow
+        self.reads = reads
     }
 
     public func create(_ new: NewListing, owner: User, requestId: String?) async throws -> Listing {
@@ -30,14 +32,18 @@ public struct ListingService: Sendable {
     }
 
     /// A listing that is not deleted; any signed-in user may read it.
-    public func listing(_ id: ListingID) async throws -> Listing {
+    public func listing(_ id: ListingID, requestId: String? = nil) async throws -> Listing {
+        try await reads.strike(.readListing, entityId: id.description, requestId: requestId)
         let row = try await database.read { sql in try await Self.fetch(id, sql) }
         guard let listing = try row?.listing(), listing.deletedAtMicros == nil else { throw AppError.notFound("listing") }
         return listing
     }
 
     /// Listings that are not deleted, oldest first, after `cursor`.
-    public func list(after cursor: ListingCursor?, limit: Int) async throws -> (listings: [Listing], next: ListingCursor?) {
+    public func list(after cursor: ListingCursor?, limit: Int, requestId: String? = nil) async throws
+        -> (listings: [Listing], next: ListingCursor?)
+    {
+        try await reads.strike(.readListing, requestId: requestId)
         let rows = try await database.read { sql in
             var query: SQLQueryString = "SELECT \(unsafeRaw: ListingRow.columnList) FROM listings WHERE deleted_at_micros IS NULL"
             if let cursor { query += cursor.condition }

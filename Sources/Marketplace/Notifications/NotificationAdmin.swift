@@ -63,13 +63,17 @@ public struct NotificationAdmin: Sendable {
                                details: ["notificationId": .string(id), "status": .string(row.status)])
             }
             let now = StoredTime.nowMicros()
+            // Conditional on still being dead: a concurrent retry that committed first wins, this one is a 409.
             guard let updated = try await sql.raw("""
                 UPDATE notifications SET status = 'pending', attempts = 0, next_attempt_at_micros = \(bind: now),
                     claimed_until_micros = NULL, updated_at_micros = \(bind: now)
                 WHERE id = \(bind: id) AND status = 'dead'
                 RETURNING \(unsafeRaw: NotificationRow.columnList)
                 """).first(decoding: NotificationRow.self)
-            else { throw StorageError.missingReturnedRow("notifications retry") }
+            else {
+                throw AppError(.invalidTransition, "only a dead notification can be retried; another retry was first",
+                               details: ["notificationId": .string(id), "status": "pending"])
+            }
             try await evidence.append([AdminAction.event(
                 "retry_notification", entityType: "notification", entityId: id, by: actor,
                 before: ["status": "dead", "attempts": .integer(Int64(row.attempts))],

@@ -21,6 +21,8 @@ public final class NotificationDispatcher: Service, Sendable {
     /// Deliveries of one batch made at the same time.
     public static let parallelDeliveries = 8
     public static let claimSeconds: Int64 = 120
+    /// The longest a receiver's 429 may park a notification; a longer Retry-After is absurd and is clamped.
+    public static let maximumRetryAfterSeconds: Int64 = 86_400
     static let pollInterval: Duration = .milliseconds(250)
 
     public struct Settings: Sendable {
@@ -175,9 +177,18 @@ public final class NotificationDispatcher: Service, Sendable {
                     """).run()
             }
             count(channel, "sent")
-        case .retryAfter(let seconds) where attempts < settings.maxAttempts:
-            try await reschedule(notification, attempts: attempts, at: now + Int64(seconds) * 1_000_000,
-                                 error: "the receiver asked to wait \(seconds) s (429)")
+        case .retryAfter(let seconds, let clamped) where attempts < settings.maxAttempts:
+            // A peer's number: bounded again here, whatever transport read it, so no arithmetic on it can trap.
+            let wait = min(max(0, Int64(seconds)), Self.maximumRetryAfterSeconds)
+            if clamped || wait < Int64(seconds) {
+                Counter(label: "peer_values_clamped_total", dimensions: [("peer", "notify_webhook"), ("value", "retry_after")],
+                        factory: metrics).increment()
+                logger.warning("the receiver asked for an absurd Retry-After; waiting the longest accepted instead", metadata: [
+                    "notificationId": .string(notification.id), "waitSeconds": .stringConvertible(Int(wait)),
+                ])
+            }
+            try await reschedule(notification, attempts: attempts, at: now + wait * 1_000_000,
+                                 error: "the receiver asked to wait \(wait) s (429)")
             count(channel, "throttled")
         case .failed(let reason) where attempts < settings.maxAttempts:
             try await reschedule(notification, attempts: attempts, at: now + backoffMicros(afterAttempt: attempts), error: reason)

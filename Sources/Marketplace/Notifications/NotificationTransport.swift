@@ -19,8 +19,9 @@ public struct OutboxNotification: Sendable, Equatable {
 /// How one delivery attempt ended.
 public enum DeliveryOutcome: Sendable, Equatable {
     case delivered
-    /// The receiver asked to wait (429 with Retry-After, in seconds).
-    case retryAfter(seconds: Int)
+    /// The receiver asked to wait (429 with Retry-After, in seconds, already bounded); `clamped` when it asked for
+    /// more than the longest wait this process accepts.
+    case retryAfter(seconds: Int, clamped: Bool = false)
     case failed(String)
 }
 
@@ -49,19 +50,24 @@ public struct LogTransport: NotificationTransport {
 
 /// POSTs each notification to `NOTIFY_WEBHOOK_URL` (SPEC §8): `{id, channel, recipient, template, data}` with
 /// `Idempotency-Key: <id>`, so a receiver can drop the repeats that at-least-once delivery brings. 2xx is
-/// delivered; 429 waits for its Retry-After (60 s when absent); anything else, or no answer within
-/// ``timeout``, is a failed attempt.
+/// delivered; 429 waits for its Retry-After (seconds or an HTTP date, at most ``maximumRetryAfterSeconds``; 60 s
+/// when absent or unreadable); anything else, or no whole answer within ``timeout`` (a receiver that never ends its
+/// body included), is a failed attempt. At most 64 KiB of the answer is read.
 public struct WebhookTransport: NotificationTransport {
     public static let defaultRetryAfterSeconds = 60
+    /// The most of a receiver's answer that is read (then dropped: only its status matters).
+    public static let maximumReplyBytes = 64 * 1024
 
     let url: URL
     let timeout: Duration
     let client: HTTPClient
+    let maximumRetryAfterSeconds: Int64
 
-    public init(url: URL, timeout: Duration = .seconds(5), client: HTTPClient = .shared) {
+    public init(url: URL, timeout: Duration = .seconds(5), client: HTTPClient = .shared, maximumRetryAfterSeconds: Int64 = NotificationDispatcher.maximumRetryAfterSeconds) {
         self.url = url
         self.timeout = timeout
         self.client = client
+        self.maximumRetryAfterSeconds = maximumRetryAfterSeconds
     }
 
     public func deliver(_ notification: OutboxNotification) async -> DeliveryOutcome {
@@ -78,18 +84,27 @@ public struct WebhookTransport: NotificationTransport {
         request.body = .bytes(ByteBuffer(data: encoded))
         let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000
                                                          + timeout.components.attoseconds / 1_000_000_000)
+        let client = self.client, maximumWait = maximumRetryAfterSeconds, sent = request
         do {
-            let response = try await client.execute(request, deadline: deadline)
-            _ = try? await response.body.collect(upTo: 64 * 1024)
-            switch response.status.code {
-            case 200..<300:
-                return .delivered
-            case 429:
-                let seconds = response.headers.first(name: "Retry-After").flatMap { Int($0) }
-                return .retryAfter(seconds: max(0, seconds ?? Self.defaultRetryAfterSeconds))
-            default:
-                return .failed("the webhook answered \(response.status.code)")
+            // The whole exchange, the answer's body included, is bounded by the timeout.
+            return try await Deadline.run(timeout) {
+                let response = try await client.execute(sent, deadline: deadline)
+                _ = try? await response.body.collect(upTo: Self.maximumReplyBytes)
+                switch response.status.code {
+                case 200..<300:
+                    return .delivered
+                case 429:
+                    let now = Int64(Date().timeIntervalSince1970)
+                    guard let wait = RetryAfter.parse(response.headers.first(name: "Retry-After"), nowSeconds: now,
+                                                      maximumSeconds: maximumWait)
+                    else { return .retryAfter(seconds: Int(min(Int64(Self.defaultRetryAfterSeconds), maximumWait))) }
+                    return .retryAfter(seconds: Int(wait.seconds), clamped: wait.clamped)
+                default:
+                    return .failed("the webhook answered \(response.status.code)")
+                }
             }
+        } catch is Deadline.Passed {
+            return .failed("the webhook did not answer within \(timeout)")
         } catch {
             return .failed("the webhook did not answer: \(error)")
         }

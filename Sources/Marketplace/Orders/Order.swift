@@ -42,37 +42,35 @@ public struct OrderRequest: Sendable {
     /// Units per line.
     public static let maximumQuantity: Int64 = 1000
 
+    public static let productId = Field.required("productId", .uuid)
+    public static let quantity = Field.required("quantity", .integer(1...maximumQuantity))
+    public static let item = ObjectShape([productId, quantity])
+    public static let walletId = Field.required("walletId", .uuid, summary: "the buyer's own USD wallet")
+    public static let items = Field.required(
+        "items", .array(.object(item), count: 1...maximumLines, distinct: false), summary: "one line per product")
+    public static let destination = Field.required("destination", .object(Destination.shape))
+    public static let shape = ObjectShape([walletId, items, destination])
+
     public let walletId: WalletID
     /// Sorted by product id: the order in which their stock rows are locked, whatever order the caller sent.
     public let items: [ShippedItem]
     public let destination: Destination
 
-    public init(_ input: InputObject) throws {
-        walletId = try WalletID.parseField(input, "walletId")
-        guard let raw = input.fields["items"], raw != .null else { throw AppError.invalidField("items", "items is required") }
-        guard case .array(let values) = raw else {
-            throw AppError.invalidField("items", "items must be an array of {productId, quantity}, got \(raw.typeName)")
-        }
-        guard !values.isEmpty else { throw AppError.invalidField("items", "an order needs at least one item") }
-        guard values.count <= Self.maximumLines else {
-            throw AppError.invalidField("items", "an order may have at most \(Self.maximumLines) lines, got \(values.count)")
-        }
+    public init(_ body: JSONValue) throws {
+        let input = try Self.shape.validate(body)
+        walletId = try input.id(Self.walletId)
         var seen: Set<ProductID> = []
         var items: [ShippedItem] = []
-        for (index, value) in values.enumerated() {
-            let field = "items[\(index)]"
-            guard case .object(let fields) = value else {
-                throw AppError.invalidField(field, "\(field) must be an object {productId, quantity}")
-            }
-            let line = InputObject(fields: fields)
-            let product = try Destination.scoped(field) { try ProductID.parseField(line, "productId") }
-            let quantity = try Destination.scoped(field) { try line.integer("quantity", in: 1...Self.maximumQuantity) }
+        for element in try input.array(Self.items) {
+            let line = try Self.item.validate(element.value, path: element.path)
+            let product: ProductID = try line.id(Self.productId)
             guard seen.insert(product).inserted else {
-                throw AppError.invalidField("\(field).productId", "product \(product) appears more than once; send one line per product")
+                throw AppError.invalidField(
+                    "\(element.path).productId", "product \(product) appears more than once; send one line per product")
             }
-            items.append(ShippedItem(productId: product, quantity: quantity))
+            items.append(ShippedItem(productId: product, quantity: try line.integer(Self.quantity)))
         }
         self.items = items.sorted { $0.productId.description < $1.productId.description }
-        destination = try Destination(input.fields["destination"])
+        destination = try Destination(try input.object(Self.destination)!)
     }
 }

@@ -11,6 +11,7 @@ public struct OrderService: Sendable {
     let wallets: WalletService
     let failpoints: Failpoints
     let metrics: any MetricsFactory
+    let reads: ReadFaults
 
     /// Failpoints inside order transactions, for tests that prove rollback.
     public enum Failpoint {
@@ -19,11 +20,14 @@ public struct OrderService: Sendable {
         public static let cancelAfterStockReturn = "order.cancel.after_stock_return"
     }
 
-    public init(database: Database, wallets: WalletService, failpoints: Failpoints, metrics: any MetricsFactory) {
+    public init(
+        database: Database, wallets: WalletService, failpoints: Failpoints, metrics: any MetricsFactory, reads: ReadFaults = .none
+    ) {
         self.database = database
         self.wallets = wallets
         self.failpoints = failpoints
         self.metrics = metrics
+        self.reads = reads
     }
 
     // MARK: Placing
@@ -149,7 +153,8 @@ public struct OrderService: Sendable {
     // MARK: Reading
 
     /// The order, for its buyer or an admin; anyone else gets "not found".
-    public func order(_ id: OrderID, for caller: User) async throws -> Order {
+    public func order(_ id: OrderID, for caller: User, requestId: String? = nil) async throws -> Order {
+        try await reads.strike(.readOrder, entityId: id.description, requestId: requestId)
         let order = try await database.read { sql in try await Self.fetch(id, sql) }
         guard let order, caller.isAdmin || order.buyerId == caller.id else { throw AppError.notFound("order") }
         return order

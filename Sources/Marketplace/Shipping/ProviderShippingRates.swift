@@ -14,6 +14,8 @@ import NIOHTTP1
 public struct ProviderShippingRates: ShippingRates {
     /// The largest quote believed (10^7 minor units); anything above is an absurd reply.
     public static let maximumAmount: Int64 = 10_000_000
+    /// The most of a reply that is read; a longer one is a failed call.
+    public static let maximumReplyBytes = 64 * 1024
 
     let url: URL
     let timeout: Duration
@@ -111,10 +113,16 @@ public struct ProviderShippingRates: ShippingRates {
                                                          + timeout.components.attoseconds / 1_000_000_000)
         let reply: ByteBuffer
         let status: UInt
+        let client = self.client, sent = request
         do {
-            let response = try await client.execute(request, deadline: deadline)
-            status = response.status.code
-            reply = try await response.body.collect(upTo: 64 * 1024)
+            // The whole exchange, the reply's body included (a provider that never ends it), within the timeout;
+            // at most 64 KiB of reply is read.
+            (status, reply) = try await Deadline.run(timeout) {
+                let response = try await client.execute(sent, deadline: deadline)
+                return (response.status.code, try await response.body.collect(upTo: Self.maximumReplyBytes))
+            }
+        } catch is Deadline.Passed {
+            throw FailedCall.timeout
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout
             || error == .connectTimeout {
             throw FailedCall.timeout

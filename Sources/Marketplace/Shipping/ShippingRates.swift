@@ -8,27 +8,14 @@ public struct Destination: Sendable, Equatable {
         self.postalCode = postalCode
     }
 
-    /// Reads `{country, postalCode}`; `field` names the object in errors.
-    public init(_ value: JSONValue?, field: String = "destination") throws {
-        guard let value, value != .null else { throw AppError.invalidField(field, "\(field) is required") }
-        let input: InputObject
-        do { input = try InputObject(value) } catch {
-            throw AppError.invalidField(field, "\(field) must be an object {country, postalCode}")
-        }
-        let country = try Self.scoped(field) { try input.string("country", maxLength: 2, minLength: 2) }
-        guard country.unicodeScalars.allSatisfy({ ("A"..."Z").contains($0) }) else {
-            throw AppError.invalidField("\(field).country", "\(field).country must be two upper-case letters, e.g. US")
-        }
-        self.country = country
-        self.postalCode = try Self.scoped(field) { try input.string("postalCode", maxLength: 16) }
-    }
+    public static let country = Field.required("country", .text(.ascii(.upperCaseLetters, 2...2)), summary: "ISO 3166-1 alpha-2")
+    public static let postalCode = Field.required("postalCode", .text(.printable(max: 16)))
+    public static let shape = ObjectShape([country, postalCode])
 
-    /// Renames the field of a validation error to `outer.inner`.
-    static func scoped<T>(_ outer: String, _ body: () throws -> T) throws -> T {
-        do { return try body() } catch let error as AppError {
-            guard case .string(let inner)? = error.details["field"] else { throw error }
-            throw AppError(error.code, "\(outer).\(error.message)", details: ["field": .string("\(outer).\(inner)")])
-        }
+    /// Reads a checked `{country, postalCode}` object.
+    public init(_ input: InputObject) throws {
+        country = try input.text(Self.country)
+        postalCode = try input.text(Self.postalCode)
     }
 }
 

@@ -26,20 +26,29 @@ public struct User: Sendable, Equatable, Codable {
     public var isAdmin: Bool { role == .admin }
 }
 
-/// A display name: 1–200 characters after trimming, no control characters.
+/// A display name: printable text of 1 to 200 characters (Unicode scalars), stored as sent.
 public struct UserName: Sendable, Equatable {
     public static let maxLength = 200
+    public static let rule = TextRule.printable(max: maxLength)
     public let value: String
 
     public init(_ text: String) throws {
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !trimmed.isEmpty else { throw AppError.invalidField("name", "name must not be empty") }
-        guard trimmed.count <= Self.maxLength else {
-            throw AppError.invalidField("name", "name must have at most \(Self.maxLength) characters")
-        }
-        guard !trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw AppError.invalidField("name", "name must not contain control characters")
-        }
-        value = trimmed
+        value = try Self.rule.check(text, field: "name")
+    }
+}
+
+/// `POST /api/users`: `{name, role}`.
+public struct NewUserRequest: Sendable, Equatable {
+    public static let name = Field.required("name", .text(UserName.rule))
+    public static let role = Field.required("role", Field.choice(Role.self))
+    public static let shape = ObjectShape([name, role])
+
+    public let name: UserName
+    public let role: Role
+
+    public init(_ body: JSONValue) throws {
+        let input = try Self.shape.validate(body)
+        name = try UserName(try input.text(Self.name))
+        role = try input.choice(Self.role, as: Role.self)!
     }
 }

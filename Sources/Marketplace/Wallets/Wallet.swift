@@ -17,11 +17,13 @@ public struct Amount: Sendable, Hashable, Comparable, CustomStringConvertible {
         self.minorUnits = minorUnits
     }
 
-    /// Reads `name` from a request body: zero, negative, fractional, string, null, huge or missing is a 422
+    /// The `amount` of a request body: minor units, 1 to 10^12.
+    public static let field = Field.required("amount", .integer(1...maximum), summary: "minor units (cents), 1 to 10^12")
+
+    /// Reads `field` from a request body: zero, negative, fractional, string, null, huge or missing is a 422
     /// naming the field.
-    public static func parse(_ input: InputObject, _ name: String = "amount") throws -> Amount {
-        let value = try input.integer(name, in: 1...maximum)
-        return Amount(value)!
+    public static func parse(_ input: InputObject, _ field: Field = Amount.field) throws -> Amount {
+        Amount(try input.integer(field))!
     }
 
     public static func < (lhs: Amount, rhs: Amount) -> Bool { lhs.minorUnits < rhs.minorUnits }
@@ -35,8 +37,11 @@ public struct Currency: Sendable, Hashable, CustomStringConvertible {
 
     private init(checked code: String) { self.code = code }
 
+    /// Three upper-case ASCII letters.
+    public static let rule = TextRule.ascii(.upperCaseLetters, 3...3)
+
     public init?(_ code: String) {
-        guard code.count == 3, code.unicodeScalars.allSatisfy({ ("A"..."Z").contains($0) }) else { return nil }
+        guard Self.rule.problem(with: code) == nil else { return nil }
         self.code = code
     }
 

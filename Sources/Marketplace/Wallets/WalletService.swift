@@ -13,6 +13,7 @@ public struct WalletService: Sendable {
     let database: Database
     let failpoints: Failpoints
     let metrics: any MetricsFactory
+    let reads: ReadFaults
 
     /// Failpoints inside wallet transactions, for tests that prove rollback.
     public enum Failpoint {
@@ -21,16 +22,22 @@ public struct WalletService: Sendable {
         public static let transferBetweenWallets = "wallet.transfer.between_wallets"
     }
 
-    public init(database: Database, failpoints: Failpoints, metrics: any MetricsFactory) {
+    public init(database: Database, failpoints: Failpoints, metrics: any MetricsFactory, reads: ReadFaults = .none) {
         self.database = database
         self.failpoints = failpoints
         self.metrics = metrics
+        self.reads = reads
     }
 
     // MARK: Reading
 
     /// The wallet, if `caller` may see it (its owner or an admin); another user's wallet is "not found".
-    public func wallet(_ id: WalletID, for caller: User) async throws -> Wallet {
+    public func wallet(_ id: WalletID, for caller: User, requestId: String? = nil) async throws -> Wallet {
+        try await reads.strike(.readWallet, entityId: id.description, requestId: requestId)
+        return try await visibleWallet(id, for: caller)
+    }
+
+    private func visibleWallet(_ id: WalletID, for caller: User) async throws -> Wallet {
         let row = try await database.read { sql in try await Self.fetch(id, sql) }
         guard let wallet = try row?.wallet(), caller.isAdmin || wallet.ownerId == caller.id else {
             throw AppError.notFound("wallet")
@@ -40,9 +47,10 @@ public struct WalletService: Sendable {
 
     /// Ledger entries, newest first, after the cursor (an entry number), at most `limit`.
     public func transactions(
-        _ id: WalletID, for caller: User, beforeEntryNo: Int64?, limit: Int
+        _ id: WalletID, for caller: User, beforeEntryNo: Int64?, limit: Int, requestId: String? = nil
     ) async throws -> (entries: [LedgerEntry], next: Int64?) {
-        _ = try await wallet(id, for: caller)
+        try await reads.strike(.readWallet, entityId: id.description, requestId: requestId)
+        _ = try await visibleWallet(id, for: caller)
         let rows = try await database.read { sql in
             var select = sql.select().columns(LedgerRow.columns.map { SQLColumn($0) }).from("wallet_transactions")
                 .where("wallet_id", .equal, SQLBind(id.description))
@@ -131,7 +139,8 @@ public struct WalletService: Sendable {
             }
             guard let targetRow = try await Self.fetch(target, sql) else { throw AppError.notFound("wallet") }
             guard sourceRow.currency == targetRow.currency else {
-                throw AppError(.validationFailed, "the wallets hold different currencies (\(sourceRow.currency), \(targetRow.currency))",
+                // Nothing of the target wallet is named: it may be another user's (SPEC I11).
+                throw AppError(.validationFailed, "the two wallets hold different currencies; a transfer needs one currency",
                                details: ["field": "toWalletId"])
             }
             let id = TransferID()
