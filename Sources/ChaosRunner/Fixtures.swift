@@ -71,11 +71,20 @@ final class MoneyBook: Sendable {
 
     private let entries = Mutex<[String: Entry]>([:])
 
-    func acknowledged(_ wallet: String, _ delta: Int64) { entries.withLock { $0[wallet, default: Entry()].known += delta } }
+    /// Deltas come from the target's answers (an order's total): every sum saturates instead of trapping.
+    func acknowledged(_ wallet: String, _ delta: Int64) {
+        entries.withLock { $0[wallet, default: Entry()].known = $0[wallet, default: Entry()].known.saturatingAdding(delta) }
+    }
 
     func unknown(_ wallet: String, _ delta: Int64) {
         entries.withLock {
-            if delta > 0 { $0[wallet, default: Entry()].unknownIn += delta } else { $0[wallet, default: Entry()].unknownOut -= delta }
+            var entry = $0[wallet, default: Entry()]
+            if delta > 0 {
+                entry.unknownIn = entry.unknownIn.saturatingAdding(delta)
+            } else {
+                entry.unknownOut = entry.unknownOut.saturatingSubtracting(delta)
+            }
+            $0[wallet] = entry
         }
     }
 
@@ -163,7 +172,7 @@ enum WalletAudit {
         var undecided = false
         for state in states {
             let entry = book.entry(state.id)
-            let expected = opening + entry.known
+            let expected = opening.saturatingAdding(entry.known)
             guard state.balance != expected else { continue }
             let low = expected.saturatingSubtracting(entry.unknownOut), high = expected.saturatingAdding(entry.unknownIn)
             if low <= high, (low...high).contains(state.balance) { undecided = true; continue }

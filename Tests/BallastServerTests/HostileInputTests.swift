@@ -254,10 +254,12 @@ struct HostileInputTests {
             let byAdmin = try await transfer(TestApp.adminToken, aliceWallet, bobWallet)
             #expect((byAdmin.json["to"] as? [String: Any])?["balance"] as? Int == 2)
 
-            // A currency mismatch names nothing of the other wallet.
+            // A currency mismatch tells nothing of another user's wallet: it answers as if the wallet were absent.
             let mismatch = try await transfer(alice, aliceWallet, bobEuro)
-            #expect(mismatch.status == .unprocessableContent)
+            #expect(mismatch.status == .notFound)
             #expect(!mismatch.body.contains("EUR"), "\(mismatch.body)")
+            let aliceEuro = try await app.openWallet(token: alice, currency: "EUR")
+            #expect(try await transfer(alice, aliceWallet, aliceEuro).status == .unprocessableContent, "her own: she may know")
             // And an idempotent replay answers the stranger the same redacted shape.
             var headers = HTTPFields()
             headers[HTTPField.Name("Idempotency-Key")!] = "t-1"

@@ -103,7 +103,7 @@ enum Schema {
             if distinct { members["uniqueItems"] = true }
             return .object(members)
         case .dateTime:
-            return dateTime
+            return .object(["type": "string", "format": "date-time", "maxLength": .integer(Int64(RFC3339Time.maximumLength))])
         }
     }
 

@@ -114,12 +114,15 @@ public struct BulkDisableRequest: Sendable, Equatable {
 
     public init(_ body: JSONValue) throws {
         let input = try Self.shape.validate(body)
-        ids = try input.array(Self.ids).map { element in
+        var ids: [ProductID] = []
+        for element in try input.array(Self.ids) {
             guard case .string(let text) = element.value, let id = ProductID(text) else {
                 throw AppError.invalidField(element.path, "\(element.path) must be a product id (UUID)")
             }
-            return id
+            // One id spelled in two cases is one product.
+            if !ids.contains(id) { ids.append(id) }
         }
+        self.ids = ids
         confirm = try input.optionalBool(ConfirmRequest.confirm) ?? false
     }
 }

@@ -83,14 +83,13 @@ public struct Field: Sendable {
                 try validate(element_, element, path: "\(path)[\(index)]")
             }
             if distinct {
-                // UUIDs compare in their canonical (lower-case) form: two spellings of one id are one id.
-                var seen: Set<String> = []
+                // Equal as JSON, as `uniqueItems` says (two spellings of one UUID are for the reader to merge).
+                var seen: [JSONValue] = []
                 for (index, element_) in values.enumerated() {
-                    let key: String
-                    if case .uuid = element, case .string(let text) = element_ { key = text.lowercased() } else { key = element_.description }
-                    guard seen.insert(key).inserted else {
+                    guard !seen.contains(element_) else {
                         throw AppError.invalidField("\(path)[\(index)]", "\(path)[\(index)] repeats an earlier element")
                     }
+                    seen.append(element_)
                 }
             }
         case .dateTime:

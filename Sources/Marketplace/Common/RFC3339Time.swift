@@ -2,9 +2,12 @@
 /// epoch, by hand: every form the RFC's `date-time` allows, nothing else, and no calendar or locale involved.
 /// A leap second (`:60`) reads as the last microsecond of its minute; fraction digits past the sixth are dropped.
 public enum RFC3339Time {
+    /// The longest text read (the document says so): room for any offset and a dozen fraction digits to spare.
+    public static let maximumLength = 64
+
     public static func micros(_ text: String) -> Int64? {
         var bytes = Array(text.utf8)[...]
-        guard bytes.count >= 20, bytes.count <= 64 else { return nil }
+        guard bytes.count >= 20, bytes.count <= maximumLength else { return nil }
 
         func number(_ width: Int) -> Int64? {
             guard bytes.count >= width else { return nil }

@@ -103,7 +103,9 @@ public struct TextRule: Sendable, Equatable {
         return set
     }()
 
-    /// The rule as a regular expression (ECMA 262 and Python read it alike: explicit classes, `\x`/`\u` escapes).
+    /// The rule as a regular expression in ECMA 262's reading, which JSON Schema uses: explicit classes and
+    /// `\x`/`\u` escapes, `$` the end of the text. (Python's `re` also lets `$` match before a final newline,
+    /// which the server refuses as a control character; a validator in that dialect is the looser one.)
     public var pattern: String {
         switch alphabet {
         case .printable:

@@ -139,7 +139,9 @@ public struct WalletService: Sendable {
             }
             guard let targetRow = try await Self.fetch(target, sql) else { throw AppError.notFound("wallet") }
             guard sourceRow.currency == targetRow.currency else {
-                // Nothing of the target wallet is named: it may be another user's (SPEC I11).
+                // Nothing of another user's wallet is told (SPEC I11), not even its currency: to a caller who does
+                // not own the target, a wallet of another currency is one that cannot be paid, as if absent.
+                guard caller.isAdmin || targetRow.owner_id == caller.id.description else { throw AppError.notFound("wallet") }
                 throw AppError(.validationFailed, "the two wallets hold different currencies; a transfer needs one currency",
                                details: ["field": "toWalletId"])
             }
