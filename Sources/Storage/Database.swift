@@ -93,6 +93,20 @@ public final class Database: Sendable, Service {
         }
     }
 
+    /// Runs `body` in one read-only transaction, so every statement sees the same snapshot of the store:
+    /// `REPEATABLE READ READ ONLY` on PostgreSQL, a deferred transaction on SQLite (in WAL mode its reads share one
+    /// snapshot). For reads whose figures must agree with each other (the invariant auditor).
+    public func snapshot<R: Sendable>(_ body: (any SQLDatabase) async throws -> R) async throws -> R {
+        let begin = dialect == .postgres ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN DEFERRED"
+        do {
+            return try await backend.withConnection(write: false, wait: poolWait) { sql, lease in
+                try await Self.runOnce(sql, lease: lease, begin: begin, body: body)
+            }
+        } catch {
+            throw ErrorClassifier.translate(error)
+        }
+    }
+
     private static func runOnce<R>(
         _ sql: any SQLDatabase, lease: ConnectionLease, begin: String, body: (any SQLDatabase) async throws -> R
     ) async throws -> R {
@@ -114,11 +128,32 @@ public final class Database: Sendable, Service {
 
     /// PostgreSQL only: `body` on a pooled connection with the driver's own typed API, for the few read paths
     /// where the generic row layer is the bottleneck (evidence verification). `nil` on SQLite. No transaction.
-    public func withPostgresConnection<R: Sendable>(_ body: (PostgresConnection) async throws -> R) async throws -> R? {
+    public func withPostgresConnection<R: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R? {
         do {
             return try await backend.withPostgresConnection(wait: poolWait, body)
         } catch {
             throw ErrorClassifier.translate(error)
+        }
+    }
+
+    /// The database's clock, as whole microseconds since the Unix epoch, for use inside a statement. Questions
+    /// several processes share (is this claim abandoned? has this lease expired?) are asked on this one clock, never
+    /// on a process's own, so a process whose clock is minutes off can neither steal nor keep what it should not.
+    public var nowMicros: SQLQueryString {
+        switch dialect {
+        case .postgres: return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)"
+        // SQLite runs inside this process: its clock is the machine's, which every process on the file shares.
+        case .sqlite: return "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)"
+        }
+    }
+
+    /// ``nowMicros`` read once.
+    public func currentMicros() async throws -> Int64 {
+        try await read { sql in
+            guard let row = try await sql.raw("SELECT \(nowMicros) AS now_micros").first() else {
+                throw StorageError.missingReturnedRow("the database's clock")
+            }
+            return try row.decode(column: "now_micros", as: Int64.self)
         }
     }
 

@@ -17,11 +17,11 @@ protocol DatabaseBackend: Sendable {
     func run() async throws
 
     /// PostgreSQL's own connection for typed hot paths; nil for other backends.
-    func withPostgresConnection<R: Sendable>(wait: Duration, _ body: (PostgresConnection) async throws -> R) async throws -> R?
+    func withPostgresConnection<R: Sendable>(wait: Duration, _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R?
 }
 
 extension DatabaseBackend {
-    func withPostgresConnection<R: Sendable>(wait: Duration, _ body: (PostgresConnection) async throws -> R) async throws -> R? {
+    func withPostgresConnection<R: Sendable>(wait: Duration, _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R? {
         nil
     }
 }

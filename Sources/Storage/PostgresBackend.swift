@@ -1,18 +1,52 @@
 import BallastConfig
 import Logging
+import NIOCore
 import NIOPosix
 import NIOSSL
 import PostgresKit
 import PostgresNIO
 import SQLKit
 import ServiceLifecycle
+import Synchronization
 
 /// PostgreSQL through postgres-nio's `PostgresClient` pool, which only lends connections while ``run()`` runs.
 /// A semaphore in front of it bounds how long a caller waits for one of the `poolSize` connections.
+///
+/// Recovery on demand: while the server is down the pool retries its connections with a growing backoff (up to a
+/// minute between tries), so once the server is back the pool could keep callers waiting for many seconds. So when
+/// a lease times out, this backend probes the server itself (a TCP connect, every quarter second, only while leases
+/// are failing); the moment the server accepts connections again, the stuck pool is replaced by a fresh one, which
+/// connects at once. Requests succeed again within about a second of the server's return, in every process.
 final class PostgresBackend: DatabaseBackend {
     let beginStatement = "BEGIN"
-    private let client: PostgresClient
+    private let configuration: PostgresClient.Configuration
+    private let host: String
+    private let port: Int
+    private let backgroundLogger: Logger
+    private let logger: Logger
     private let slots: AsyncSemaphore
+
+    /// The pool in use and the task running it; a replaced one is cancelled.
+    private struct Generation: Sendable {
+        let number: Int
+        let client: PostgresClient
+        var task: Task<Void, Never>?
+    }
+
+    private struct State: Sendable {
+        var current: Generation
+        var retired: [Task<Void, Never>] = []
+        var running = false
+        var probing = false
+        var stopped = false
+        /// A lease timed out and the server has not been seen accepting connections since: leases wait only
+        /// ``downLeaseTimeout``, so callers get their 503 at once instead of queueing behind each other's timeouts.
+        var down = false
+    }
+
+    private let state: Mutex<State>
+    /// The watch on each open connection (see ``ConnectionWatch``), by connection id.
+    private let watches = Mutex<[ObjectIdentifier: Watched]>([:])
 
     init(location: DatabaseURL.PostgresLocation, poolSize: Int, logger: Logger) {
         let tls: PostgresClient.Configuration.TLS
@@ -30,53 +64,162 @@ final class PostgresBackend: DatabaseBackend {
         configuration.options.additionalStartupParameters = [("application_name", "ballast")]
         var backgroundLogger = logger
         backgroundLogger.logLevel = max(logger.logLevel, .warning)
-        self.client = PostgresClient(configuration: configuration, backgroundLogger: backgroundLogger)
+        self.configuration = configuration
+        self.host = location.host
+        self.port = location.port
+        self.backgroundLogger = backgroundLogger
+        self.logger = logger
         self.slots = AsyncSemaphore(permits: poolSize)
+        self.state = Mutex(State(current: Generation(
+            number: 1, client: PostgresClient(configuration: configuration, backgroundLogger: backgroundLogger))))
     }
 
     /// How long a lease may take before the server counts as unreachable. Leases are otherwise near-instant:
     /// the semaphore in front never lets more callers through than there are connections.
     static let leaseTimeout: Duration = .seconds(5)
+    /// How long a lease may take while the server is known to be down.
+    static let downLeaseTimeout: Duration = .milliseconds(250)
+    /// How often a store that stopped answering is probed, while leases keep failing.
+    static let probeInterval: Duration = .milliseconds(250)
+
+    private var client: PostgresClient { state.withLock { $0.current.client } }
 
     func withConnection<R: Sendable>(
         write: Bool, wait: Duration, _ body: (any SQLDatabase, ConnectionLease) async throws -> R
     ) async throws -> R {
         try await slots.acquire(timeout: wait)
         defer { slots.release() }
-        try await ensureLeasable()
+        let client = try await leasableClient()
         return try await client.withConnection { connection in
             let lease = ConnectionLease()
             defer {
                 // The pool drops a closed connection and opens a new one when needed.
                 if lease.isBroken { connection.close().whenComplete { _ in } }
             }
-            return try await body(connection.sql(queryLogLevel: nil), lease)
+            let sql = WatchedSQLDatabase(base: connection.sql(queryLogLevel: nil), watch: watch(connection))
+            return try await body(sql, lease)
         }
     }
 
-    func withPostgresConnection<R: Sendable>(wait: Duration, _ body: (PostgresConnection) async throws -> R) async throws -> R? {
+    func withPostgresConnection<R: Sendable>(
+        wait: Duration, _ body: @escaping @Sendable (PostgresConnection) async throws -> R
+    ) async throws -> R? {
         try await slots.acquire(timeout: wait)
         defer { slots.release() }
-        try await ensureLeasable()
-        return try await client.withConnection { connection in try await body(connection) }
+        let client = try await leasableClient()
+        return try await client.withConnection { connection in
+            try await watch(connection).run { try await body(connection) }
+        }
+    }
+
+    /// The watch on `connection`, made the first time it is lent and dropped when it closes. Keyed by the object
+    /// (the driver's connection ids restart with each pool), which the entry keeps alive until then, so its address
+    /// cannot be reused by a new connection while the entry exists.
+    private func watch(_ connection: PostgresConnection) -> ConnectionWatch {
+        let key = ObjectIdentifier(connection)
+        if let watched = watches.withLock({ $0[key] }) { return watched.watch }
+        let watch = ConnectionWatch(connection)
+        watches.withLock { $0[key] = Watched(connection: connection, watch: watch) }
+        connection.closeFuture.whenComplete { [self] _ in _ = watches.withLock { $0.removeValue(forKey: key) } }
+        return watch
+    }
+
+    private struct Watched: Sendable {
+        let connection: PostgresConnection
+        let watch: ConnectionWatch
     }
 
     /// The pool keeps retrying a server that is down and a lease would wait for it indefinitely; so first lease
-    /// and return a connection under a timeout, and answer "unavailable" (503 upstream) when none comes. The
-    /// real lease right after reuses the connection just returned.
-    private func ensureLeasable() async throws {
+    /// and return a connection under a timeout, and answer "unavailable" (503 upstream) when none comes, starting
+    /// the probe that replaces the pool once the server is back. The real lease right after reuses the connection
+    /// just returned.
+    private func leasableClient() async throws -> PostgresClient {
+        let (client, down) = state.withLock { ($0.current.client, $0.down) }
         do {
-            try await withTimeout(Self.leaseTimeout) { [client] in
-                try await client.withConnection { _ in }
-            }
+            try await withTimeout(down ? Self.downLeaseTimeout : Self.leaseTimeout) { try await client.withConnection { _ in } }
+            if down { state.withLock { $0.down = false } }
+            return client
         } catch let error as StorageError {
+            startProbing()
             throw error
         } catch {
+            startProbing()
             throw StorageError.unavailable(ErrorClassifier.describe(error))
         }
     }
 
+    /// Probes the server (a TCP connect) until it accepts connections, then replaces the pool. One probe at a time.
+    private func startProbing() {
+        let start = state.withLock { state -> Bool in
+            state.down = true
+            guard state.running, !state.probing, !state.stopped else { return false }
+            state.probing = true
+            return true
+        }
+        guard start else { return }
+        Task { [self] in
+            defer { state.withLock { $0.probing = false } }
+            let started = ContinuousClock.now
+            // Bounded: a store down for good is probed for ten minutes per failing lease, then the next one starts again.
+            while ContinuousClock.now - started < .seconds(600), !state.withLock({ $0.stopped }) {
+                if await serverAcceptsConnections() {
+                    // A fresh pool connects at once; the old one may be deep in its backoff.
+                    if (try? await withTimeout(.milliseconds(200), { [client] in try await client.withConnection { _ in } })) == nil {
+                        replacePool()
+                    }
+                    state.withLock { $0.down = false }
+                    return
+                }
+                try? await Task.sleep(for: Self.probeInterval)
+            }
+        }
+    }
+
+    private func serverAcceptsConnections() async -> Bool {
+        do {
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(.seconds(1))
+                .connect(host: host, port: port).get()
+            try? await channel.close()
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// Starts a new pool and retires the current one (its run task is cancelled; its connections close).
+    private func replacePool() {
+        let fresh = PostgresClient(configuration: configuration, backgroundLogger: backgroundLogger)
+        let retired: Task<Void, Never>? = state.withLock { state in
+            guard state.running, !state.stopped else { return nil }
+            let old = state.current
+            var next = Generation(number: old.number + 1, client: fresh)
+            next.task = Task { await fresh.run() }
+            state.current = next
+            if let task = old.task { state.retired.append(task) }
+            return old.task
+        }
+        retired?.cancel()
+        logger.warning("the PostgreSQL server answers again; replaced the connection pool that was waiting out its backoff")
+    }
+
     func run() async throws {
-        await cancelWhenGracefulShutdown { await self.client.run() }
+        state.withLock { state in
+            state.running = true
+            if state.current.task == nil {
+                let client = state.current.client
+                state.current.task = Task { await client.run() }
+            }
+        }
+        // Until shutdown (graceful or cancelled), then stop every pool this backend started.
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+        }
+        let tasks = state.withLock { state -> [Task<Void, Never>] in
+            state.stopped = true
+            return state.retired + [state.current.task].compactMap { $0 }
+        }
+        for task in tasks { task.cancel() }
+        for task in tasks { await task.value }
     }
 }

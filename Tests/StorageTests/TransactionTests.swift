@@ -167,6 +167,35 @@ struct TransactionTests {
         }
     }
 
+    /// A connection the server drops mid-transaction (a crash, a terminated backend) fails the transaction at once:
+    /// the statement that finds it gone throws, and so does everything after it (the rollback included), so the
+    /// caller is never left waiting on a connection that can no longer answer. The next transaction gets a fresh one.
+    @Test(.enabled(if: TestStores.kinds.contains(.postgres)), .timeLimit(.minutes(1)))
+    func aConnectionDroppedMidTransactionFailsInsteadOfHanging() async throws {
+        try await TestStores.withDatabase(.postgres) { database in
+            try await Self.makeCounterTable(database)
+            for _ in 0..<5 {
+                let started = ContinuousClock.now
+                await #expect(throws: (any Error).self) {
+                    try await database.transaction { sql in
+                        try await sql.raw("UPDATE counters SET value = value + 1 WHERE id = 1").run()
+                        // Another session ends this one, as a crashing server would.
+                        let pid = try await sql.raw("SELECT pg_backend_pid() AS pid").first()!.decode(column: "pid", as: Int32.self)
+                        try await database.read { other in
+                            try await other.raw("SELECT pg_terminate_backend(\(bind: pid))").run()
+                        }
+                        try await Task.sleep(for: .milliseconds(50))
+                        try await sql.raw("UPDATE counters SET value = value + 1 WHERE id = 2").run()
+                    }
+                }
+                let took = ContinuousClock.now - started
+                #expect(took < .seconds(10), "the dropped connection answered within seconds")
+            }
+            #expect(try await Self.value(database, id: 1) == 0)
+            #expect(try await Self.value(database, id: 2) == 0)
+        }
+    }
+
     /// A server that is down must not make callers wait for ever: they get `unavailable` (503 upstream).
     @Test(.timeLimit(.minutes(1)))
     func queriesAgainstADownServerFailInsteadOfWaiting() async throws {

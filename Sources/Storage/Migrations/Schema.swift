@@ -148,6 +148,49 @@ public enum Schema {
             // database's locale); this index lets each keyset batch be a range scan instead of a sort.
             sqlite: [],
             postgres: [#"CREATE INDEX listings_id_bytes ON listings (id COLLATE "C")"#]),
+        Migration(version: 9, name: "fences_and_durable_after_commit_work", both: [
+            // A dispatcher's claim on a notification: every write of an attempt must still hold this token.
+            "ALTER TABLE notifications ADD COLUMN claim_token TEXT",
+            // A job lease's fencing token: one more at every acquisition; every run records its own.
+            "ALTER TABLE job_leases ADD COLUMN fence BIGINT NOT NULL DEFAULT 0",
+            """
+            CREATE TABLE job_runs (
+                name TEXT NOT NULL,
+                fence BIGINT NOT NULL,
+                holder TEXT NOT NULL,
+                started_at_micros BIGINT NOT NULL,
+                finished_at_micros BIGINT,
+                status TEXT,
+                PRIMARY KEY (name, fence)
+            )
+            """,
+            // Idempotent evidence appends: one record per key (NULL keys are not compared).
+            "ALTER TABLE evidence_records ADD COLUMN event_key TEXT",
+            "CREATE UNIQUE INDEX evidence_records_event_key ON evidence_records (event_key)",
+            // Shadow writes waiting to be applied, written in the listing's own transaction, so a crash cannot
+            // lose one: the process that wrote it, or any other once its claim expires, applies it.
+            """
+            CREATE TABLE shadow_outbox (
+                entity_type TEXT NOT NULL,
+                entity_id TEXT NOT NULL,
+                version BIGINT NOT NULL,
+                operation TEXT NOT NULL CHECK (operation IN ('create', 'update', 'delete')),
+                request_id TEXT,
+                enqueued_at_micros BIGINT NOT NULL,
+                claimed_until_micros BIGINT,
+                claim_token TEXT,
+                PRIMARY KEY (entity_type, entity_id, version)
+            )
+            """,
+            "CREATE INDEX shadow_outbox_due ON shadow_outbox (claimed_until_micros)",
+            // The first run-time chaos change locks this row instead of racing to insert it (version 0: nothing
+            // stored yet; the settings from CHAOS_* are in force).
+            """
+            INSERT INTO chaos_state (id, version, enabled, fail_rate, scope, seed, expires_at_micros, latency_ms, reason,
+                                     updated_by, updated_at_micros)
+            VALUES (1, 0, 0, 0, 'shadow_write_only', '', NULL, 0, NULL, 'migration', 0)
+            """,
+        ]),
     ]
 
     /// The shadow store's own schema (a separate database): the mirrored rows, with a version that only ever
