@@ -74,6 +74,14 @@ public struct AppConfig: Sendable, Equatable {
     public var notifyMaxAttempts: Int
     public var notifyRetryBaseMilliseconds: Int
     public var notifyRetryMaxMilliseconds: Int
+    /// How long a dispatcher's claim on one notification lasts (one attempt must fit inside it).
+    public var notifyClaimSeconds: Int
+    /// How long a process's claim on a shadow write in the outbox lasts before another process may apply it.
+    public var shadowClaimSeconds: Int
+    /// How long a job's lease lasts without renewal (renewed every third of it).
+    public var jobLeaseSeconds: Int
+    /// How old an in-flight Idempotency-Key claim must be before a retry takes it over.
+    public var idempotencyAbandonSeconds: Int
     public var logLevel: LogLevelSetting
     public var logFormat: LogFormat
 
@@ -84,6 +92,7 @@ public struct AppConfig: Sendable, Equatable {
         "CHAOS_ABORT_ERROR_RATE", "SHADOW_VERIFIER_ENABLED", "SHADOW_QUEUE_CAPACITY", "MIGRATE_ON_START",
         "SHADOW_VERIFIER_INTERVAL", "SHIPPING_RATES_URL", "SHIPPING_TIMEOUT_MS", "SHIPPING_FAILURE_POLICY",
         "NOTIFY_WEBHOOK_URL", "NOTIFY_MAX_ATTEMPTS", "NOTIFY_RETRY_BASE_MS", "NOTIFY_RETRY_MAX_MS",
+        "NOTIFY_CLAIM_SECONDS", "SHADOW_CLAIM_SECONDS", "JOB_LEASE_SECONDS", "IDEMPOTENCY_ABANDON_SECONDS",
         "LOG_LEVEL", "LOG_FORMAT",
     ]
 
@@ -127,6 +136,10 @@ public struct AppConfig: Sendable, Equatable {
                 "NOTIFY_RETRY_MAX_MS", value: String(retryMax),
                 accepts: "an integer no smaller than NOTIFY_RETRY_BASE_MS (\(retryBase))")
         }
+        let notifyClaim = try reader.integer("NOTIFY_CLAIM_SECONDS", default: 120, in: 10...3600)
+        let shadowClaim = try reader.integer("SHADOW_CLAIM_SECONDS", default: 120, in: 10...3600)
+        let jobLease = try reader.integer("JOB_LEASE_SECONDS", default: 30, in: 3...3600)
+        let abandon = try reader.integer("IDEMPOTENCY_ABANDON_SECONDS", default: 60, in: 1...86_400)
         let logLevel = try reader.choice("LOG_LEVEL", default: LogLevelSetting.info)
         let logFormat = try reader.choice("LOG_FORMAT", default: LogFormat.json)
 
@@ -150,6 +163,8 @@ public struct AppConfig: Sendable, Equatable {
             shadowVerifierIntervalSeconds: verifierInterval, shippingRatesURL: shippingURL,
             shippingTimeoutMilliseconds: shippingTimeout, shippingFailurePolicy: shippingPolicy,
             notifyWebhookURL: notifyURL, notifyMaxAttempts: notifyAttempts, notifyRetryBaseMilliseconds: retryBase,
-            notifyRetryMaxMilliseconds: retryMax, logLevel: logLevel, logFormat: logFormat)
+            notifyRetryMaxMilliseconds: retryMax, notifyClaimSeconds: notifyClaim, shadowClaimSeconds: shadowClaim,
+            jobLeaseSeconds: jobLease,
+            idempotencyAbandonSeconds: abandon, logLevel: logLevel, logFormat: logFormat)
     }
 }

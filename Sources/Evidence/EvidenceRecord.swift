@@ -53,10 +53,14 @@ public struct EvidenceEvent: Sendable, Equatable {
     public var entityId: String?
     public var requestId: String?
     public var details: CanonicalJSON
+    /// What makes this event one event (`shadow-failure:listing:ID:VERSION`): an append that meets a key already
+    /// in the log writes nothing, so a batch written again after its commit's answer was lost, or an event noticed
+    /// by two processes, is recorded once. Not part of the record's hashed content.
+    public var key: String?
 
     public init(controlId: String, category: String, eventType: String, eventOutcome: String,
                 entityType: String? = nil, entityId: String? = nil, requestId: String? = nil,
-                details: CanonicalJSON = .object([:])) {
+                details: CanonicalJSON = .object([:]), key: String? = nil) {
         self.controlId = controlId
         self.category = category
         self.eventType = eventType
@@ -65,6 +69,7 @@ public struct EvidenceEvent: Sendable, Equatable {
         self.entityId = entityId
         self.requestId = requestId
         self.details = details
+        self.key = key
     }
 }
 

@@ -51,8 +51,10 @@ struct AppConfigTests {
             "SHADOW_VERIFIER_INTERVAL": "60", "SHIPPING_RATES_URL": "https://rates.example.test/quote",
             "SHIPPING_TIMEOUT_MS": "1500", "SHIPPING_FAILURE_POLICY": "block",
             "NOTIFY_WEBHOOK_URL": "http://127.0.0.1:9999/hook", "NOTIFY_MAX_ATTEMPTS": "3",
-            "NOTIFY_RETRY_BASE_MS": "10", "NOTIFY_RETRY_MAX_MS": "100", "LOG_LEVEL": "debug", "LOG_FORMAT": "text",
+            "NOTIFY_RETRY_BASE_MS": "10", "NOTIFY_RETRY_MAX_MS": "100", "NOTIFY_CLAIM_SECONDS": "90", "SHADOW_CLAIM_SECONDS": "30",
+            "JOB_LEASE_SECONDS": "6", "IDEMPOTENCY_ABANDON_SECONDS": "5", "LOG_LEVEL": "debug", "LOG_FORMAT": "text",
         ])
+        #expect(config.notifyClaimSeconds == 90 && config.shadowClaimSeconds == 30 && config.jobLeaseSeconds == 6 && config.idempotencyAbandonSeconds == 5)
         #expect(config.environment == .staging)
         #expect(config.host == "0.0.0.0")
         #expect(config.port == 9000)
@@ -125,6 +127,7 @@ struct AppConfigTests {
         ("NOTIFY_WEBHOOK_URL", "mailto:ops@example.test"), ("NOTIFY_WEBHOOK_URL", "not a url"),
         ("NOTIFY_MAX_ATTEMPTS", "0"), ("NOTIFY_MAX_ATTEMPTS", "many"),
         ("NOTIFY_RETRY_BASE_MS", "0"), ("NOTIFY_RETRY_MAX_MS", "0"),
+        ("NOTIFY_CLAIM_SECONDS", "9"), ("SHADOW_CLAIM_SECONDS", "5"), ("JOB_LEASE_SECONDS", "1"), ("IDEMPOTENCY_ABANDON_SECONDS", "0"),
         ("LOG_LEVEL", "verbose"), ("LOG_FORMAT", "xml"),
     ]
 

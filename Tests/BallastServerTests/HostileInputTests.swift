@@ -66,7 +66,7 @@ struct HostileInputTests {
                 #expect(try await app.integer("SELECT count(*) AS n FROM listings") == 0)
                 #expect(try await app.integer("SELECT count(*) AS n FROM products") == 0)
                 #expect(try await app.ledgerCount(wallet) == 1)
-                #expect(try await app.integer("SELECT count(*) AS n FROM chaos_state") == 0)
+                #expect(try await app.integer("SELECT count(*) AS n FROM chaos_state WHERE version > 0") == 0)
                 answers.withLock { $0[kind] = seen }
             }
         }

@@ -92,7 +92,7 @@ struct TestApp: Sendable {
         }
     }
 
-    private static func start(
+    static func start(
         _ database: Database, shadow: Database?, environment: [String: String], workers: Bool,
         subscribers: [(String, EventBus.Handler)], live: Bool, configure: @escaping @Sendable (Router<AppRequestContext>) -> Void,
         _ body: @escaping @Sendable (TestApp) async throws -> Void

@@ -64,20 +64,21 @@ public final class AppServices: Sendable {
         self.injector = FaultInjector(
             state: ChaosState(settings: config.chaos, seed: chaosSeed), environment: config.environment,
             metrics: metrics.factory, logger: logger)
-        self.chaos = ChaosService(injector: injector, database: primary, logger: logger)
+        self.failpoints = Failpoints(environment: config.environment)
+        self.chaos = ChaosService(injector: injector, database: primary, logger: logger, failpoints: failpoints)
         self.steadyState = SteadyStateGuard()
         let readiness = Readiness()
         self.readiness = readiness
         self.chaosMonitor = ChaosMonitor(
             chaos: chaos, guardWindow: steadyState, logger: logger, isReady: { readiness.isReady })
-        self.failpoints = Failpoints(environment: config.environment)
         self.evidence = EvidenceLog(database: primary)
         self.evidenceAppender = EvidenceAppender(log: evidence, logger: logger, metrics: metrics.factory)
         let reads = ReadFaults(injector: self.injector)
         self.wallets = WalletService(database: primary, failpoints: failpoints, metrics: metrics.factory, reads: reads)
         let injector = self.injector, evidenceAppender = self.evidenceAppender
         let shadowWriter = shadow.map {
-            ShadowWriter(shadow: $0, capacity: config.shadowQueueCapacity, injector: injector, evidence: evidenceAppender,
+            ShadowWriter(primary: primary, shadow: $0, capacity: config.shadowQueueCapacity,
+                         claimSeconds: Int64(config.shadowClaimSeconds), injector: injector, evidence: evidenceAppender,
                          metrics: metrics.factory, logger: logger)
         }
         self.shadowWriter = shadowWriter
@@ -101,44 +102,47 @@ public final class AppServices: Sendable {
         } else {
             self.shippingRates = FallbackShippingRates()
         }
-        self.idempotency = IdempotencyStore(database: primary)
+        self.idempotency = IdempotencyStore(database: primary, abandonedAfterSeconds: Int64(config.idempotencyAbandonSeconds))
         let transport: any NotificationTransport = config.notifyWebhookURL.map { WebhookTransport(url: $0) }
             ?? LogTransport(logger: logger)
         self.dispatcher = NotificationDispatcher(
             database: primary, transport: transport,
             settings: .init(maxAttempts: config.notifyMaxAttempts, retryBaseMilliseconds: config.notifyRetryBaseMilliseconds,
-                            retryMaxMilliseconds: config.notifyRetryMaxMilliseconds),
+                            retryMaxMilliseconds: config.notifyRetryMaxMilliseconds,
+                            claimSeconds: Int64(config.notifyClaimSeconds)),
             injector: injector, evidence: evidence, metrics: metrics.factory, logger: logger, isReady: { readiness.isReady })
         self.notifications = NotificationAdmin(database: primary, evidence: evidence)
         self.discrepancies = Discrepancies(database: primary)
         self.jobs = JobRunner(
             database: primary,
             jobs: Self.jobs(config: config, primary: primary, shadow: shadow, writer: shadowWriter, evidence: evidence,
-                            appender: evidenceAppender, idempotency: idempotency, metrics: metrics, logger: logger),
-            logger: logger, isReady: { readiness.isReady })
+                            appender: evidenceAppender, idempotency: idempotency, failpoints: failpoints, metrics: metrics,
+                            logger: logger),
+            logger: logger, leaseSeconds: Int64(config.jobLeaseSeconds), isReady: { readiness.isReady })
         self.startupDatabaseWait = startupDatabaseWait
     }
 
     /// The jobs every process schedules (one run at a time across all of them).
     static func jobs(
         config: AppConfig, primary: Database, shadow: Database?, writer: ShadowWriter?, evidence: EvidenceLog,
-        appender: EvidenceAppender, idempotency: IdempotencyStore, metrics: MetricsRegistry, logger: Logger
+        appender: EvidenceAppender, idempotency: IdempotencyStore, failpoints: Failpoints, metrics: MetricsRegistry,
+        logger: Logger
     ) -> [Job] {
         let verifier = shadow.map {
             ShadowVerifier(primary: primary, shadow: $0, evidence: evidence, appender: appender, writer: writer,
-                           metrics: metrics.factory, logger: logger)
+                           metrics: metrics.factory, logger: logger, failpoints: failpoints)
         }
-        let auditor = InvariantAuditor(database: primary, evidence: evidence, logger: logger)
+        let auditor = InvariantAuditor(database: primary, evidence: evidence, logger: logger, failpoints: failpoints)
         return [
             Job(name: "shadow-discrepancy-verifier", intervalSeconds: config.shadowVerifierIntervalSeconds,
                 enabled: config.shadowVerifierEnabled && verifier != nil) { parameters in
                 guard let verifier else {
                     throw AppError(.conflict, "shadow writes are off (SHADOW_DATABASE_URL=none); there is nothing to verify")
                 }
-                return try await verifier.run(repair: parameters.repair).json
+                return try await verifier.run(repair: parameters.repair, lease: parameters.lease).json
             },
-            Job(name: "ledger-invariant-auditor", intervalSeconds: 3600, enabled: true) { _ in
-                try await auditor.run().json
+            Job(name: "ledger-invariant-auditor", intervalSeconds: 3600, enabled: true) { parameters in
+                try await auditor.run(lease: parameters.lease).json
             },
             Job(name: "idempotency-key-cleanup", intervalSeconds: 600, enabled: true) { _ in
                 .object(["deleted": .integer(Int64(try await idempotency.prune()))])

@@ -24,7 +24,7 @@ public enum BallastApp {
         UserRoutes(users: services.users).register(on: router)
         ChaosRoutes(chaos: services.chaos).register(on: router)
         EvidenceRoutes(evidence: services.evidence).register(on: router)
-        let idempotent = IdempotentEffect(database: services.primary, store: services.idempotency)
+        let idempotent = IdempotentEffect(database: services.primary, store: services.idempotency, failpoints: services.failpoints)
         WalletRoutes(wallets: services.wallets, idempotent: idempotent).register(on: router)
         ListingRoutes(listings: services.listings).register(on: router)
         NotificationRoutes(notifications: services.notifications).register(on: router)

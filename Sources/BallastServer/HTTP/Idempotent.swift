@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import ChaosKit
 import Hummingbird
 import Marketplace
 import NIOCore
@@ -16,6 +17,7 @@ struct IdempotentEffect: Sendable {
 
     let database: Database
     let store: IdempotencyStore
+    let failpoints: Failpoints
 
     func respond<Value: Encodable & Sendable>(
         to request: Request, caller: User, body: JSONValue, status: HTTPResponse.Status,
@@ -54,6 +56,8 @@ struct IdempotentEffect: Sendable {
                     let value = try await effect(prepared, sql)
                     let encoded = String(decoding: try JSONResponse.encoder.encode(value), as: UTF8.self)
                     try await store.complete(user: caller.id, key: key, token: token, status: Int(status.code), body: encoded, in: sql)
+                    // Tests hold a request here (its key completed, not yet committed) to race a retry against it.
+                    try await failpoints.pass(IdempotencyStore.Failpoint.afterComplete)
                     return encoded
                 }
                 return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],

@@ -31,19 +31,25 @@ public struct ChaosMonitor: Service {
         }
     }
 
-    /// One round of checks (tests call it directly instead of waiting for the loop).
+    /// One round of checks (tests call it directly instead of waiting for the loop). What this process decides
+    /// (a spent time box, a tripped guard) takes effect here at once, whatever the store's state: injection off,
+    /// the reason in `/health` and the log. Storing it, its evidence (exactly once) and adopting newer settings
+    /// from other processes need the store, and wait for it.
     public func tick() async {
-        do {
-            try await chaos.adoptStored()
-            let state = chaos.injector.state
-            guard state.enabled else { return }
+        let state = chaos.injector.state
+        if state.enabled {
             if chaos.injector.isPastTimeBox {
-                try await chaos.switchOff(reason: "time box expired", expectedVersion: state.version)
+                chaos.switchOffNow(reason: "time box expired")
             } else if let reason = guardWindow.tripReason(abortErrorRate: state.abortErrorRate) {
-                try await chaos.switchOff(reason: reason, expectedVersion: state.version)
+                chaos.switchOffNow(reason: reason)
             }
+        }
+        do {
+            try await chaos.recordSwitchOff()
+            try await chaos.adoptStored()
         } catch {
-            logger.warning("chaos monitor round failed", metadata: ["error": "\(error)"])
+            logger.warning("chaos monitor could not reach the store; a switch-off stays in force here and is recorded later",
+                           metadata: ["error": "\(error)"])
         }
     }
 }

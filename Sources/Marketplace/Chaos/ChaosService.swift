@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import SQLKit
 import Storage
+import Synchronization
 
 /// Run-time control of fault injection, shared by every process on the primary store.
 ///
@@ -17,24 +18,43 @@ public struct ChaosService: Sendable {
     let database: Database
     let evidence: EvidenceLog
     let logger: Logger
+    let failpoints: Failpoints?
+    /// A switch-off decided in this process and not yet stored (the store was unreachable): injection is already
+    /// off here; the record waits until the store can take it.
+    private let pendingSwitchOff = SharedState<PendingSwitchOff?>(nil)
 
-    public init(injector: FaultInjector, database: Database, logger: Logger) {
+    struct PendingSwitchOff: Sendable {
+        let before: ChaosState
+        let reason: String
+    }
+
+    /// Failpoints for tests that race two changes.
+    public enum Failpoint {
+        /// In a change's transaction, after the stored settings are locked and read.
+        public static let changeAfterLock = "chaos.change.after_lock"
+    }
+
+    public init(injector: FaultInjector, database: Database, logger: Logger, failpoints: Failpoints? = nil) {
         self.injector = injector
         self.database = database
         self.evidence = EvidenceLog(database: database)
         self.logger = logger
+        self.failpoints = failpoints
     }
 
     public var environment: AppEnvironment { injector.environment }
 
     /// Applies an operator's change (the `PUT /api/admin/chaos` body) for `actor`; refused changes are
-    /// `AppError`s (422 for a bad value, 409 `forbidden_in_production`).
+    /// `AppError`s (422 for a bad value, 409 `forbidden_in_production`). The stored row is locked first (it always
+    /// exists: version 0 until the first change), so two changes made at once by two processes are two versions,
+    /// one after the other.
     @discardableResult
     public func update(_ update: ChaosUpdate, actor: String, requestId: String?) async throws -> ChaosState {
         let local = injector.state
         let environment = self.environment
         let (before, after): (ChaosState, ChaosState) = try await database.transaction { sql in
             let base = try await Self.storedState(sql, lock: database.dialect == .postgres, local: local) ?? local
+            try await failpoints?.pass(Failpoint.changeAfterLock)
             let next: ChaosState
             do {
                 next = try update.applied(to: base, environment: environment)
@@ -50,6 +70,7 @@ public struct ChaosService: Sendable {
             try await evidence.append([Self.changeEvidence(before: base, after: next, actor: actor, requestId: requestId)], in: sql)
             return (base, next)
         }
+        pendingSwitchOff.withLock { $0 = nil }
         injector.apply(after)
         logger.notice("chaos settings changed", metadata: [
             "actor": .string(actor), "enabled": .stringConvertible(after.enabled),
@@ -59,26 +80,59 @@ public struct ChaosService: Sendable {
         return after
     }
 
+    /// Switches injection off in this process at once, with `reason` in `/health` and the log, whether or not the
+    /// store can be reached; ``recordSwitchOff()`` then stores it and writes its evidence as soon as it can.
+    public func switchOffNow(reason: String) {
+        let state = injector.state
+        guard state.enabled else { return }
+        pendingSwitchOff.withLock { pending in
+            if pending == nil { pending = PendingSwitchOff(before: state, reason: reason) }
+        }
+        var off = state
+        off.enabled = false
+        off.reason = reason
+        injector.apply(off)
+        logger.warning("chaos switched itself off", metadata: ["reason": .string(reason)])
+    }
+
+    /// Stores a switch-off decided by ``switchOffNow(reason:)`` and writes its CHAOS_CONFIG_CHANGED record, exactly
+    /// once across every process: only while the stored settings are still the ones switched off (another process
+    /// may have recorded the same switch-off, or an operator changed them since; then this process adopts those).
+    /// Answers whether this call wrote the record.
+    @discardableResult
+    public func recordSwitchOff() async throws -> Bool {
+        guard let pending = pendingSwitchOff.withLock({ $0 }) else { return false }
+        let switched = try await switchOff(reason: pending.reason, before: pending.before)
+        pendingSwitchOff.withLock { $0 = nil }
+        return switched
+    }
+
     /// Switches injection off by itself (time box, steady-state guard), unless another process already changed
     /// the settings since `version`; then there is nothing to do and no second record. Returns whether this
     /// call switched it off.
     @discardableResult
     public func switchOff(reason: String, expectedVersion: Int64) async throws -> Bool {
-        let local = injector.state
+        try await switchOff(reason: reason, before: injector.state, expectedVersion: expectedVersion)
+    }
+
+    private func switchOff(reason: String, before: ChaosState, expectedVersion: Int64? = nil) async throws -> Bool {
+        let expected = expectedVersion ?? before.version
         let switched: ChaosState? = try await database.transaction { sql in
-            let base = try await Self.storedState(sql, lock: database.dialect == .postgres, local: local) ?? local
-            guard base.version == expectedVersion, base.enabled else { return nil }
+            let base = try await Self.storedState(sql, lock: database.dialect == .postgres, local: before) ?? before
+            guard base.version == expected, base.enabled else { return nil }
             var next = base
             next.enabled = false
             next.reason = reason
             next.version = base.version + 1
             try await Self.store(next, by: "system", in: sql)
-            try await evidence.append([Self.changeEvidence(before: base, after: next, actor: "system", requestId: nil)], in: sql)
+            var event = Self.changeEvidence(before: base, after: next, actor: "system", requestId: nil)
+            event.key = "chaos-switch-off:\(base.version)"
+            try await evidence.append([event], in: sql)
             return next
         }
         if let switched {
             injector.apply(switched)
-            logger.warning("chaos switched itself off", metadata: ["reason": .string(reason)])
+            logger.warning("chaos switch-off recorded", metadata: ["reason": .string(reason)])
             return true
         }
         try await adoptStored()
@@ -103,7 +157,8 @@ public struct ChaosService: Sendable {
         let query: SQLQueryString = lock
             ? "SELECT * FROM chaos_state WHERE id = 1 FOR UPDATE"
             : "SELECT * FROM chaos_state WHERE id = 1"
-        guard let row = try await sql.raw(query).first(decoding: ChaosRow.self) else { return nil }
+        // Version 0 is the row the schema starts with: nothing stored yet, CHAOS_* is in force.
+        guard let row = try await sql.raw(query).first(decoding: ChaosRow.self), row.version > 0 else { return nil }
         return ChaosState(
             enabled: row.enabled == 1, failRate: row.fail_rate, scope: ChaosScope(rawValue: row.scope) ?? .shadowWriteOnly,
             seed: row.seed.isEmpty ? local.seed : row.seed,

@@ -4,12 +4,18 @@ import Metrics
 import ServiceLifecycle
 import Synchronization
 
-/// Appends high-volume evidence (shadow-write failures…) off the request path: `submit` only queues and never
-/// waits; a background loop writes queued records in batches, one transaction per batch, on the same chain as
-/// every other append.
+/// Appends high-volume evidence (shadow-write failures…) off the request path, and completes shadow writes
+/// (``ShadowOutboxKey``): `submit` and `complete` only queue and never wait; a background loop writes what is
+/// queued in batches, one transaction per batch, on the same chain as every other append.
 ///
-/// The queue is bounded: when it is full a record is dropped, counted (`evidence_dropped_total`) and logged,
-/// rather than slowing a request. On shutdown the queue is written out before the service returns.
+/// A batch is crash-safe and may be written twice (its commit's answer lost, the batch tried again): every event
+/// it carries has a key, so the log keeps one record of it, and an event tied to a shadow write
+/// (`completing:`) is written only if that write's outbox row was still this claim's to delete, in the same
+/// transaction. So each shadow-write failure leaves exactly one record, even when two processes both saw it.
+///
+/// The queue is bounded: when it is full an item is dropped, counted (`evidence_dropped_total`) and logged, rather
+/// than slowing a request; a dropped completion leaves its outbox row, so the write is applied again later. On
+/// shutdown the queue is written out before the service returns.
 public final class EvidenceAppender: Sendable, Service {
     public let capacity: Int
     public let batchSize: Int
@@ -17,7 +23,13 @@ public final class EvidenceAppender: Sendable, Service {
     private let logger: Logger
     private let metrics: any MetricsFactory
 
-    private let pending = Mutex<[EvidenceEvent]>([])
+    /// One queued item: an event to append, a shadow write to complete, or an event that completes one.
+    struct Item: Sendable {
+        var event: EvidenceEvent?
+        var completes: ShadowOutboxKey?
+    }
+
+    private let pending = Mutex<[Item]>([])
     /// Wakes the loop; holds at most one signal, so a burst of submits costs one wake-up.
     private let signals: AsyncStream<Void>
     private let signal: AsyncStream<Void>.Continuation
@@ -34,39 +46,65 @@ public final class EvidenceAppender: Sendable, Service {
         (signals, signal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
-    /// Queues `event`; false when the queue is full and the event was dropped.
+    /// Queues `event`, written only if `completing`'s outbox row is still its claim's (when given); false when the
+    /// queue is full and the event was dropped.
     @discardableResult
-    public func submit(_ event: EvidenceEvent) -> Bool {
+    public func submit(_ event: EvidenceEvent, completing: ShadowOutboxKey? = nil) -> Bool {
+        enqueue(Item(event: event, completes: completing), label: event.eventType)
+    }
+
+    /// Queues the completion of a shadow write that landed: its outbox row is deleted in the next batch.
+    @discardableResult
+    public func complete(_ key: ShadowOutboxKey) -> Bool {
+        enqueue(Item(event: nil, completes: key), label: "shadow_completion")
+    }
+
+    private func enqueue(_ item: Item, label: String) -> Bool {
         let accepted = pending.withLock { pending in
             guard pending.count < capacity else { return false }
-            pending.append(event)
+            pending.append(item)
             return true
         }
         if accepted {
             signal.yield()
         } else {
-            Counter(label: "evidence_dropped_total", dimensions: [("event_type", event.eventType)], factory: metrics).increment()
-            logger.error("evidence queue full; record dropped", metadata: [
-                "eventType": .string(event.eventType), "capacity": .stringConvertible(capacity),
+            Counter(label: "evidence_dropped_total", dimensions: [("event_type", label)], factory: metrics).increment()
+            logger.error("evidence queue full; item dropped", metadata: [
+                "eventType": .string(label), "capacity": .stringConvertible(capacity),
             ])
         }
         return accepted
     }
 
-    /// Records queued and not yet written.
+    /// Items queued and not yet written.
     public var queued: Int { pending.withLock { $0.count } }
 
     /// Writes everything queued now, batch by batch, and returns when the queue is empty (or a write failed).
     public func flush() async throws {
         try await writer.run {
             while true {
-                let batch: [EvidenceEvent] = pending.withLock { Array($0.prefix(batchSize)) }
+                let batch: [Item] = pending.withLock { Array($0.prefix(batchSize)) }
                 if batch.isEmpty { return }
-                try await log.append(batch)
+                let written = try await write(batch)
                 // Only this writer removes, so the first `batch.count` queued are exactly the batch written.
                 pending.withLock { $0.removeFirst(batch.count) }
-                Counter(label: "evidence_appended_total", factory: metrics).increment(by: batch.count)
+                Counter(label: "evidence_appended_total", factory: metrics).increment(by: written)
             }
+        }
+    }
+
+    /// One batch in one transaction: the outbox rows it completes first (those still this claim's), then the
+    /// events (an event tied to a row that was not deleted here is left out). Answers how many records it wrote.
+    private func write(_ batch: [Item]) async throws -> Int {
+        let keys = batch.compactMap(\.completes)
+        return try await log.database.transaction { sql in
+            let completed = try await ShadowOutbox.complete(keys, in: sql)
+            let events = batch.compactMap { item -> EvidenceEvent? in
+                guard let event = item.event else { return nil }
+                guard let key = item.completes else { return event }
+                return completed.contains(key) ? event : nil
+            }
+            return try await log.append(events, in: sql).count
         }
     }
 

@@ -22,13 +22,17 @@ public struct EvidenceLog: Sendable {
     }
 
     /// Appends inside the caller's transaction (`sql` must be the transaction's connection): the record commits
-    /// or rolls back with the change it describes.
+    /// or rolls back with the change it describes. An event whose ``EvidenceEvent/key`` is already in the log (or
+    /// earlier in `events`) is left out: appends are idempotent by key. Answers the records written.
     @discardableResult
     public func append(_ events: [EvidenceEvent], in sql: any SQLDatabase) async throws -> [EvidenceRecord] {
         guard !events.isEmpty else { return [] }
         if database.dialect == .postgres {
             try await sql.raw("SELECT pg_advisory_xact_lock(\(bind: Self.chainLockKey))").run()
         }
+        // Under the chain's lock, so no other append can add a key between this look and the insert.
+        let events = try await Self.withoutRecordedKeys(events, sql)
+        guard !events.isEmpty else { return [] }
         let head = try await sql.raw("SELECT seq, content_hash FROM evidence_records ORDER BY seq DESC LIMIT 1")
             .first(decoding: HeadRow.self)
         var previousSeq = head?.seq ?? 0
@@ -46,18 +50,36 @@ public struct EvidenceLog: Sendable {
         for chunk in stride(from: 0, to: records.count, by: 200).map({ records[$0..<min($0 + 200, records.count)] }) {
             var insert = sql.insert(into: "evidence_records").columns(
                 "id", "seq", "occurred_at_micros", "control_id", "category", "event_type", "event_outcome",
-                "entity_type", "entity_id", "request_id", "details", "previous_hash", "content_hash")
-            for record in chunk {
+                "entity_type", "entity_id", "request_id", "details", "previous_hash", "content_hash", "event_key")
+            for (offset, record) in chunk.enumerated() {
                 insert = insert.values(
                     SQLBind(record.id.uuidString.lowercased()), SQLBind(record.seq), SQLBind(record.occurredAtMicros),
                     SQLBind(record.controlId), SQLBind(record.category), SQLBind(record.eventType),
                     SQLBind(record.eventOutcome), SQLBind(record.entityType), SQLBind(record.entityId),
                     SQLBind(record.requestId), SQLBind(record.details), SQLBind(record.previousHash),
-                    SQLBind(record.contentHash))
+                    SQLBind(record.contentHash), SQLBind(events[chunk.startIndex + offset].key))
             }
             try await insert.run()
         }
         return records
+    }
+
+    /// `events` without those whose key is already in the log or repeats an earlier one's.
+    static func withoutRecordedKeys(_ events: [EvidenceEvent], _ sql: any SQLDatabase) async throws -> [EvidenceEvent] {
+        let keys = events.compactMap(\.key)
+        guard !keys.isEmpty else { return events }
+        var recorded: Set<String> = []
+        struct KeyRow: Decodable { let event_key: String }
+        for chunk in stride(from: 0, to: keys.count, by: 500).map({ keys[$0..<min($0 + 500, keys.count)] }) {
+            var query: SQLQueryString = "SELECT event_key FROM evidence_records WHERE event_key IN ("
+            for (index, key) in chunk.enumerated() { query += index == 0 ? "\(bind: key)" : ", \(bind: key)" }
+            query += ")"
+            recorded.formUnion(try await sql.raw(query).all(decoding: KeyRow.self).map(\.event_key))
+        }
+        return events.filter { event in
+            guard let key = event.key else { return true }
+            return recorded.insert(key).inserted
+        }
     }
 
     /// Appends in a transaction of its own.
@@ -67,8 +89,9 @@ public struct EvidenceLog: Sendable {
     }
 
     @discardableResult
-    public func append(_ event: EvidenceEvent) async throws -> EvidenceRecord {
-        try await append([event])[0]
+    /// One event in a transaction of its own; nil when its key was already recorded.
+    public func append(_ event: EvidenceEvent) async throws -> EvidenceRecord? {
+        try await append([event]).first
     }
 
     /// What `GET /api/admin/evidence` filters on.

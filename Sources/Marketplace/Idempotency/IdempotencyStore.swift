@@ -9,19 +9,32 @@ import Storage
 ///
 /// How: ``claim(user:key:requestHash:)`` records the key as in flight in a short transaction of its own, so a
 /// concurrent retry sees it. The effect's transaction then marks it completed with the response
-/// (``complete(user:key:status:body:in:)``): the effect cannot commit without the key, and a crash before the
+/// (``complete(user:key:token:status:body:in:)``): the effect cannot commit without the key, and a crash before the
 /// commit leaves only an in-flight claim, which the next retry takes over once it is older than
-/// ``abandonedAfterSeconds``. A failed effect releases its claim, so the request can be tried again.
+/// ``abandonedAfterSeconds`` on the database's clock. A take-over is a compare-and-swap on the claim it read (its
+/// state and token): if the first request completes in the meantime, the take-over matches nothing and the retry
+/// reads the key again, so it replays the first answer instead of applying the effect twice (I9). A failed effect
+/// releases its claim, so the request can be tried again.
 public struct IdempotencyStore: Sendable {
     public static let retentionSeconds: Int64 = 24 * 3600
-    /// An in-flight claim older than this belonged to a request that died; a retry may take it over.
-    public static let abandonedAfterSeconds: Int64 = 60
+    /// By default, an in-flight claim older than this belonged to a request that died; a retry may take it over.
+    public static let defaultAbandonedAfterSeconds: Int64 = 60
     public static let maxKeyLength = 255
 
-    let database: Database
+    /// Failpoints for tests that race requests sharing a key.
+    public enum Failpoint {
+        /// In the effect's transaction, after the key is marked completed and before the commit.
+        public static let afterComplete = "idempotency.after_complete"
+    }
 
-    public init(database: Database) {
+    let database: Database
+    /// How old an in-flight claim must be (database clock) before a retry takes it over.
+    let abandonedAfterSeconds: Int64
+
+    public init(database: Database, abandonedAfterSeconds: Int64 = IdempotencyStore.defaultAbandonedAfterSeconds) {
+        precondition(abandonedAfterSeconds >= 1, "a claim is abandoned after at least a second")
         self.database = database
+        self.abandonedAfterSeconds = abandonedAfterSeconds
     }
 
     /// A stored answer to replay.
@@ -58,23 +71,29 @@ public struct IdempotencyStore: Sendable {
     }
 
     public func claim(user: UserID, key: String, requestHash: String) async throws -> Claim {
-        do {
-            return try await claimOnce(user: user, key: key, requestHash: requestHash)
-        } catch StorageError.uniqueViolation {
-            // A concurrent request inserted the key between our read and our insert: read it again.
-            return try await claimOnce(user: user, key: key, requestHash: requestHash)
+        // A lost race (a concurrent insert, or a take-over that found the claim changed) reads the key again; a
+        // key changes hands a bounded number of times while one request looks at it.
+        for _ in 0..<4 {
+            do {
+                if let claim = try await claimOnce(user: user, key: key, requestHash: requestHash) { return claim }
+            } catch StorageError.uniqueViolation {
+                continue
+            }
         }
+        throw AppError(.idempotencyKeyInUse, "requests with this Idempotency-Key are racing; retry shortly", retryAfterSeconds: 1)
     }
 
-    private func claimOnce(user: UserID, key: String, requestHash: String) async throws -> Claim {
-        let now = StoredTime.nowMicros()
+    /// One look at the key: the decision, or nil when the key changed under this request (look again).
+    private func claimOnce(user: UserID, key: String, requestHash: String) async throws -> Claim? {
         let token = UUID().uuidString.lowercased()
+        let now = database.nowMicros
         return try await database.transaction { sql in
             if let row = try await sql.raw("""
-                SELECT request_hash, state, response_status, response_body, created_at_micros, updated_at_micros
+                SELECT request_hash, state, response_status, response_body, created_at_micros, updated_at_micros,
+                       COALESCE(claim_token, '') AS claim_token, \(now) AS now_micros
                 FROM idempotency_keys WHERE user_id = \(bind: user.description) AND idem_key = \(bind: key)
                 """).first(decoding: KeyRow.self) {
-                let expired = row.created_at_micros < now - Self.retentionSeconds * 1_000_000
+                let expired = row.created_at_micros < row.now_micros - Self.retentionSeconds * 1_000_000
                 if !expired {
                     guard row.request_hash == requestHash else {
                         throw AppError(.idempotencyKeyReused, "this Idempotency-Key was used with a different request",
@@ -83,25 +102,28 @@ public struct IdempotencyStore: Sendable {
                     if row.state == "completed", let status = row.response_status, let body = row.response_body {
                         return .replay(StoredResponse(status: status, body: body))
                     }
-                    if row.updated_at_micros > now - Self.abandonedAfterSeconds * 1_000_000 {
+                    if row.updated_at_micros > row.now_micros - abandonedAfterSeconds * 1_000_000 {
                         throw AppError(.idempotencyKeyInUse, "a request with this Idempotency-Key is still being processed; retry shortly",
                                        retryAfterSeconds: 1)
                     }
                 }
-                // Expired, or abandoned by a request that died (or is stuck): take it over. A new token means the
-                // old request, should it still finish, can no longer complete the key, so its effect rolls back.
-                try await sql.raw("""
+                // Expired, or abandoned by a request that died (or is stuck): take it over, but only the claim read
+                // above. A new token means the old request, should it still finish, can no longer complete the key.
+                let createdAt: SQLQueryString = expired ? now : "\(bind: row.created_at_micros)"
+                let taken = try await sql.raw("""
                     UPDATE idempotency_keys SET request_hash = \(bind: requestHash), state = 'in_flight', response_status = NULL,
-                        response_body = NULL, created_at_micros = \(bind: expired ? now : row.created_at_micros),
-                        updated_at_micros = \(bind: now), claim_token = \(bind: token)
+                        response_body = NULL, created_at_micros = \(createdAt),
+                        updated_at_micros = \(now), claim_token = \(bind: token)
                     WHERE user_id = \(bind: user.description) AND idem_key = \(bind: key)
-                    """).run()
-                return .proceed(token: token)
+                      AND state = \(bind: row.state) AND COALESCE(claim_token, '') = \(bind: row.claim_token)
+                      AND updated_at_micros = \(bind: row.updated_at_micros)
+                    RETURNING idem_key
+                    """).first()
+                return taken == nil ? nil : .proceed(token: token)
             }
             try await sql.raw("""
                 INSERT INTO idempotency_keys (user_id, idem_key, request_hash, state, created_at_micros, updated_at_micros, claim_token)
-                VALUES (\(bind: user.description), \(bind: key), \(bind: requestHash), 'in_flight', \(bind: now), \(bind: now),
-                        \(bind: token))
+                VALUES (\(bind: user.description), \(bind: key), \(bind: requestHash), 'in_flight', \(now), \(now), \(bind: token))
                 """).run()
             return .proceed(token: token)
         }
@@ -113,7 +135,7 @@ public struct IdempotencyStore: Sendable {
     public func complete(user: UserID, key: String, token: String, status: Int, body: String, in sql: any SQLDatabase) async throws {
         let owned = try await sql.raw("""
             UPDATE idempotency_keys SET state = 'completed', response_status = \(bind: status), response_body = \(bind: body),
-                updated_at_micros = \(bind: StoredTime.nowMicros())
+                updated_at_micros = \(database.nowMicros)
             WHERE user_id = \(bind: user.description) AND idem_key = \(bind: key) AND claim_token = \(bind: token)
               AND state = 'in_flight'
             RETURNING idem_key
@@ -139,9 +161,11 @@ public struct IdempotencyStore: Sendable {
     /// Deletes keys older than 24 hours; returns how many.
     @discardableResult
     public func prune() async throws -> Int {
-        let cutoff = StoredTime.nowMicros() - Self.retentionSeconds * 1_000_000
-        return try await database.transaction { sql in
-            try await sql.raw("DELETE FROM idempotency_keys WHERE created_at_micros < \(bind: cutoff) RETURNING idem_key").all().count
+        try await database.transaction { sql in
+            try await sql.raw("""
+                DELETE FROM idempotency_keys WHERE created_at_micros < \(database.nowMicros) - \(bind: Self.retentionSeconds * 1_000_000)
+                RETURNING idem_key
+                """).all().count
         }
     }
 }
@@ -153,4 +177,6 @@ struct KeyRow: Decodable {
     let response_body: String?
     let created_at_micros: Int64
     let updated_at_micros: Int64
+    let claim_token: String
+    let now_micros: Int64
 }

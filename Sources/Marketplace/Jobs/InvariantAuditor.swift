@@ -1,3 +1,4 @@
+import ChaosKit
 import Evidence
 import Foundation
 import Logging
@@ -6,15 +7,26 @@ import Storage
 
 /// The job `ledger-invariant-auditor`: checks I1–I4 on the primary store and writes one INVARIANT_VIOLATION
 /// evidence record for each thing that is off. Read-only apart from that evidence.
+///
+/// Every figure comes from one snapshot of the store (``Database/snapshot(_:)``): a credit committed between two of
+/// its reads must not look like money created or lost, because a reported violation becomes a permanent record.
 public struct InvariantAuditor: Sendable {
     let database: Database
     let evidence: EvidenceLog
     let logger: Logger
+    let failpoints: Failpoints?
 
-    public init(database: Database, evidence: EvidenceLog, logger: Logger) {
+    /// Failpoints for tests that commit changes in the middle of an audit.
+    public enum Failpoint {
+        /// Between the audit's reads of the money held (balances and revenue) and of the money that came in.
+        public static let betweenReads = "auditor.between_reads"
+    }
+
+    public init(database: Database, evidence: EvidenceLog, logger: Logger, failpoints: Failpoints? = nil) {
         self.database = database
         self.evidence = evidence
         self.logger = logger
+        self.failpoints = failpoints
     }
 
     /// One broken invariant.
@@ -46,9 +58,11 @@ public struct InvariantAuditor: Sendable {
     private struct IdRow: Decodable { let id: String }
     private struct CountRow: Decodable { let n: Int64 }
 
-    public func run() async throws -> Report {
-        var report = Report()
-        try await database.read { sql in
+    /// Audits one snapshot; with `lease`, its evidence is written only while the run still holds it.
+    public func run(lease: JobLease? = nil) async throws -> Report {
+        let failpoints = self.failpoints
+        let report = try await database.snapshot { sql in
+            var report = Report()
             report.walletsChecked = Int(try await Self.count("wallets", sql))
             report.productsChecked = Int(try await Self.count("products", sql))
             report.ordersChecked = Int(try await Self.count("orders", sql))
@@ -67,6 +81,7 @@ public struct InvariantAuditor: Sendable {
                 SELECT CAST((SELECT COALESCE(SUM(balance), 0) FROM wallets)
                           + (SELECT COALESCE(SUM(total), 0) FROM orders WHERE status <> 'cancelled') AS BIGINT) AS n
                 """, sql)
+            try await failpoints?.pass(Failpoint.betweenReads)
             let external = try await Self.number("""
                 SELECT CAST(COALESCE(SUM(CASE WHEN kind = 'credit' THEN amount ELSE -amount END), 0) AS BIGINT) AS n
                 FROM wallet_transactions WHERE order_id IS NULL
@@ -94,15 +109,21 @@ public struct InvariantAuditor: Sendable {
                 report.violations.append(Violation(invariant: "I4", entityType: "order", entityId: id,
                                                    message: "order without its items, its payment, or its refund"))
             }
+            return report
         }
         if !report.violations.isEmpty {
-            try await evidence.append(report.violations.map { violation in
+            let events = report.violations.map { violation in
                 EvidenceEvent(
                     controlId: EvidenceControl.systemMonitoring, category: EvidenceCategory.processingIntegrity,
                     eventType: EvidenceType.invariantViolation, eventOutcome: "FAILURE", entityType: violation.entityType,
                     entityId: violation.entityId,
-                    details: ["invariant": .string(violation.invariant), "message": .string(violation.message)])
-            })
+                    details: ["invariant": .string(violation.invariant), "message": .string(violation.message),
+                              "fence": lease.map { .integer($0.fence) } ?? .null])
+            }
+            try await database.transaction { sql in
+                try await lease?.hold(in: sql)
+                try await evidence.append(events, in: sql)
+            }
             logger.error("invariant violations found", metadata: ["count": .stringConvertible(report.violations.count)])
         }
         return report

@@ -6,9 +6,13 @@ public struct Job: Sendable {
     public struct Parameters: Sendable, Equatable {
         /// For the discrepancy verifier: make the shadow match the primary for what it finds.
         public var repair: Bool
+        /// The lease this run holds (set by the runner): its writes that matter check it first
+        /// (``JobLease/hold(in:)``), so a run whose lease was lost writes nothing.
+        public var lease: JobLease?
 
-        public init(repair: Bool = false) {
+        public init(repair: Bool = false, lease: JobLease? = nil) {
             self.repair = repair
+            self.lease = lease
         }
     }
 

@@ -7,15 +7,17 @@ import Synchronization
 
 /// Runs jobs on a schedule and on demand, one run of a job at a time across every server process.
 ///
-/// The lock is a lease row in `job_leases`, taken with one conditional update (free, or expired) and renewed
-/// while the run lasts; a process that dies mid-run stops renewing, its lease expires after ``leaseSeconds`` and
-/// the next run proceeds. Schedules are shared too (`next_run_at` in the same row), so several processes do
-/// not each run a job once per interval.
+/// The lock is a lease row in `job_leases`, taken with one conditional update (free, or expired on the database's
+/// clock) that also raises the row's fencing token; each run records itself in `job_runs` under that token. A run
+/// renews its lease every third of ``leaseSeconds``; a renewal that finds the lease gone (it expired, another
+/// process took it) or that cannot reach the store before the lease would expire cancels the run, and every write a
+/// run makes that matters (evidence, discrepancies, repairs) first checks, in its own transaction, that the lease
+/// with its token is still held (``JobLease/hold(in:)``). So a process paused past its lease, or cut off from the
+/// store, can neither keep running nor write once another run has started. Schedules are shared too
+/// (`next_run_at`), so several processes do not each run a job once per interval.
 public final class JobRunner: Service, Sendable {
-    /// How long a lease lasts without renewal.
-    public static let leaseSeconds: Int64 = 30
-    /// How often a running job renews its lease.
-    static let renewEvery: Duration = .seconds(10)
+    /// How long a lease lasts without renewal, by default (JOB_LEASE_SECONDS).
+    public static let defaultLeaseSeconds: Int64 = 30
     /// How often the scheduler looks for jobs that are due.
     static let tick: Duration = .seconds(1)
 
@@ -23,14 +25,21 @@ public final class JobRunner: Service, Sendable {
     let jobs: [Job]
     let logger: Logger
     let isReady: @Sendable () -> Bool
+    /// How long a lease lasts without renewal.
+    let leaseSeconds: Int64
     /// This process's name on the leases it holds.
     let holder = UUID().uuidString.lowercased()
     private let rowsExist = Atomic<Bool>(false)
 
-    public init(database: Database, jobs: [Job], logger: Logger, isReady: @escaping @Sendable () -> Bool = { true }) {
+    public init(
+        database: Database, jobs: [Job], logger: Logger, leaseSeconds: Int64 = JobRunner.defaultLeaseSeconds,
+        isReady: @escaping @Sendable () -> Bool = { true }
+    ) {
+        precondition(leaseSeconds >= 3, "a lease is renewed every third of it: at least three seconds")
         self.database = database
         self.jobs = jobs
         self.logger = logger
+        self.leaseSeconds = leaseSeconds
         self.isReady = isReady
     }
 
@@ -50,27 +59,40 @@ public final class JobRunner: Service, Sendable {
         guard let job = job(named: name) else {
             throw AppError(.notFound, "no job named \(name); GET /api/admin/jobs lists them")
         }
-        guard try await acquire(job, onlyIfDue: false, audit: audit) else {
+        guard let lease = try await acquire(job, onlyIfDue: false, audit: audit) else {
             throw AppError(.jobRunning, "\(name) is running; wait for it to finish and trigger it again",
                            details: ["job": .string(name)])
         }
-        return await execute(job, parameters)
+        return await execute(job, parameters, lease)
     }
 
     // MARK: Listing
 
     public func statuses() async throws -> [JobStatus] {
         try await ensureRows()
-        let now = StoredTime.nowMicros()
+        struct Row: Decodable {
+            let name: String
+            let holder: String?
+            let lease_expires_at_micros: Int64?
+            let last_run_at_micros: Int64?
+            let last_status: String?
+            let last_duration_micros: Int64?
+            let next_run_at_micros: Int64?
+            let now_micros: Int64
+        }
         let rows = try await database.read { sql in
-            try await sql.raw("SELECT \(unsafeRaw: LeaseRow.columnList) FROM job_leases").all(decoding: LeaseRow.self)
+            try await sql.raw("""
+                SELECT name, holder, lease_expires_at_micros, last_run_at_micros, last_status, last_duration_micros,
+                       next_run_at_micros, \(database.nowMicros) AS now_micros
+                FROM job_leases
+                """).all(decoding: Row.self)
         }
         let byName = Dictionary(rows.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         return jobs.map { job in
             let row = byName[job.name]
             return JobStatus(
                 name: job.name, intervalSeconds: job.intervalSeconds, enabled: job.enabled,
-                running: row.map { $0.holder != nil && ($0.lease_expires_at_micros ?? 0) > now } ?? false,
+                running: row.map { $0.holder != nil && ($0.lease_expires_at_micros ?? 0) > $0.now_micros } ?? false,
                 lastRunAt: row?.last_run_at_micros.map(StoredTime.date(fromMicros:)), lastStatus: row?.last_status,
                 lastDurationSeconds: row?.last_duration_micros.map { Double($0) / 1_000_000 },
                 nextRunAt: job.enabled ? row?.next_run_at_micros.map(StoredTime.date(fromMicros:)) : nil)
@@ -98,16 +120,16 @@ public final class JobRunner: Service, Sendable {
         try await ensureRows()
         // One read finds what is due; only those are tried (with the due check repeated in the conditional
         // update), so an idle scheduler costs one read a second.
-        let now = StoredTime.nowMicros()
+        let now = database.nowMicros
         let due = try await database.read { sql in
             try await sql.raw("""
-                SELECT name FROM job_leases WHERE (next_run_at_micros IS NULL OR next_run_at_micros <= \(bind: now))
-                  AND (holder IS NULL OR lease_expires_at_micros IS NULL OR lease_expires_at_micros <= \(bind: now))
+                SELECT name FROM job_leases WHERE (next_run_at_micros IS NULL OR next_run_at_micros <= \(now))
+                  AND (holder IS NULL OR lease_expires_at_micros IS NULL OR lease_expires_at_micros <= \(now))
                 """).all(decoding: NameRow.self)
         }.map(\.name)
         for job in jobs where job.enabled && due.contains(job.name) {
-            guard try await acquire(job, onlyIfDue: true, audit: nil) else { continue }
-            _ = await execute(job, .init())
+            guard let lease = try await acquire(job, onlyIfDue: true, audit: nil) else { continue }
+            _ = await execute(job, .init(), lease)
         }
     }
 
@@ -119,7 +141,7 @@ public final class JobRunner: Service, Sendable {
         try await database.transaction { sql in
             for job in jobs {
                 try await sql.raw("""
-                    INSERT INTO job_leases (name, next_run_at_micros) VALUES (\(bind: job.name), \(bind: nextRun(job)))
+                    INSERT INTO job_leases (name, next_run_at_micros) VALUES (\(bind: job.name), \(nextRun(job)))
                     ON CONFLICT (name) DO NOTHING
                     """).run()
             }
@@ -127,53 +149,88 @@ public final class JobRunner: Service, Sendable {
         rowsExist.store(true, ordering: .releasing)
     }
 
-    /// Takes the job's lease if it is free or expired, and for a scheduled run only if the run is due (checked
-    /// in the same conditional update, so two schedulers never both run one interval's run); runs `audit` in
-    /// that transaction.
+    /// Takes the job's lease if it is free or expired (on the database's clock), and for a scheduled run only if the
+    /// run is due (checked in the same conditional update, so two schedulers never both run one interval's run);
+    /// raises the fencing token, records the run, and runs `audit` in that transaction.
     private func acquire(
         _ job: Job, onlyIfDue: Bool, audit: (@Sendable (any SQLDatabase) async throws -> Void)?
-    ) async throws -> Bool {
+    ) async throws -> JobLease? {
         try await ensureRows()
-        let now = StoredTime.nowMicros()
+        let now = database.nowMicros
+        let holder = self.holder, leaseMicros = leaseSeconds * 1_000_000
         return try await database.transaction { sql in
             var update: SQLQueryString = """
-                UPDATE job_leases SET holder = \(bind: holder), lease_expires_at_micros = \(bind: now + Self.leaseSeconds * 1_000_000),
-                    started_at_micros = \(bind: now)
-                WHERE name = \(bind: job.name) AND (holder IS NULL OR lease_expires_at_micros IS NULL OR lease_expires_at_micros <= \(bind: now))
+                UPDATE job_leases SET holder = \(bind: holder), lease_expires_at_micros = \(now) + \(bind: leaseMicros),
+                    started_at_micros = \(now), fence = fence + 1
+                WHERE name = \(bind: job.name)
+                  AND (holder IS NULL OR lease_expires_at_micros IS NULL OR lease_expires_at_micros <= \(now))
                 """
-            if onlyIfDue { update += " AND (next_run_at_micros IS NULL OR next_run_at_micros <= \(bind: now))" }
-            update += " RETURNING name"
-            let taken = try await sql.raw(update).first()
-            guard taken != nil else { return false }
+            if onlyIfDue { update += " AND (next_run_at_micros IS NULL OR next_run_at_micros <= \(now))" }
+            update += " RETURNING fence"
+            struct FenceRow: Decodable { let fence: Int64 }
+            guard let taken = try await sql.raw(update).first(decoding: FenceRow.self) else { return nil }
+            try await sql.raw("""
+                INSERT INTO job_runs (name, fence, holder, started_at_micros) VALUES (\(bind: job.name), \(bind: taken.fence),
+                                                                                      \(bind: holder), \(now))
+                """).run()
             try await audit?(sql)
-            return true
+            return JobLease(name: job.name, holder: holder, fence: taken.fence, database: database)
         }
     }
 
-    /// Runs the job while renewing its lease, records how it ended and when it runs next, and lets the lease go.
-    private func execute(_ job: Job, _ parameters: Job.Parameters) async -> JobRun {
+    /// Runs the job under its lease: renewed every third of the lease; cancelled when a renewal finds the lease
+    /// gone or cannot reach the store before it would expire. Records how it ended and lets the lease go.
+    private func execute(_ job: Job, _ parameters: Job.Parameters, _ lease: JobLease) async -> JobRun {
         let started = ContinuousClock.now
-        let renewal = Task {
-            while !Task.isCancelled {
-                try await Task.sleep(for: Self.renewEvery)
-                try await self.renew(job)
+        var parameters = parameters
+        parameters.lease = lease
+        let runParameters = parameters
+        let outcome: Result<JSONValue, any Error> = await withTaskGroup(of: RunEvent.self) { group in
+            group.addTask {
+                do {
+                    return .finished(.success(try await job.body(runParameters)))
+                } catch {
+                    return .finished(.failure(error))
+                }
             }
+            group.addTask { .leaseLost(await self.keepRenewing(lease)) }
+            defer { group.cancelAll() }
+            while let event = await group.next() {
+                switch event {
+                case .finished(let result): return result
+                case .leaseLost(let why):
+                    // The lease is gone: stop the run now; it must not go on beside the next holder's.
+                    logger.error("job lost its lease; its run is cancelled", metadata: [
+                        "job": .string(job.name), "fence": .stringConvertible(Int(lease.fence)), "why": .string(why),
+                    ])
+                    return .failure(LeaseLost(job: job.name, fence: lease.fence, why: why))
+                }
+            }
+            return .failure(CancellationError())
         }
         let status: String
-        let result: JSONValue
-        do {
-            result = try await job.body(parameters)
+        var result: JSONValue
+        switch outcome {
+        case .success(let value):
             status = "succeeded"
-        } catch {
+            result = value
+        case .failure(let error as LeaseLost):
+            status = "lease_lost"
+            result = .object(["error": .string(String(describing: error))])
+        case .failure(let error):
             status = "failed"
             result = .object(["error": .string(String(describing: error))])
             logger.error("job failed", metadata: ["job": .string(job.name), "error": "\(error)"])
         }
-        renewal.cancel()
+        // Each run names its lease, so anyone can tell two runs apart and check that they never overlapped.
+        if case .object(var fields) = result {
+            fields["lease"] = .object(["holder": .string(lease.holder), "fence": .integer(lease.fence)])
+            result = .object(fields)
+        }
         let elapsed = ContinuousClock.now - started
         let micros = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
         do {
-            try await release(job, status: status, durationMicros: micros)
+            try await release(job, lease, status: status, durationMicros: micros)
         } catch {
             logger.warning("could not record a job run; its lease expires on its own", metadata: [
                 "job": .string(job.name), "error": "\(error)",
@@ -181,53 +238,112 @@ public final class JobRunner: Service, Sendable {
         }
         logger.info("job finished", metadata: [
             "job": .string(job.name), "status": .string(status), "durationMs": .stringConvertible(micros / 1000),
+            "fence": .stringConvertible(Int(lease.fence)),
         ])
         return JobRun(name: job.name, status: status, durationSeconds: Double(micros) / 1_000_000, result: result)
     }
 
-    private func renew(_ job: Job) async throws {
-        let now = StoredTime.nowMicros()
-        try await database.transaction { sql in
-            try await sql.raw("""
-                UPDATE job_leases SET lease_expires_at_micros = \(bind: now + Self.leaseSeconds * 1_000_000)
-                WHERE name = \(bind: job.name) AND holder = \(bind: holder)
-                """).run()
-        }
+    private enum RunEvent: Sendable {
+        case finished(Result<JSONValue, any Error>)
+        case leaseLost(String)
     }
 
-    private func release(_ job: Job, status: String, durationMicros: Int64) async throws {
-        let now = StoredTime.nowMicros()
+    /// Renews `lease` every third of its length until cancelled; returns (ending the run) when the lease is gone, or
+    /// when no renewal got through and the lease would expire before the next try could.
+    private func keepRenewing(_ lease: JobLease) async -> String {
+        let every = Duration.seconds(leaseSeconds) / 3
+        var renewedAt = ContinuousClock.now
+        while !Task.isCancelled {
+            try? await Task.sleep(for: every)
+            if Task.isCancelled { break }
+            do {
+                guard try await lease.renew(forSeconds: leaseSeconds) else { return "another holder took the lease" }
+                renewedAt = .now
+            } catch {
+                // Keep trying while the lease may still be ours; stop before it could have expired.
+                if ContinuousClock.now - renewedAt + every >= .seconds(leaseSeconds) {
+                    return "could not renew the lease before it expired (\(error))"
+                }
+                logger.warning("could not renew a job lease; trying again", metadata: [
+                    "job": .string(lease.name), "error": "\(error)",
+                ])
+            }
+        }
+        return "cancelled"
+    }
+
+    private func release(_ job: Job, _ lease: JobLease, status: String, durationMicros: Int64) async throws {
+        let now = database.nowMicros
         try await database.transaction { sql in
             try await sql.raw("""
-                UPDATE job_leases SET holder = NULL, lease_expires_at_micros = NULL, last_run_at_micros = \(bind: now),
+                UPDATE job_runs SET finished_at_micros = \(now), status = \(bind: status)
+                WHERE name = \(bind: job.name) AND fence = \(bind: lease.fence)
+                """).run()
+            // The schedule and "last run" are this run's only while it still holds the lease.
+            try await sql.raw("""
+                UPDATE job_leases SET holder = NULL, lease_expires_at_micros = NULL, last_run_at_micros = \(now),
                     last_status = \(bind: status), last_duration_micros = \(bind: durationMicros),
-                    next_run_at_micros = \(bind: nextRun(job))
-                WHERE name = \(bind: job.name) AND holder = \(bind: holder)
+                    next_run_at_micros = \(nextRun(job))
+                WHERE name = \(bind: job.name) AND holder = \(bind: lease.holder) AND fence = \(bind: lease.fence)
                 """).run()
         }
     }
 
-    /// Now + the interval, give or take up to 10% (so processes started together spread their runs out).
-    private func nextRun(_ job: Job) -> Int64 {
+    /// Now + the interval, give or take up to 10% (so processes started together spread their runs out), on the
+    /// database's clock.
+    private func nextRun(_ job: Job) -> SQLQueryString {
         let interval = Int64(job.intervalSeconds) * 1_000_000
         let jitter = Int64.random(in: -(interval / 10)...(interval / 10))
-        return StoredTime.nowMicros() + interval + jitter
+        return "\(database.nowMicros) + \(bind: interval + jitter)"
     }
+}
+
+/// A held lease: the job, the holder and the fencing token of one run.
+public struct JobLease: Sendable, Equatable {
+    public let name: String
+    public let holder: String
+    public let fence: Int64
+    let database: Database
+
+    public static func == (lhs: JobLease, rhs: JobLease) -> Bool {
+        lhs.name == rhs.name && lhs.holder == rhs.holder && lhs.fence == rhs.fence
+    }
+
+    /// Extends the lease from now (database clock); false when it is no longer this run's.
+    func renew(forSeconds seconds: Int64) async throws -> Bool {
+        let now = database.nowMicros
+        return try await database.transaction { sql in
+            try await sql.raw("""
+                UPDATE job_leases SET lease_expires_at_micros = \(now) + \(bind: seconds * 1_000_000)
+                WHERE name = \(bind: name) AND holder = \(bind: holder) AND fence = \(bind: fence)
+                  AND lease_expires_at_micros > \(now)
+                RETURNING fence
+                """).first()
+        } != nil
+    }
+
+    /// The fence of a write: inside the writing transaction, throws ``LeaseLost`` (rolling the write back) unless
+    /// this run still holds an unexpired lease. On PostgreSQL the lease row stays locked until the transaction ends,
+    /// so no other run can take it between the check and the commit.
+    public func hold(in sql: any SQLDatabase) async throws {
+        let lock = database.dialect == .postgres ? " FOR UPDATE" : ""
+        let held = try await sql.raw("""
+            SELECT fence FROM job_leases
+            WHERE name = \(bind: name) AND holder = \(bind: holder) AND fence = \(bind: fence)
+              AND lease_expires_at_micros > \(database.nowMicros)\(unsafeRaw: lock)
+            """).first()
+        guard held != nil else { throw LeaseLost(job: name, fence: fence, why: "the lease is no longer held") }
+    }
+}
+
+/// A run's lease was lost: its writes stop.
+public struct LeaseLost: Error, Sendable, Equatable, CustomStringConvertible {
+    public let job: String
+    public let fence: Int64
+    public let why: String
+    public var description: String { "\(job) run \(fence) lost its lease: \(why)" }
 }
 
 struct NameRow: Decodable {
     let name: String
-}
-
-struct LeaseRow: Decodable {
-    static let columnList = """
-        name, holder, lease_expires_at_micros, last_run_at_micros, last_status, last_duration_micros, next_run_at_micros
-        """
-    let name: String
-    let holder: String?
-    let lease_expires_at_micros: Int64?
-    let last_run_at_micros: Int64?
-    let last_status: String?
-    let last_duration_micros: Int64?
-    let next_run_at_micros: Int64?
 }

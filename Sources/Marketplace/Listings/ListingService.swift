@@ -18,16 +18,19 @@ public struct ListingService: Sendable {
     public func create(_ new: NewListing, owner: User, requestId: String?) async throws -> Listing {
         let id = ListingID()
         let now = StoredTime.nowMicros()
-        let row = try await database.transaction { sql in
-            try await sql.raw("""
+        let (listing, write) = try await database.transaction { sql in
+            guard let row = try await sql.raw("""
                 INSERT INTO listings (id, owner_id, title, price, version, created_at_micros, updated_at_micros)
                 VALUES (\(bind: id.description), \(bind: owner.id.description), \(bind: new.title), \(bind: new.price), 1,
                         \(bind: now), \(bind: now))
                 RETURNING \(unsafeRaw: ListingRow.columnList)
                 """).first(decoding: ListingRow.self)
+            else { throw StorageError.missingReturnedRow("listings insert") }
+            let listing = try row.listing()
+            return (listing, try await shadow?.record(listing, .create, requestId: requestId, in: sql))
         }
-        guard let listing = try row?.listing() else { throw StorageError.missingReturnedRow("listings insert") }
-        shadow?.enqueue(ShadowWrite(listing, .create, requestId: requestId))
+        // After the commit: its shadow write, already on record in the outbox, goes to the shadow off the request path.
+        if let write { shadow?.enqueue(write) }
         return listing
     }
 
@@ -57,32 +60,45 @@ public struct ListingService: Sendable {
 
     /// Changes title and/or price (owner or admin; anyone else gets 404) and raises the version.
     public func update(_ id: ListingID, _ edit: ListingEdit, by caller: User, requestId: String?) async throws -> Listing {
-        let listing = try await change(id, by: caller, """
+        try await change(id, .update, by: caller, requestId: requestId, """
             title = COALESCE(\(bind: edit.title), title), price = COALESCE(\(bind: edit.price), price)
             """)
-        shadow?.enqueue(ShadowWrite(listing, .update, requestId: requestId))
-        return listing
     }
 
     /// Soft delete (owner or admin): the row keeps its data, gets `deleted_at` and a new version.
     public func delete(_ id: ListingID, by caller: User, requestId: String?) async throws -> Listing {
-        let listing = try await change(id, by: caller, "deleted_at_micros = \(bind: StoredTime.nowMicros())")
-        shadow?.enqueue(ShadowWrite(listing, .delete, requestId: requestId))
-        return listing
+        try await change(id, .delete, by: caller, requestId: requestId, "deleted_at_micros = \(bind: StoredTime.nowMicros())")
     }
 
-    /// One conditional update of a live listing the caller may change; the version goes up by one.
-    private func change(_ id: ListingID, by caller: User, _ assignments: SQLQueryString) async throws -> Listing {
-        let row = try await database.transaction { sql in
-            try await sql.raw("""
+    /// One conditional update of a live listing the caller may change; the version goes up by one. Its shadow
+    /// write is recorded in the same transaction and handed to the shadow writer after the commit.
+    private func change(
+        _ id: ListingID, _ operation: ShadowWrite.Operation, by caller: User, requestId: String?, _ assignments: SQLQueryString
+    ) async throws -> Listing {
+        let (listing, write) = try await database.transaction { sql in
+            guard let row = try await sql.raw("""
                 UPDATE listings SET \(assignments), version = version + 1, updated_at_micros = \(bind: StoredTime.nowMicros())
                 WHERE id = \(bind: id.description) AND deleted_at_micros IS NULL
                   AND (owner_id = \(bind: caller.id.description) OR \(bind: caller.isAdmin ? 1 : 0) = 1)
                 RETURNING \(unsafeRaw: ListingRow.columnList)
                 """).first(decoding: ListingRow.self)
+            else { throw AppError.notFound("listing") }
+            let listing = try row.listing()
+            return (listing, try await shadow?.record(listing, operation, requestId: requestId, in: sql))
         }
-        guard let listing = try row?.listing() else { throw AppError.notFound("listing") }
+        if let write { shadow?.enqueue(write) }
         return listing
+    }
+
+    /// The current rows of `ids` (deleted ones included), by id.
+    static func rows(_ ids: [String], _ sql: any SQLDatabase) async throws -> [String: Listing] {
+        guard !ids.isEmpty else { return [:] }
+        var query: SQLQueryString = "SELECT \(unsafeRaw: ListingRow.columnList) FROM listings WHERE id IN ("
+        for (index, id) in ids.enumerated() { query += index == 0 ? "\(bind: id)" : ", \(bind: id)" }
+        query += ")"
+        var listings: [String: Listing] = [:]
+        for row in try await sql.raw(query).all(decoding: ListingRow.self) { listings[row.id] = try row.listing() }
+        return listings
     }
 
     static func fetch(_ id: ListingID, _ sql: any SQLDatabase) async throws -> ListingRow? {

@@ -20,7 +20,15 @@ public final class NotificationDispatcher: Service, Sendable {
     public static let batchSize = 50
     /// Deliveries of one batch made at the same time.
     public static let parallelDeliveries = 8
-    public static let claimSeconds: Int64 = 120
+    /// The default claim on one notification (NOTIFY_CLAIM_SECONDS): an attempt, with an injected delay of up to
+    /// 60 s and the webhook's 5 s, fits inside it with room to spare. (A shorter claim is safe too: an attempt whose
+    /// delay outlasts the claim's usable part is abandoned before it delivers, and the row is tried again.)
+    public static let defaultClaimSeconds: Int64 = 120
+    /// The end of a claim that no attempt may reach: an attempt starts only if, at the transport's longest, it ends
+    /// this long before the claim does, so the time to record it and any drift between this process's clock and
+    /// the database's never let it overlap another dispatcher's attempt. (With the shortest claim, 10 s, and the
+    /// webhook's 5 s, that leaves 3 s after a renewal to start.)
+    static let claimMargin: Duration = .seconds(2)
     /// The longest a receiver's 429 may park a notification; a longer Retry-After is absurd and is clamped.
     public static let maximumRetryAfterSeconds: Int64 = 86_400
     static let pollInterval: Duration = .milliseconds(250)
@@ -29,11 +37,16 @@ public final class NotificationDispatcher: Service, Sendable {
         public var maxAttempts: Int
         public var retryBaseMilliseconds: Int
         public var retryMaxMilliseconds: Int
+        /// How long a claim on one notification lasts (NOTIFY_CLAIM_SECONDS).
+        public var claimSeconds: Int64
 
-        public init(maxAttempts: Int, retryBaseMilliseconds: Int, retryMaxMilliseconds: Int) {
+        public init(maxAttempts: Int, retryBaseMilliseconds: Int, retryMaxMilliseconds: Int,
+                    claimSeconds: Int64 = NotificationDispatcher.defaultClaimSeconds) {
+            precondition(claimSeconds >= 10, "a claim lasts at least ten seconds")
             self.maxAttempts = maxAttempts
             self.retryBaseMilliseconds = retryBaseMilliseconds
             self.retryMaxMilliseconds = retryMaxMilliseconds
+            self.claimSeconds = claimSeconds
         }
     }
 
@@ -106,42 +119,88 @@ public final class NotificationDispatcher: Service, Sendable {
 
     // MARK: Claiming
 
-    /// The ids of up to `limit` notifications that are due and not claimed.
-    private static func due(_ now: Int64, limit: Int) -> SQLQueryString {
-        """
-        SELECT id FROM notifications
-        WHERE status = 'pending' AND next_attempt_at_micros <= \(bind: now)
-          AND (claimed_until_micros IS NULL OR claimed_until_micros <= \(bind: now))
-        ORDER BY next_attempt_at_micros LIMIT \(bind: limit)
-        """
+    /// The ids of up to `limit` notifications that are due and not claimed, on the database's clock.
+    private func due(limit: Int) -> SQLQueryString {
+        let now = database.nowMicros
+        return """
+            SELECT id FROM notifications
+            WHERE status = 'pending' AND next_attempt_at_micros <= \(now)
+              AND (claimed_until_micros IS NULL OR claimed_until_micros <= \(now))
+            ORDER BY next_attempt_at_micros LIMIT \(bind: limit)
+            """
     }
 
-    private func claim() async throws -> [OutboxNotification] {
-        let now = StoredTime.nowMicros()
+    /// Claims a batch: each row gets this claim's token and an expiry on the database's clock. The token fences
+    /// every later write: only the holder of a row's current claim can renew it or record an attempt.
+    private func claim() async throws -> [Claimed] {
         // An idle dispatcher polls with a read; only when something is due does it take a write transaction
         // (on SQLite that is the store's write lock).
-        let anything = try await database.read { sql in try await sql.raw(Self.due(now, limit: 1)).first() }
+        let anything = try await database.read { sql in try await sql.raw(due(limit: 1)).first() }
         guard anything != nil else { return [] }
-        let due = Self.due(now, limit: Self.batchSize)
+        let token = UUID().uuidString.lowercased()
         let lock: SQLQueryString = database.dialect == .postgres ? " FOR UPDATE SKIP LOCKED" : ""
         let rows = try await database.transaction { sql in
             try await sql.raw("""
-                UPDATE notifications SET claimed_until_micros = \(bind: now + Self.claimSeconds * 1_000_000)
-                WHERE id IN (\(due)\(lock))
+                UPDATE notifications SET claimed_until_micros = \(database.nowMicros) + \(bind: settings.claimSeconds * 1_000_000),
+                    claim_token = \(bind: token)
+                WHERE id IN (\(due(limit: Self.batchSize))\(lock))
                 RETURNING id, channel, recipient, template, data, attempts
                 """).all(decoding: ClaimedRow.self)
         }
         return rows.compactMap { row in
             NotificationChannel(rawValue: row.channel).map {
-                OutboxNotification(id: row.id, channel: $0, recipient: row.recipient, template: row.template, data: row.data,
-                                   attempts: row.attempts)
+                Claimed(notification: OutboxNotification(id: row.id, channel: $0, recipient: row.recipient, template: row.template,
+                                                         data: row.data, attempts: row.attempts),
+                        token: token)
             }
         }
     }
 
+    /// A claimed notification and the token of the claim.
+    struct Claimed: Sendable {
+        let notification: OutboxNotification
+        let token: String
+    }
+
+    /// Renews this claim on one row for one attempt (a full claim period from now on the database's clock), or
+    /// answers false when the claim was lost (it expired and another dispatcher took the row, or the row moved
+    /// on): then this process must not deliver it. A batch's later rows are renewed just before their attempt, so
+    /// no claim outlives the time its holder can still act on it, however slow the earlier attempts were.
+    private func renew(_ claimed: Claimed) async throws -> Bool {
+        let now = database.nowMicros
+        return try await database.transaction { sql in
+            try await sql.raw("""
+                UPDATE notifications SET claimed_until_micros = \(now) + \(bind: settings.claimSeconds * 1_000_000)
+                WHERE id = \(bind: claimed.notification.id) AND status = 'pending' AND claim_token = \(bind: claimed.token)
+                  AND claimed_until_micros > \(now)
+                RETURNING id
+                """).first()
+        } != nil
+    }
+
     // MARK: One attempt
 
-    func attempt(_ notification: OutboxNotification) async {
+    /// One attempt at one claimed notification, fenced by its claim. The attempt (an injected delay included) must
+    /// end well inside the renewed claim; a process paused past it finds its claim gone and writes nothing.
+    func attempt(_ claimed: Claimed) async {
+        let notification = claimed.notification
+        // Taken before the renewal is asked for: the database stamps the claim's expiry while the question is under
+        // way, and a process paused before it reads the answer must count that pause against the claim.
+        let asked = ContinuousClock.now
+        do {
+            guard try await renew(claimed) else {
+                count(notification.channel.rawValue, "claim_lost")
+                return
+            }
+        } catch {
+            logger.warning("could not renew a notification claim; leaving it", metadata: [
+                "notificationId": .string(notification.id), "error": "\(error)",
+            ])
+            return
+        }
+        // An attempt starts only while all of it (the transport's longest) ends a margin before the renewed claim does;
+        // past that (a paused process, a slow start) nothing is sent, and the row waits for its next claim.
+        let startBy = asked + Duration.seconds(settings.claimSeconds) - Self.claimMargin - transport.longestAttempt
         let point: FaultPoint = notification.channel == .email ? .notifyEmail : .notifyPush
         var outcome: DeliveryOutcome
         switch injector.check(point, entityId: notification.id) {
@@ -149,12 +208,14 @@ public final class NotificationDispatcher: Service, Sendable {
             outcome = .failed(fault.description)
         case .delay(let duration, _)?:
             try? await Task.sleep(for: duration)
-            outcome = await transport.deliver(notification)
+            guard ContinuousClock.now < startBy else { return count(notification.channel.rawValue, "claim_lost") }
+            outcome = await transport.deliver(notification, startBy: startBy)
         case nil:
-            outcome = await transport.deliver(notification)
+            guard ContinuousClock.now < startBy else { return count(notification.channel.rawValue, "claim_lost") }
+            outcome = await transport.deliver(notification, startBy: startBy)
         }
         do {
-            try await record(notification, outcome)
+            try await record(claimed, outcome)
         } catch {
             // The claim expires and the row is tried again.
             logger.warning("could not record a notification attempt", metadata: [
@@ -163,20 +224,26 @@ public final class NotificationDispatcher: Service, Sendable {
         }
     }
 
-    private func record(_ notification: OutboxNotification, _ outcome: DeliveryOutcome) async throws {
-        let now = StoredTime.nowMicros()
+    /// Records how the attempt ended, only while this claim still holds the row (its token); a write that matches
+    /// nothing is not an error: another dispatcher owns the row now and records its own attempts.
+    private func record(_ claimed: Claimed, _ outcome: DeliveryOutcome) async throws {
+        let notification = claimed.notification
+        let now = database.nowMicros
         let attempts = notification.attempts + 1
         let channel = notification.channel.rawValue
+        let owned: SQLQueryString = """
+            id = \(bind: notification.id) AND status = 'pending' AND claim_token = \(bind: claimed.token)
+            """
         switch outcome {
         case .delivered:
-            try await database.transaction { sql in
+            let recorded = try await database.transaction { sql in
                 try await sql.raw("""
-                    UPDATE notifications SET status = 'sent', attempts = \(bind: attempts), sent_at_micros = \(bind: now),
-                        updated_at_micros = \(bind: now), claimed_until_micros = NULL, last_error = NULL
-                    WHERE id = \(bind: notification.id) AND status = 'pending'
-                    """).run()
+                    UPDATE notifications SET status = 'sent', attempts = \(bind: attempts), sent_at_micros = \(now),
+                        updated_at_micros = \(now), claimed_until_micros = NULL, claim_token = NULL, last_error = NULL
+                    WHERE \(owned) RETURNING id
+                    """).first() != nil
             }
-            count(channel, "sent")
+            count(channel, recorded ? "sent" : "claim_lost")
         case .retryAfter(let seconds, let clamped) where attempts < settings.maxAttempts:
             // A peer's number: bounded again here, whatever transport read it, so no arithmetic on it can trap.
             let wait = min(max(0, Int64(seconds)), Self.maximumRetryAfterSeconds)
@@ -187,28 +254,35 @@ public final class NotificationDispatcher: Service, Sendable {
                     "notificationId": .string(notification.id), "waitSeconds": .stringConvertible(Int(wait)),
                 ])
             }
-            try await reschedule(notification, attempts: attempts, at: now + wait * 1_000_000,
-                                 error: "the receiver asked to wait \(wait) s (429)")
-            count(channel, "throttled")
+            let recorded = try await reschedule(claimed, attempts: attempts, afterMicros: wait * 1_000_000,
+                                                error: "the receiver asked to wait \(wait) s (429)")
+            count(channel, recorded ? "throttled" : "claim_lost")
         case .failed(let reason) where attempts < settings.maxAttempts:
-            try await reschedule(notification, attempts: attempts, at: now + backoffMicros(afterAttempt: attempts), error: reason)
-            count(channel, "retry")
+            let recorded = try await reschedule(claimed, attempts: attempts, afterMicros: backoffMicros(afterAttempt: attempts),
+                                                error: reason)
+            count(channel, recorded ? "retry" : "claim_lost")
         case .failed, .retryAfter:
             let reason: String
             if case .failed(let text) = outcome { reason = text } else { reason = "the receiver kept asking to wait (429)" }
-            try await database.transaction { sql in
-                try await sql.raw("""
-                    UPDATE notifications SET status = 'dead', attempts = \(bind: attempts), updated_at_micros = \(bind: now),
-                        claimed_until_micros = NULL, last_error = \(bind: String(reason.prefix(500)))
-                    WHERE id = \(bind: notification.id) AND status = 'pending'
-                    """).run()
+            // The dead letter and its evidence commit together, and only when this claim still held the row: a
+            // claim lost meanwhile writes neither, so each dead letter has exactly one record.
+            let recorded = try await database.transaction { sql -> Bool in
+                guard try await sql.raw("""
+                    UPDATE notifications SET status = 'dead', attempts = \(bind: attempts), updated_at_micros = \(now),
+                        claimed_until_micros = NULL, claim_token = NULL, last_error = \(bind: String(reason.prefix(500)))
+                    WHERE \(owned) RETURNING id
+                    """).first() != nil
+                else { return false }
                 try await evidence.append([EvidenceEvent(
                     controlId: EvidenceControl.systemMonitoring, category: EvidenceCategory.processingIntegrity,
                     eventType: EvidenceType.notificationDeadLettered, eventOutcome: "FAILURE", entityType: "notification",
                     entityId: notification.id,
                     details: ["channel": .string(channel), "template": .string(notification.template),
-                              "attempts": .integer(Int64(attempts)), "lastError": .string(String(reason.prefix(300)))])], in: sql)
+                              "attempts": .integer(Int64(attempts)), "lastError": .string(String(reason.prefix(300)))],
+                    key: "notification-dead:\(notification.id):\(claimed.token)")], in: sql)
+                return true
             }
+            guard recorded else { return count(channel, "claim_lost") }
             count(channel, "dead")
             logger.error("notification dead-lettered", metadata: [
                 "notificationId": .string(notification.id), "channel": .string(channel), "attempts": "\(attempts)",
@@ -216,15 +290,19 @@ public final class NotificationDispatcher: Service, Sendable {
         }
     }
 
-    private func reschedule(_ notification: OutboxNotification, attempts: Int, at micros: Int64, error: String) async throws {
-        try await database.transaction { sql in
+    /// The next attempt `afterMicros` from now on the database's clock, with the claim released; false when this
+    /// claim no longer held the row.
+    private func reschedule(_ claimed: Claimed, attempts: Int, afterMicros: Int64, error: String) async throws -> Bool {
+        let now = database.nowMicros
+        return try await database.transaction { sql in
             try await sql.raw("""
-                UPDATE notifications SET attempts = \(bind: attempts), next_attempt_at_micros = \(bind: micros),
-                    updated_at_micros = \(bind: StoredTime.nowMicros()), claimed_until_micros = NULL,
+                UPDATE notifications SET attempts = \(bind: attempts), next_attempt_at_micros = \(now) + \(bind: afterMicros),
+                    updated_at_micros = \(now), claimed_until_micros = NULL, claim_token = NULL,
                     last_error = \(bind: String(error.prefix(500)))
-                WHERE id = \(bind: notification.id) AND status = 'pending'
-                """).run()
-        }
+                WHERE id = \(bind: claimed.notification.id) AND status = 'pending' AND claim_token = \(bind: claimed.token)
+                RETURNING id
+                """).first()
+        } != nil
     }
 
     /// Full jitter: a random wait between 0 and min(max, base × 2^(attempt − 1)).

@@ -27,7 +27,13 @@ public enum DeliveryOutcome: Sendable, Equatable {
 
 /// Where notifications go.
 public protocol NotificationTransport: Sendable {
-    func deliver(_ notification: OutboxNotification) async -> DeliveryOutcome
+    /// The longest one attempt can take, start to end (the dispatcher starts an attempt only while all of it fits
+    /// inside its claim).
+    var longestAttempt: Duration { get }
+    /// One attempt at `notification`, started no later than `startBy` (past it, the attempt would outlast the
+    /// sender's claim, and another process may deliver the notification meanwhile): an attempt that cannot start
+    /// in time sends nothing and fails.
+    func deliver(_ notification: OutboxNotification, startBy: ContinuousClock.Instant) async -> DeliveryOutcome
 }
 
 /// The default transport: one JSON log line per notification (`NOTIFY_WEBHOOK_URL` unset).
@@ -38,7 +44,10 @@ public struct LogTransport: NotificationTransport {
         self.logger = logger
     }
 
-    public func deliver(_ notification: OutboxNotification) async -> DeliveryOutcome {
+    public var longestAttempt: Duration { .zero }
+
+    public func deliver(_ notification: OutboxNotification, startBy: ContinuousClock.Instant) async -> DeliveryOutcome {
+        guard ContinuousClock.now < startBy else { return .failed("the attempt could not start within its claim") }
         logger.info("notification", metadata: [
             "notificationId": .string(notification.id), "channel": .string(notification.channel.rawValue),
             "recipient": .string(notification.recipient), "template": .string(notification.template),
@@ -70,7 +79,9 @@ public struct WebhookTransport: NotificationTransport {
         self.maximumRetryAfterSeconds = maximumRetryAfterSeconds
     }
 
-    public func deliver(_ notification: OutboxNotification) async -> DeliveryOutcome {
+    public var longestAttempt: Duration { timeout }
+
+    public func deliver(_ notification: OutboxNotification, startBy: ContinuousClock.Instant) async -> DeliveryOutcome {
         var request = HTTPClientRequest(url: url.absoluteString)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
@@ -82,12 +93,15 @@ public struct WebhookTransport: NotificationTransport {
         ])
         guard let encoded = try? JSONEncoder().encode(body) else { return .failed("the notification could not be encoded") }
         request.body = .bytes(ByteBuffer(data: encoded))
-        let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000
-                                                         + timeout.components.attoseconds / 1_000_000_000)
+        // Checked as late as possible: the last moment before the request is handed to the client.
+        guard ContinuousClock.now < startBy else { return .failed("the attempt could not start within its claim") }
+        // The whole exchange, the answer's body included, is bounded by the timeout.
+        let limit = timeout
+        let deadline = NIODeadline.now() + .nanoseconds(Int64(limit.components.seconds) * 1_000_000_000
+                                                         + limit.components.attoseconds / 1_000_000_000)
         let client = self.client, maximumWait = maximumRetryAfterSeconds, sent = request
         do {
-            // The whole exchange, the answer's body included, is bounded by the timeout.
-            return try await Deadline.run(timeout) {
+            return try await Deadline.run(limit) {
                 let response = try await client.execute(sent, deadline: deadline)
                 _ = try? await response.body.collect(upTo: Self.maximumReplyBytes)
                 switch response.status.code {
@@ -104,7 +118,7 @@ public struct WebhookTransport: NotificationTransport {
                 }
             }
         } catch is Deadline.Passed {
-            return .failed("the webhook did not answer within \(timeout)")
+            return .failed("the webhook did not answer within \(limit)")
         } catch {
             return .failed("the webhook did not answer: \(error)")
         }

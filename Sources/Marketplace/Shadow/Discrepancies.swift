@@ -81,6 +81,7 @@ extension VerifierResult {
             "expected": .integer(Int64(expected)), "unexplained": .integer(Int64(unexplained)),
             "injectedFaults": .integer(Int64(injectedFaults)), "detected": .integer(Int64(detected)),
             "repaired": .integer(Int64(repaired)), "newlyRecorded": .integer(Int64(newlyRecorded)),
+            "inFlight": .integer(Int64(inFlight)),
             "durationSeconds": .number(durationSeconds),
         ])
     }

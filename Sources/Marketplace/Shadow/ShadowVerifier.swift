@@ -1,3 +1,4 @@
+import ChaosKit
 import Evidence
 import Foundation
 import Logging
@@ -21,6 +22,8 @@ public struct VerifierResult: Sendable, Equatable {
     public var injectedFaults = 0
     /// How many of those this run found a discrepancy for.
     public var detected = 0
+    /// Differences whose shadow write was still waiting in the outbox: not discrepancies (yet).
+    public var inFlight = 0
     /// Discrepancies made right in the shadow (with `repair`).
     public var repaired = 0
     /// Discrepancies recorded for the first time by this run.
@@ -62,10 +65,17 @@ public struct ShadowVerifier: Sendable {
     let writer: ShadowWriter?
     let metrics: any MetricsFactory
     let logger: Logger
+    let failpoints: Failpoints?
+
+    /// Failpoints for tests that race a repair against new writes.
+    public enum Failpoint {
+        /// In a repair, after the primary's rows were read and before they are written into the shadow.
+        public static let repairBeforeOverwrite = "verifier.repair.before_overwrite"
+    }
 
     public init(
         primary: Database, shadow: Database, evidence: EvidenceLog, appender: EvidenceAppender, writer: ShadowWriter?,
-        metrics: any MetricsFactory, logger: Logger
+        metrics: any MetricsFactory, logger: Logger, failpoints: Failpoints? = nil
     ) {
         self.primary = primary
         self.shadow = shadow
@@ -74,9 +84,10 @@ public struct ShadowVerifier: Sendable {
         self.writer = writer
         self.metrics = metrics
         self.logger = logger
+        self.failpoints = failpoints
     }
 
-    public func run(repair: Bool) async throws -> VerifierResult {
+    public func run(repair: Bool, lease: JobLease? = nil) async throws -> VerifierResult {
         let started = ContinuousClock.now
         var result = VerifierResult()
         // Writes already committed should reach the shadow (and their failures the evidence log) first.
@@ -96,8 +107,16 @@ public struct ShadowVerifier: Sendable {
         for chunk in stride(from: 0, to: candidates.count, by: 500).map({ Array(candidates[$0..<min($0 + 500, candidates.count)]) }) {
             let primaryRows = try await primary.read { sql in try await Self.rows(chunk, primaryTable: true, sql) }
             let shadowRows = try await shadow.read { sql in try await Self.rows(chunk, primaryTable: false, sql) }
+            // A write still waiting in the outbox (queued here or in another process, held by an injected delay, or
+            // left by a process that died and not swept yet) is in flight: the shadow is behind, not wrong.
+            let inFlight = try await ShadowOutbox.pending(chunk, primary)
             for id in chunk {
-                if let discrepancy = Self.compare(id, primaryRows[id], shadowRows[id]) { found.append(discrepancy) }
+                guard let discrepancy = Self.compare(id, primaryRows[id], shadowRows[id]) else { continue }
+                if inFlight.contains(id) {
+                    result.inFlight += 1
+                } else {
+                    found.append(discrepancy)
+                }
             }
         }
 
@@ -116,9 +135,9 @@ public struct ShadowVerifier: Sendable {
                 result.unexplained += 1
             }
         }
-        result.newlyRecorded = try await record(found, injected: injected)
+        result.newlyRecorded = try await record(found, injected: injected, lease: lease)
         if repair {
-            result.repaired = try await self.repair(found)
+            result.repaired = try await self.repair(found, lease: lease)
         }
         Gauge(label: "shadow_discrepancy_last_check_timestamp", dimensions: [("entity_type", Self.entityType)], factory: metrics)
             .record(Date().timeIntervalSince1970)
@@ -275,7 +294,7 @@ public struct ShadowVerifier: Sendable {
 
     /// Records what is new (a row, one evidence record, metrics), leaves what is still open as it is, and
     /// resolves open ones that are gone. Answers how many were new.
-    private func record(_ found: [Discrepancy], injected: Set<String>) async throws -> Int {
+    private func record(_ found: [Discrepancy], injected: Set<String>, lease: JobLease?) async throws -> Int {
         struct Open: Decodable {
             let id: String
             let entity_id: String
@@ -284,6 +303,8 @@ public struct ShadowVerifier: Sendable {
         }
         let foundById = Dictionary(found.map { ($0.entityId, $0) }, uniquingKeysWith: { first, _ in first })
         return try await primary.transaction { sql in
+            // A run whose lease was lost (a paused process, a lost store) writes nothing.
+            try await lease?.hold(in: sql)
             let open = try await sql.raw("""
                 SELECT id, entity_id, discrepancy_type, fields FROM shadow_discrepancies
                 WHERE status = 'open' AND entity_type = \(bind: Self.entityType)
@@ -338,21 +359,25 @@ public struct ShadowVerifier: Sendable {
 
     /// Makes the shadow match the primary for each discrepancy (the primary's row, whatever the shadow's
     /// version; or no row when the primary has none), then resolves it with SHADOW_WRITE_REPAIRED evidence.
-    private func repair(_ found: [Discrepancy]) async throws -> Int {
+    private func repair(_ found: [Discrepancy], lease: JobLease?) async throws -> Int {
         var repaired = 0
         for chunk in stride(from: 0, to: found.count, by: 200).map({ Array(found[$0..<min($0 + 200, found.count)]) }) {
             let sources = try await primary.read { sql in try await Self.rows(chunk.map(\.entityId), primaryTable: true, sql) }
+            try await failpoints?.pass(Failpoint.repairBeforeOverwrite)
             try await shadow.transaction { sql in
                 for discrepancy in chunk {
                     if let row = sources[discrepancy.entityId] {
                         try await row.overwrite(sql)
                     } else {
+                        // The primary has no such listing (they are only ever soft-deleted): the shadow's row is an
+                        // intruder whatever its version.
                         try await sql.raw("DELETE FROM listings WHERE id = \(bind: discrepancy.entityId)").run()
                     }
                 }
             }
             let now = StoredTime.nowMicros()
             try await primary.transaction { sql in
+                try await lease?.hold(in: sql)
                 for discrepancy in chunk {
                     try await sql.raw("""
                         UPDATE shadow_discrepancies SET status = 'resolved', resolved_at_micros = \(bind: now), resolution = 'repaired'
@@ -434,7 +459,8 @@ struct MirrorRow: Decodable, Sendable, Equatable {
         return fields
     }
 
-    /// Writes this row into the shadow whatever is there (repair).
+    /// Writes this row into the shadow unless the shadow holds a newer version (repair): a row tampered with at the
+    /// same version is fixed, and a write that landed after this row was read is never moved back (SPEC §7).
     func overwrite(_ sql: any SQLDatabase) async throws {
         try await sql.raw("""
             INSERT INTO listings (id, owner_id, title, price, version, created_at_micros, updated_at_micros, deleted)
@@ -444,6 +470,7 @@ struct MirrorRow: Decodable, Sendable, Equatable {
                 owner_id = excluded.owner_id, title = excluded.title, price = excluded.price, version = excluded.version,
                 created_at_micros = excluded.created_at_micros, updated_at_micros = excluded.updated_at_micros,
                 deleted = excluded.deleted
+            WHERE listings.version <= excluded.version
             """).run()
     }
 }

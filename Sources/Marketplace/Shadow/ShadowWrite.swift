@@ -12,16 +12,23 @@ public struct ShadowWrite: Sendable, Equatable {
     public let listing: Listing
     /// The request whose commit this mirrors, for the failure's log line and evidence.
     public let requestId: String?
+    /// The outbox row this write completes (its version and the claim that may complete it); nil for writes made
+    /// without the outbox (tools, benchmarks).
+    public let outbox: ShadowOutboxKey?
     /// Set when the write was decided to be held (a latency fault): the worker waits this long first.
     var delay: Duration?
 
-    public init(_ listing: Listing, _ operation: Operation, requestId: String?) {
+    public init(_ listing: Listing, _ operation: Operation, requestId: String?, outbox: ShadowOutboxKey? = nil) {
         self.entityType = "listing"
         self.operation = operation
         self.listing = listing
         self.requestId = requestId
+        self.outbox = outbox
         self.delay = nil
     }
+
+    /// What makes one write's failure one event in the evidence log.
+    var failureKey: String { "shadow-failure:\(entityType):\(entityId):\(outbox?.version ?? listing.version)" }
 
     /// `shadow.<entity>.<operation>`.
     public var point: FaultPoint {

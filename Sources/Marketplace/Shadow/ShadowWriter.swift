@@ -8,43 +8,68 @@ import ServiceLifecycle
 import Storage
 import Synchronization
 
-/// Mirrors primary writes into the shadow store, off the request path.
+/// Mirrors primary writes into the shadow store, off the request path, without losing one to a crash.
 ///
-/// After a primary commit the route hands over the row (``enqueue(_:)``): the fault point is decided there, in
-/// commit order, so a sequential workload with a fixed seed fails the same writes however many workers apply
-/// the queue. The write then waits in a bounded queue; a full queue drops it. Workers apply each as an upsert
-/// that never moves a row back to an older version. Every failure (injected, error, timeout, dropped) is a log
-/// line with the request id, a `shadow_write_failures_total` count and one SHADOW_WRITE_FAILURE evidence record.
-/// The primary write and its response never depend on any of it.
+/// Every listing write records its shadow write in the outbox in its own transaction (``record(_:_:requestId:in:)``),
+/// claimed by this process; after the commit the route hands over the row (``enqueue(_:)``): the fault point is
+/// decided there, in commit order, so a sequential workload with a fixed seed fails the same writes however many
+/// workers apply the queue. The write then waits in a bounded queue; a full queue drops it. Workers apply each as an
+/// upsert that never moves a row back to an older version, and complete its outbox row. Every failure (injected,
+/// error, timeout, dropped) is a log line with the request id, a `shadow_write_failures_total` count and one
+/// SHADOW_WRITE_FAILURE evidence record, written with the outbox row's completion (so exactly once, however many
+/// processes saw it). A row whose claim expired (its process was killed, or paused) is swept up and applied from
+/// the primary's current row by any process. The primary write and its response never depend on any of it.
 public final class ShadowWriter: Service, Sendable {
     /// Writes applied at the same time.
     public static let workerCount = 4
     /// How long one shadow write may take before it counts as failed (`timeout`).
     public static let writeTimeout: Duration = .seconds(5)
-    /// How long shutdown waits for the queue to drain before dropping the rest.
+    /// How long shutdown waits for the queue to drain before leaving the rest to the outbox.
     public static let drainTimeout: Duration = .seconds(5)
+    /// How often the outbox is swept for writes whose claim expired.
+    static let sweepInterval: Duration = .seconds(2)
 
+    let primary: Database
     let shadow: Database
     let injector: FaultInjector
     let evidence: EvidenceAppender
     let metrics: any MetricsFactory
     let logger: Logger
     let queue: BoundedQueue<ShadowWrite>
+    /// How long a claim on an outbox row lasts (SHADOW_CLAIM_SECONDS).
+    let claimSeconds: Int64
+    /// The token of this process's claims on the rows it writes.
+    let token = UUID().uuidString.lowercased()
 
     public init(
-        shadow: Database, capacity: Int, injector: FaultInjector, evidence: EvidenceAppender, metrics: any MetricsFactory,
-        logger: Logger
+        primary: Database, shadow: Database, capacity: Int, claimSeconds: Int64 = 120, injector: FaultInjector,
+        evidence: EvidenceAppender, metrics: any MetricsFactory, logger: Logger
     ) {
+        precondition(claimSeconds >= 10, "a claim holds a queued write for at least ten seconds")
+        self.primary = primary
         self.shadow = shadow
         self.queue = BoundedQueue(capacity: capacity)
+        self.claimSeconds = claimSeconds
         self.injector = injector
         self.evidence = evidence
         self.metrics = metrics
         self.logger = logger
     }
 
-    /// Writes waiting to be applied.
+    /// Writes waiting to be applied in this process.
     public var pending: Int { queue.count }
+
+    /// Records `listing`'s shadow write in the outbox, inside the listing's transaction (`sql`), claimed by this
+    /// process; answers the write to hand to ``enqueue(_:)`` once the transaction committed.
+    public func record(
+        _ listing: Listing, _ operation: ShadowWrite.Operation, requestId: String?, in sql: any SQLDatabase
+    ) async throws -> ShadowWrite {
+        try await ShadowOutbox.insert(listing, operation, requestId: requestId, token: token, claimSeconds: claimSeconds,
+                                      database: primary, in: sql)
+        let key = ShadowOutboxKey(entityType: ShadowOutbox.entityType, entityId: listing.id.description,
+                                  version: listing.version, claimToken: token)
+        return ShadowWrite(listing, operation, requestId: requestId, outbox: key)
+    }
 
     /// Takes a committed row for the shadow. Never waits and never throws: what cannot be kept is recorded.
     public func enqueue(_ write: ShadowWrite) {
@@ -63,8 +88,9 @@ public final class ShadowWriter: Service, Sendable {
         }
     }
 
-    /// Runs the workers until shutdown, then lets them drain the queue for at most ``drainTimeout``; what is
-    /// left after that is recorded as dropped.
+    /// Runs the workers and the outbox sweeper until shutdown, then lets the workers drain the queue for at most
+    /// ``drainTimeout``; what is left stays in the outbox (its claims given up), for another process or the next
+    /// start to apply.
     public func run() async throws {
         await withTaskGroup(of: Void.self) { group in
             for _ in 0..<Self.workerCount {
@@ -72,19 +98,69 @@ public final class ShadowWriter: Service, Sendable {
                     while let job = await self.queue.pop() { await self.apply(job) }
                 }
             }
+            group.addTask { await self.sweep() }
             // Graceful shutdown drains; cancellation stops at once.
             let graceful = (try? await gracefulShutdown()) != nil
+            stopSweeping.withLock { $0 = true }
             queue.close()
             let deadline = ContinuousClock.now + Self.drainTimeout
             while graceful, ContinuousClock.now < deadline, queue.count > 0 || busy.load() > 0 {
                 try? await Task.sleep(for: .milliseconds(20))
             }
-            // Past the deadline: what is still queued is not applied (workers then find the queue empty and
-            // stop; a write in flight finishes under its own timeout).
-            for write in queue.removeAll() {
-                recordFailure(write, .dropped, point: write.point.name, ordinal: nil, error: "the server stopped before it was applied")
+            let left = queue.removeAll()
+            if !left.isEmpty {
+                logger.warning("shadow writes left in the outbox at shutdown", metadata: ["count": .stringConvertible(left.count)])
+                try? await ShadowOutbox.release(left.compactMap(\.outbox), primary)
             }
         }
+    }
+
+    private let stopSweeping = Mutex(false)
+
+    /// Every ``sweepInterval``, claims outbox rows whose claim expired and queues their listing's current row.
+    private func sweep() async {
+        while !stopSweeping.withLock({ $0 }), !Task.isCancelled {
+            try? await Task.sleep(for: Self.sweepInterval)
+            if stopSweeping.withLock({ $0 }) { return }
+            do {
+                _ = try await sweepOnce()
+            } catch {
+                logger.warning("could not sweep the shadow outbox; trying again", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// One sweep: answers how many writes it queued.
+    @discardableResult
+    public func sweepOnce() async throws -> Int {
+        let room = queue.capacity - queue.count
+        guard room > 0 else { return 0 }
+        let sweepToken = UUID().uuidString.lowercased()
+        let claimed = try await ShadowOutbox.claimExpired(primary, token: sweepToken, claimSeconds: claimSeconds,
+                                                          limit: min(room, 500))
+        guard !claimed.isEmpty else { return 0 }
+        let current = try await primary.read { sql in
+            try await ListingService.rows(claimed.map(\.entity_id), sql)
+        }
+        var queued = 0
+        for row in claimed {
+            let key = ShadowOutboxKey(entityType: ShadowOutbox.entityType, entityId: row.entity_id, version: row.version,
+                                      claimToken: sweepToken)
+            guard let listing = current[row.entity_id] else {
+                // No such listing (it cannot be deleted, only soft-deleted): nothing to mirror.
+                evidence.complete(key)
+                continue
+            }
+            // The current row, maybe newer than the version recorded: the versioned upsert makes either right.
+            let write = ShadowWrite(listing, ShadowWrite.Operation(rawValue: row.operation) ?? .update, requestId: row.request_id,
+                                    outbox: key)
+            if queue.tryPush(write) { queued += 1 }
+        }
+        if queued > 0 {
+            Counter(label: "shadow_writes_swept_total", factory: metrics).increment(by: queued)
+            logger.info("swept shadow writes whose claim had expired", metadata: ["count": .stringConvertible(queued)])
+        }
+        return queued
     }
 
     /// Applies queued writes until the queue is empty (tests and the verifier use it to settle the shadow).
@@ -125,6 +201,7 @@ public final class ShadowWriter: Service, Sendable {
             recordFailure(job, outcome, point: job.point.name, ordinal: nil, error: message)
         } else {
             Counter(label: "shadow_write_successes_total", dimensions: dimensions, factory: metrics).increment()
+            if let key = job.outbox { evidence.complete(key) }
         }
     }
 
@@ -166,7 +243,8 @@ public final class ShadowWriter: Service, Sendable {
         _ = evidence.submit(EvidenceEvent(
             controlId: EvidenceControl.systemMonitoring, category: EvidenceCategory.processingIntegrity,
             eventType: EvidenceType.shadowWriteFailure, eventOutcome: "FAILURE", entityType: write.entityType,
-            entityId: write.entityId, requestId: write.requestId, details: .object(details)))
+            entityId: write.entityId, requestId: write.requestId, details: .object(details), key: write.failureKey),
+            completing: write.outbox)
     }
 }
 
