@@ -214,7 +214,9 @@ let package = Package(
             dependencies: [
                 "ballast",
                 "BallastTestSupport",
+                "BallastConfig",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 "Storage",
                 "Marketplace",
                 "Evidence",

@@ -1,0 +1,310 @@
+import BallastTestSupport
+import ChaosKit
+import Evidence
+import Foundation
+import HTTPTypes
+import Logging
+import Marketplace
+import SQLKit
+import Storage
+import Synchronization
+import Testing
+
+/// Races between processes sharing one store, lined up deterministically with failpoints that hold a request at
+/// the worst moment: take-overs that must be compare-and-swaps, claims and leases that must be fenced, reads that
+/// must share one snapshot, the first chaos change, repairs that must not move the shadow back.
+@Suite("Cross-process races", .timeLimit(.minutes(10)))
+struct CrossProcessTests {
+    /// Waits (bounded) until a PostgreSQL backend of this database waits for a lock: the racing request has reached
+    /// the row the held request locked. On SQLite, writers queue in the process; a short pause lets it queue.
+    static func waitForLockWait(_ app: TestApp, kind: StoreKind) async throws {
+        guard kind == .postgres else {
+            try await Task.sleep(for: .milliseconds(300))
+            return
+        }
+        for _ in 0..<200 {
+            let waiting = try await app.integer("""
+                SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+                """)
+            if waiting > 0 { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        Issue.record("the racing request never waited for the held row")
+    }
+
+    /// Finding 1: a retry that finds an old in-flight claim takes it over only if it is still the claim it read. The
+    /// first request is held after completing its key (row locked, not committed); the retry's take-over waits for
+    /// that row, then must find it completed and replay the answer instead of applying the debit again.
+    @Test(arguments: TestStores.kinds)
+    func aTakeOverNeverOverwritesAKeyCompletedMeanwhile(kind: StoreKind) async throws {
+        try await TestApp.run(kind, environment: ["IDEMPOTENCY_ABANDON_SECONDS": "1"]) { app in
+            let member = try await app.createUser(name: "member")
+            let wallet = try await app.openWallet(token: member)
+            try await app.credit(wallet, 1000)
+            var headers = HTTPFields()
+            headers[HTTPField.Name("Idempotency-Key")!] = "take-over-1"
+            try app.services.failpoints.arm(IdempotencyStore.Failpoint.afterComplete, .pause)
+            let first = Task {
+                try await app.request(.post, "/api/wallets/\(wallet)/debit", token: member, headers: headers, body: #"{"amount":10}"#)
+            }
+            #expect(await app.services.failpoints.waitUntilHeld(IdempotencyStore.Failpoint.afterComplete))
+            // The first claim is now older than the abandonment window (1 s): a retry may try to take it over.
+            try await Task.sleep(for: .milliseconds(1300))
+            let second = Task {
+                try await app.request(.post, "/api/wallets/\(wallet)/debit", token: member, headers: headers, body: #"{"amount":10}"#)
+            }
+            try await Self.waitForLockWait(app, kind: kind)
+            app.services.failpoints.release(IdempotencyStore.Failpoint.afterComplete)
+            let answers = [try await first.value, try await second.value]
+            #expect(answers.map(\.status) == [.ok, .ok], "\(answers.map(\.body))")
+            #expect(answers[1].headers[HTTPField.Name("Idempotent-Replayed")!] == "true", "the retry replays the first answer")
+            #expect(answers[0].body == answers[1].body)
+            #expect(try await app.balance(wallet) == 990, "one debit, not two (I9)")
+            #expect(try await app.ledgerCount(wallet) == 2)
+        }
+    }
+
+    /// Finding 5: the auditor reads one snapshot. A credit committed between its reads of the money held and of
+    /// the money that came in must not be reported as money created.
+    @Test(arguments: TestStores.kinds)
+    func aCreditBetweenTheAuditorsReadsIsNotAViolation(kind: StoreKind) async throws {
+        try await TestApp.run(kind) { app in
+            let wallet = try await app.openWallet(token: try await app.createUser(name: "member"))
+            try await app.credit(wallet, 500)
+            try app.services.failpoints.arm(InvariantAuditor.Failpoint.betweenReads, .pause)
+            let audit = Task {
+                try await app.request(.post, "/api/admin/jobs/ledger-invariant-auditor/trigger", token: TestApp.adminToken)
+            }
+            #expect(await app.services.failpoints.waitUntilHeld(InvariantAuditor.Failpoint.betweenReads))
+            try await app.credit(wallet, 700)
+            app.services.failpoints.release(InvariantAuditor.Failpoint.betweenReads)
+            let result = try await audit.value
+            #expect((result.json["result"] as? [String: Any])?["violations"] as? Int == 0, "\(result.body)")
+            #expect(try await app.integer("SELECT count(*) AS n FROM evidence_records WHERE event_type = 'INVARIANT_VIOLATION'") == 0)
+        }
+    }
+
+    /// Finding 8: the first chaos change of two processes at once. The stored row always exists (version 0), so the
+    /// second change waits for the first and becomes version 2; both processes end on the same settings.
+    @Test(arguments: TestStores.kinds)
+    func twoFirstChaosChangesAreTwoVersionsAndEveryProcessAgrees(kind: StoreKind) async throws {
+        try await TestApp.runTwo(kind) { first, second in
+            try first.services.failpoints.arm(ChaosService.Failpoint.changeAfterLock, .pause)
+            let a = Task {
+                try await first.request(.put, "/api/admin/chaos", token: TestApp.adminToken, body: #"{"failRate":0.25}"#)
+            }
+            #expect(await first.services.failpoints.waitUntilHeld(ChaosService.Failpoint.changeAfterLock))
+            let b = Task {
+                try await second.request(.put, "/api/admin/chaos", token: TestApp.adminToken, body: #"{"seed":"second"}"#)
+            }
+            try await Self.waitForLockWait(first, kind: kind)
+            first.services.failpoints.release(ChaosService.Failpoint.changeAfterLock)
+            let answers = [try await a.value, try await b.value]
+            #expect(answers.map(\.status) == [.ok, .ok], "\(answers.map(\.body))")
+            #expect(Set(answers.compactMap { $0.json["version"] as? Int }) == [1, 2])
+            await first.services.chaosMonitor.tick()
+            await second.services.chaosMonitor.tick()
+            for app in [first, second] {
+                let state = app.services.injector.state
+                #expect(state.version == 2 && state.failRate == 0.25 && state.seed == "second", "\(state)")
+            }
+            #expect(try await first.integer("SELECT count(*) AS n FROM evidence_records WHERE event_type = 'CHAOS_CONFIG_CHANGED'") == 2)
+        }
+    }
+
+    /// Finding 9: with the store unreachable, a tripped steady-state guard switches injection off in the process at
+    /// once, says why in `/health`; its evidence is written once the store answers, exactly once.
+    @Test(arguments: TestStores.kinds)
+    func theGuardSwitchesChaosOffAtOnceAndRecordsItOnce(kind: StoreKind) async throws {
+        try await TestApp.run(kind, environment: ["CHAOS_ENABLED": "true", "CHAOS_FAIL_RATE": "0.1"]) { (app: TestApp) async throws in
+            for _ in 0..<150 { app.services.steadyState.record(serverError: true) }
+            let chaos = app.services.chaos
+            // What the monitor does first needs no store: the decision and its reason.
+            chaos.switchOffNow(reason: "steady-state guard: test")
+            #expect(!app.services.injector.state.isLive())
+            #expect((try await app.request(.get, "/health").json["chaos"] as? [String: Any])?["reason"] as? String
+                    == "steady-state guard: test")
+            // Recorded once, however often the monitor comes round.
+            await app.services.chaosMonitor.tick()
+            await app.services.chaosMonitor.tick()
+            #expect(try await app.integer("SELECT count(*) AS n FROM evidence_records WHERE event_type = 'CHAOS_CONFIG_CHANGED'") == 1)
+            #expect(app.services.injector.state.version == 1)
+        }
+    }
+
+    /// Finding 3: a run whose lease is taken away is cancelled, and its fenced writes are refused.
+    @Test(arguments: TestStores.kinds)
+    func aJobThatLosesItsLeaseStopsAndWritesNothing(kind: StoreKind) async throws {
+        try await TestStores.withDatabase(kind) { database in
+            let wrote = Locked(false)
+            let started = Locked(false)
+            let long = Job(name: "long", intervalSeconds: 3600, enabled: true) { parameters in
+                started.withLock { $0 = true }
+                try await Task.sleep(for: .seconds(30))
+                try await database.transaction { sql in
+                    try await parameters.lease?.hold(in: sql)
+                    wrote.withLock { $0 = true }
+                }
+                return .object([:])
+            }
+            let runner = JobRunner(database: database, jobs: [long], logger: TestStores.logger, leaseSeconds: 3)
+            let run = Task { try await runner.trigger("long") }
+            for _ in 0..<100 where !started.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(20)) }
+            // Another process takes the lease (as it would once this one's had expired).
+            try await database.transaction { sql in
+                try await sql.raw("UPDATE job_leases SET holder = 'someone-else', fence = fence + 1 WHERE name = 'long'").run()
+            }
+            let clock = ContinuousClock.now
+            let result = try await run.value
+            #expect(ContinuousClock.now - clock < .seconds(6), "the renewal found the lease gone and cancelled the run")
+            #expect(result.status == "lease_lost")
+            #expect(!wrote.withLock { $0 })
+            var lease: Int64?
+            if case .object(let fields) = result.result, case .object(let held)? = fields["lease"],
+               case .integer(let fence)? = held["fence"] {
+                lease = fence
+            }
+            #expect(lease == 1, "the run names its fencing token")
+        }
+    }
+
+    /// Finding 2: claims are fenced per row and renewed just before each attempt, so a slow batch's later rows are
+    /// never delivered by a second dispatcher while the first still holds them.
+    @Test(arguments: TestStores.kinds)
+    func aSlowBatchIsNeverDeliveredTwiceAtOnce(kind: StoreKind) async throws {
+        try await FakeProvider.with { provider in
+            provider.answer { $0.delay = .seconds(4) }
+            let environment = ["NOTIFY_WEBHOOK_URL": provider.url + "/hooks", "NOTIFY_CLAIM_SECONDS": "10"]
+            try await TestApp.runTwo(kind, environment: environment) { first, second in
+                // 10 orders: 20 notifications, one batch of 20 delivered 8 at a time, 4 s each: 12 s in all.
+                for _ in 0..<10 { _ = try await first.placeNotifiedOrder() }
+                let batch = Task { try await first.services.dispatcher.runOnce() }
+                // Past the first claim's 10 s, another dispatcher looks for due rows.
+                try await Task.sleep(for: .seconds(10.5))
+                // It may take over rows whose claim expired before the first got to them (a slow machine); the first
+                // then finds its claim gone and leaves them. What it must never do is deliver a row the first holds.
+                _ = try await second.services.dispatcher.runOnce()
+                #expect(try await batch.value == 20)
+                #expect(provider.overlappingKeys.isEmpty, "no notification delivered by two dispatchers at once")
+                #expect(provider.requests.count == 20, "each notification delivered once")
+                #expect(try await first.notificationStatuses() == ["sent": 20])
+            }
+        }
+    }
+
+    /// Finding 6: a shadow write held by an injected delay, or still queued in another process, is in flight, not a
+    /// discrepancy the verifier blames on anyone.
+    @Test(arguments: TestStores.kinds)
+    func writesStillInFlightAreNotDiscrepancies(kind: StoreKind) async throws {
+        // Longer than the verifier waits for the local queue to settle (5 s, twice).
+        let environment = ["CHAOS_ENABLED": "true", "CHAOS_FAIL_RATE": "1", "CHAOS_LATENCY_MS": "15000"]
+        try await TestApp.run(kind, environment: environment, shadow: .fresh) { app in
+            let owner = try await app.createUser(name: "owner")
+            _ = try await app.createListing(token: owner, title: "Held back")
+            let result = try await app.verify()
+            #expect(result["unexplained"] as? Int == 0, "\(result)")
+            #expect(result["missingInShadow"] as? Int == 0, "\(result)")
+            #expect(result["inFlight"] as? Int == 1, "\(result)")
+        }
+    }
+
+    @Test(arguments: TestStores.kinds)
+    func aWriteQueuedInAnotherProcessIsInFlight(kind: StoreKind) async throws {
+        try await TestApp.runTwo(kind, shadow: .fresh, startShadowWorkers: false) { writer, verifier in
+            let owner = try await writer.createUser(name: "owner")
+            _ = try await writer.createListing(token: owner, title: "Queued elsewhere")
+            #expect(writer.services.shadowWriter?.pending == 1)
+            let result = try await verifier.verify()
+            #expect(result["unexplained"] as? Int == 0 && result["inFlight"] as? Int == 1, "\(result)")
+            // The writer then applies it and the verifier finds nothing.
+            writer.startShadowWorkers()
+            try await writer.settleShadow()
+            let after = try await verifier.verify()
+            #expect(after["missingInShadow"] as? Int == 0 && after["inFlight"] as? Int == 0, "\(after)")
+        }
+    }
+
+    /// Finding 6: a repair reads the primary's row, and a newer write lands in the shadow before the repair writes:
+    /// the repair must not move the shadow back to the older version.
+    @Test(arguments: TestStores.kinds)
+    func aRepairNeverMovesTheShadowBackToAnOlderVersion(kind: StoreKind) async throws {
+        try await TestApp.run(kind, shadow: .fresh) { app in
+            let owner = try await app.createUser(name: "owner")
+            let listing = try await app.createListing(token: owner, title: "Desk")
+            try await app.settleShadow()
+            // A discrepancy to repair: the shadow's title was tampered with (same version).
+            try await app.onShadow("UPDATE listings SET title = 'tampered' WHERE id = \(bind: listing)")
+            try app.services.failpoints.arm(ShadowVerifier.Failpoint.repairBeforeOverwrite, .pause)
+            let repair = Task { _ = try await app.verify(repair: true) }
+            #expect(await app.services.failpoints.waitUntilHeld(ShadowVerifier.Failpoint.repairBeforeOverwrite))
+            // Meanwhile the owner edits the listing (version 2) and its shadow write lands.
+            let edited = try await app.request(.patch, "/api/listings/\(listing)", token: owner, body: #"{"title":"Oak desk"}"#)
+            #expect(edited.json["version"] as? Int == 2)
+            try await app.settleShadow()
+            app.services.failpoints.release(ShadowVerifier.Failpoint.repairBeforeOverwrite)
+            _ = try await repair.value
+            #expect(try await app.shadowCount("SELECT version AS n FROM listings WHERE id = \(bind: listing)") == 2)
+            #expect(try await app.shadowCount("SELECT count(*) AS n FROM listings WHERE id = \(bind: listing) AND title = 'Oak desk'") == 1)
+        }
+    }
+
+    /// Finding 7: an evidence batch written twice (its commit's answer lost) leaves one record of each event.
+    @Test(arguments: TestStores.kinds)
+    func anEventWrittenTwiceIsRecordedOnce(kind: StoreKind) async throws {
+        try await TestStores.withDatabase(kind) { database in
+            let log = EvidenceLog(database: database)
+            let events = (0..<5).map { index in
+                EvidenceEvent(controlId: "CC-7.2", category: "ProcessingIntegrity", eventType: "SHADOW_WRITE_FAILURE",
+                              eventOutcome: "FAILURE", entityType: "listing", entityId: "l-\(index)", key: "shadow-failure:l-\(index):1")
+            }
+            #expect(try await log.append(events).count == 5)
+            #expect(try await log.append(events).count == 0, "the second write of the batch adds nothing")
+            #expect(try await log.append(events + events).count == 0)
+            let verification = try await log.verify()
+            #expect(verification.records == 5 && verification.valid)
+        }
+    }
+}
+
+extension TestApp {
+    /// Two apps (two processes' worth of services, each with its own pools) on one fresh store of `kind`, and, when
+    /// asked, one shared fresh shadow store.
+    static func runTwo(
+        _ kind: StoreKind, environment: [String: String] = [:], shadow: Shadow = .none, startShadowWorkers: Bool = true,
+        _ body: @escaping @Sendable (TestApp, TestApp) async throws -> Void
+    ) async throws {
+        try await TestStores.withFreshURL(kind) { url in
+            try await Database.withRunning(url, poolSize: 10, poolWait: TestStores.poolWait, logger: TestStores.logger) { one in
+                try await Migrator(database: one, logger: TestStores.logger).migrate()
+                try await Database.withRunning(url, poolSize: 10, poolWait: TestStores.poolWait, logger: TestStores.logger) { two in
+                    switch shadow {
+                    case .fresh:
+                        try await TestStores.withFreshURL(kind) { shadowURL in
+                            try await Database.withRunning(shadowURL, poolSize: 5, poolWait: TestStores.poolWait, logger: TestStores.logger) { shadowOne in
+                                try await Database.withRunning(shadowURL, poolSize: 5, poolWait: TestStores.poolWait, logger: TestStores.logger) { shadowTwo in
+                                    try await pair(one, two, shadows: (shadowOne, shadowTwo), environment: environment,
+                                                   workers: startShadowWorkers, body)
+                                }
+                            }
+                        }
+                    default:
+                        try await pair(one, two, shadows: nil, environment: environment, workers: startShadowWorkers, body)
+                    }
+                }
+            }
+        }
+    }
+
+    private static func pair(
+        _ one: Database, _ two: Database, shadows: (Database, Database)?, environment: [String: String], workers: Bool,
+        _ body: @escaping @Sendable (TestApp, TestApp) async throws -> Void
+    ) async throws {
+        try await start(one, shadow: shadows?.0, environment: environment, workers: workers, subscribers: [], live: false,
+                        configure: { _ in }) { first in
+            try await start(two, shadow: shadows?.1, environment: environment, workers: workers, subscribers: [], live: false,
+                            configure: { _ in }) { second in
+                try await body(first, second)
+            }
+        }
+    }
+}
