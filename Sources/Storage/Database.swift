@@ -139,7 +139,14 @@ public final class Database: Sendable, Service {
     /// The database's clock, as whole microseconds since the Unix epoch, for use inside a statement. Questions
     /// several processes share (is this claim abandoned? has this lease expired?) are asked on this one clock, never
     /// on a process's own, so a process whose clock is minutes off can neither steal nor keep what it should not.
-    public var nowMicros: SQLQueryString {
+    public var nowMicros: SQLQueryString { Self.nowMicros(dialect) }
+
+    /// ``nowMicros`` for a statement on `sql`, for code that has the transaction but not the store.
+    public static func nowMicros(on sql: any SQLDatabase) -> SQLQueryString {
+        nowMicros(sql.dialect.name == "sqlite" ? .sqlite : .postgres)
+    }
+
+    static func nowMicros(_ dialect: Dialect) -> SQLQueryString {
         switch dialect {
         case .postgres: return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)"
         // SQLite runs inside this process: its clock is the machine's, which every process on the file shares.

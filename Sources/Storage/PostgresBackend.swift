@@ -25,6 +25,7 @@ final class PostgresBackend: DatabaseBackend {
     private let backgroundLogger: Logger
     private let logger: Logger
     private let slots: AsyncSemaphore
+    private let probeConfiguration: PostgresConnection.Configuration?
 
     /// The pool in use and the task running it; a replaced one is cancelled.
     private struct Generation: Sendable {
@@ -58,10 +59,32 @@ final class PostgresBackend: DatabaseBackend {
         var configuration = PostgresClient.Configuration(
             host: location.host, port: location.port, username: location.username,
             password: location.password, database: location.database, tls: tls)
+        // The probe's own connection: the same server, user and TLS, a short connect timeout.
+        let probeTLS: PostgresConnection.Configuration.TLS?
+        switch location.tlsMode {
+        case .disable: probeTLS = .disable
+        case .prefer: probeTLS = (try? NIOSSLContext(configuration: .makeClientConfiguration())).map { .prefer($0) }
+        case .require: probeTLS = (try? NIOSSLContext(configuration: .makeClientConfiguration())).map { .require($0) }
+        }
+        self.probeConfiguration = probeTLS.map { tls in
+            var probe = PostgresConnection.Configuration(
+                host: location.host, port: location.port, username: location.username,
+                password: location.password, database: location.database, tls: tls)
+            probe.options.connectTimeout = .seconds(1)
+            return probe
+        }
         configuration.options.maximumConnections = poolSize
         configuration.options.minimumConnections = 0
         configuration.options.connectTimeout = .seconds(5)
-        configuration.options.additionalStartupParameters = [("application_name", "ballast")]
+        // A process paused (or stuck) inside a transaction must not hold its row locks for ever: the server ends a
+        // session idle inside a transaction after `idleInTransactionTimeout`, which releases its locks, so whoever
+        // waits on them waits that long at most. Our transactions never wait on anything outside the database while
+        // open, so the limit is never reached in normal work. (No `lock_timeout`: on a hot row, a queue of busy
+        // transactions can legitimately wait seconds on a loaded machine, and it must not turn into errors.)
+        configuration.options.additionalStartupParameters = [
+            ("application_name", "ballast"),
+            ("idle_in_transaction_session_timeout", String(Self.idleInTransactionTimeoutMilliseconds)),
+        ]
         var backgroundLogger = logger
         backgroundLogger.logLevel = max(logger.logLevel, .warning)
         self.configuration = configuration
@@ -77,6 +100,9 @@ final class PostgresBackend: DatabaseBackend {
     /// How long a lease may take before the server counts as unreachable. Leases are otherwise near-instant:
     /// the semaphore in front never lets more callers through than there are connections.
     static let leaseTimeout: Duration = .seconds(5)
+    /// How long a session may sit idle inside a transaction before the server ends it
+    /// (`idle_in_transaction_session_timeout`), releasing its locks: a process paused mid-transaction.
+    static let idleInTransactionTimeoutMilliseconds = 10_000
     /// How long a lease may take while the server is known to be down.
     static let downLeaseTimeout: Duration = .milliseconds(250)
     /// How often a store that stopped answering is probed, while leases keep failing.
@@ -148,7 +174,9 @@ final class PostgresBackend: DatabaseBackend {
         }
     }
 
-    /// Probes the server (a TCP connect) until it accepts connections, then replaces the pool. One probe at a time.
+    /// Probes the server (a session that logs in and runs `SELECT 1`) until it answers, then replaces the pool. One
+    /// probe at a time. (A server that accepts TCP may still refuse sessions while it recovers from a crash; only a
+    /// real answer means a fresh pool will connect at once.)
     private func startProbing() {
         let start = state.withLock { state -> Bool in
             state.down = true
@@ -162,7 +190,7 @@ final class PostgresBackend: DatabaseBackend {
             let started = ContinuousClock.now
             // Bounded: a store down for good is probed for ten minutes per failing lease, then the next one starts again.
             while ContinuousClock.now - started < .seconds(600), !state.withLock({ $0.stopped }) {
-                if await serverAcceptsConnections() {
+                if await serverAnswers() {
                     // A fresh pool connects at once; the old one may be deep in its backoff.
                     if (try? await withTimeout(.milliseconds(200), { [client] in try await client.withConnection { _ in } })) == nil {
                         replacePool()
@@ -175,6 +203,28 @@ final class PostgresBackend: DatabaseBackend {
         }
     }
 
+    private func serverAnswers() async -> Bool {
+        guard let probeConfiguration else { return await serverAcceptsConnections() }
+        guard let connection = try? await PostgresConnection.connect(
+            configuration: probeConfiguration, id: 0, logger: backgroundLogger)
+        else { return false }
+        // A server that accepted the session but does not answer within a second is not back: closing the
+        // connection then fails the query (the watch makes sure of it, however late the query was written).
+        let closer = Task {
+            try await Task.sleep(for: .seconds(1))
+            try? await connection.close()
+        }
+        let rows = try? await ConnectionWatch(connection).run {
+            try await connection.query("SELECT 1", logger: Self.quiet).collect().count
+        }
+        closer.cancel()
+        try? await connection.close()
+        return rows == 1
+    }
+
+    private static let quiet = Logger(label: "ballast.postgres.probe", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    /// Whether the server accepts TCP connections (when no TLS context could be made for a real session).
     private func serverAcceptsConnections() async -> Bool {
         do {
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -199,7 +249,14 @@ final class PostgresBackend: DatabaseBackend {
             if let task = old.task { state.retired.append(task) }
             return old.task
         }
-        retired?.cancel()
+        if let retired {
+            retired.cancel()
+            // Forgotten once it has wound down; only `run()`'s shutdown waits for the ones still winding down.
+            Task { [self] in
+                await retired.value
+                state.withLock { $0.retired.removeAll { $0 == retired } }
+            }
+        }
         logger.warning("the PostgreSQL server answers again; replaced the connection pool that was waiting out its backoff")
     }
 

@@ -47,7 +47,9 @@ enum ErrorClassifier {
                 case "40001", "40P01": return .retryable
                 case "23505": return .uniqueViolation
                 case "23514": return .checkViolation
-                case "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004": return .unavailable
+                // Shut down or starting up, the connection gone, a lock held past `lock_timeout` (a paused or stuck
+                // holder), a session ended for idling in its transaction: all "try again shortly".
+                case "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004", "55P03", "25P03": return .unavailable
                 default: return .other
                 }
             }

@@ -138,9 +138,14 @@ struct CrossProcessTests {
         try await TestStores.withDatabase(kind) { database in
             let wrote = Locked(false)
             let started = Locked(false)
+            let ended = Locked(false)
+            // A body slow to notice: it waits 10 s in a way cancellation does not cut short, then tries to write.
             let long = Job(name: "long", intervalSeconds: 3600, enabled: true) { parameters in
                 started.withLock { $0 = true }
-                try await Task.sleep(for: .seconds(30))
+                defer { ended.withLock { $0 = true } }
+                await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                    DispatchQueue.global().asyncAfter(deadline: .now() + 10) { done.resume() }
+                }
                 try await database.transaction { sql in
                     try await parameters.lease?.hold(in: sql)
                     wrote.withLock { $0 = true }
@@ -156,8 +161,16 @@ struct CrossProcessTests {
             }
             let clock = ContinuousClock.now
             let result = try await run.value
-            #expect(ContinuousClock.now - clock < .seconds(6), "the renewal found the lease gone and cancelled the run")
+            #expect(ContinuousClock.now - clock < .seconds(6), "the run ended when the renewal found the lease gone")
             #expect(result.status == "lease_lost")
+            let recorded = try await database.read { sql in
+                try await sql.raw("SELECT status FROM job_runs WHERE name = 'long' AND fence = 1").first()?
+                    .decode(column: "status", as: String?.self)
+            }
+            #expect(recorded == "lease_lost")
+            // The body goes on a while, then its fenced write is refused.
+            for _ in 0..<200 where !ended.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(ended.withLock { $0 })
             #expect(!wrote.withLock { $0 })
             var lease: Int64?
             if case .object(let fields) = result.result, case .object(let held)? = fields["lease"],

@@ -196,6 +196,29 @@ struct TransactionTests {
         }
     }
 
+    /// A process paused inside a transaction (here: a body that sleeps while holding a row lock) does not block the
+    /// others for ever: the server ends the idle transaction's session after 10 s, its lock is free again, the
+    /// waiting statement goes through, and the paused transaction commits nothing.
+    @Test(.enabled(if: TestStores.kinds.contains(.postgres)), .timeLimit(.minutes(1)))
+    func aTransactionPausedWhileHoldingALockDoesNotBlockOthers() async throws {
+        try await TestStores.withDatabase(.postgres) { database in
+            try await Self.makeCounterTable(database)
+            let paused = Task {
+                try await database.transaction { sql in
+                    try await sql.raw("UPDATE counters SET value = value + 1 WHERE id = 1").run()
+                    try await Task.sleep(for: .seconds(20))
+                }
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            let started = ContinuousClock.now
+            try await database.transaction { sql in try await sql.raw("UPDATE counters SET value = value + 10 WHERE id = 1").run() }
+            let waited = ContinuousClock.now - started
+            #expect(waited > .seconds(8) && waited < .seconds(15), "waited for the paused session to be ended, not \(waited)")
+            await #expect(throws: (any Error).self) { try await paused.value }
+            #expect(try await Self.value(database, id: 1) == 10)
+        }
+    }
+
     /// A server that is down must not make callers wait for ever: they get `unavailable` (503 upstream).
     @Test(.timeLimit(.minutes(1)))
     func queriesAgainstADownServerFailInsteadOfWaiting() async throws {

@@ -52,9 +52,15 @@ public struct ChaosService: Sendable {
     public func update(_ update: ChaosUpdate, actor: String, requestId: String?) async throws -> ChaosState {
         let local = injector.state
         let environment = self.environment
+        let pending = pendingSwitchOff.withLock { $0 }
         let (before, after): (ChaosState, ChaosState) = try await database.transaction { sql in
-            let base = try await Self.storedState(sql, lock: database.dialect == .postgres, local: local) ?? local
+            var base = try await Self.storedState(sql, lock: database.dialect == .postgres, local: local) ?? local
             try await failpoints?.pass(Failpoint.changeAfterLock)
+            // A switch-off this process decided while the store was unreachable is recorded first, as its own
+            // version, so the operator's change never hides the guard's reason from the evidence.
+            if let pending, base.version == pending.before.version, base.enabled {
+                base = try await Self.storeSwitchOff(of: base, reason: pending.reason, evidence: evidence, in: sql)
+            }
             let next: ChaosState
             do {
                 next = try update.applied(to: base, environment: environment)
@@ -107,6 +113,22 @@ public struct ChaosService: Sendable {
         return switched
     }
 
+    /// Stores `base` switched off by the system (one version later) with its CHAOS_CONFIG_CHANGED record, keyed by
+    /// the version it ends, so the same switch-off is never recorded twice.
+    private static func storeSwitchOff(
+        of base: ChaosState, reason: String, evidence: EvidenceLog, in sql: any SQLDatabase
+    ) async throws -> ChaosState {
+        var next = base
+        next.enabled = false
+        next.reason = reason
+        next.version = base.version + 1
+        try await store(next, by: "system", in: sql)
+        var event = changeEvidence(before: base, after: next, actor: "system", requestId: nil)
+        event.key = "chaos-switch-off:\(base.version)"
+        try await evidence.append([event], in: sql)
+        return next
+    }
+
     /// Switches injection off by itself (time box, steady-state guard), unless another process already changed
     /// the settings since `version`; then there is nothing to do and no second record. Returns whether this
     /// call switched it off.
@@ -120,15 +142,7 @@ public struct ChaosService: Sendable {
         let switched: ChaosState? = try await database.transaction { sql in
             let base = try await Self.storedState(sql, lock: database.dialect == .postgres, local: before) ?? before
             guard base.version == expected, base.enabled else { return nil }
-            var next = base
-            next.enabled = false
-            next.reason = reason
-            next.version = base.version + 1
-            try await Self.store(next, by: "system", in: sql)
-            var event = Self.changeEvidence(before: base, after: next, actor: "system", requestId: nil)
-            event.key = "chaos-switch-off:\(base.version)"
-            try await evidence.append([event], in: sql)
-            return next
+            return try await Self.storeSwitchOff(of: base, reason: reason, evidence: evidence, in: sql)
         }
         if let switched {
             injector.apply(switched)

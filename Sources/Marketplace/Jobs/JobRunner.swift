@@ -166,47 +166,63 @@ public final class JobRunner: Service, Sendable {
                   AND (holder IS NULL OR lease_expires_at_micros IS NULL OR lease_expires_at_micros <= \(now))
                 """
             if onlyIfDue { update += " AND (next_run_at_micros IS NULL OR next_run_at_micros <= \(now))" }
-            update += " RETURNING fence"
-            struct FenceRow: Decodable { let fence: Int64 }
+            update += " RETURNING fence, lease_expires_at_micros"
+            struct FenceRow: Decodable {
+                let fence: Int64
+                let lease_expires_at_micros: Int64
+            }
             guard let taken = try await sql.raw(update).first(decoding: FenceRow.self) else { return nil }
             try await sql.raw("""
                 INSERT INTO job_runs (name, fence, holder, started_at_micros) VALUES (\(bind: job.name), \(bind: taken.fence),
                                                                                       \(bind: holder), \(now))
                 """).run()
             try await audit?(sql)
-            return JobLease(name: job.name, holder: holder, fence: taken.fence, database: database)
+            return JobLease(name: job.name, holder: holder, fence: taken.fence, expiresAtMicros: taken.lease_expires_at_micros,
+                            database: database)
         }
     }
 
     /// Runs the job under its lease: renewed every third of the lease; cancelled when a renewal finds the lease
     /// gone or cannot reach the store before it would expire. Records how it ended and lets the lease go.
+    ///
+    /// The body and the renewals are tasks of their own, raced: when the lease is lost the run answers at once and its
+    /// body is cancelled, without waiting for a body slow to notice (a task group would wait for it). Whatever that
+    /// body still does is fenced: its writes that matter check the lease first (``JobLease/hold(in:)``), and the
+    /// lease has expired. So the run is recorded as ending when its lease did.
     private func execute(_ job: Job, _ parameters: Job.Parameters, _ lease: JobLease) async -> JobRun {
         let started = ContinuousClock.now
         var parameters = parameters
         parameters.lease = lease
         let runParameters = parameters
-        let outcome: Result<JSONValue, any Error> = await withTaskGroup(of: RunEvent.self) { group in
-            group.addTask {
-                do {
-                    return .finished(.success(try await job.body(runParameters)))
-                } catch {
-                    return .finished(.failure(error))
-                }
+        let race = RunRace()
+        let body = Task {
+            do {
+                race.settle(.finished(.success(try await job.body(runParameters))))
+            } catch {
+                race.settle(.finished(.failure(error)))
             }
-            group.addTask { .leaseLost(await self.keepRenewing(lease)) }
-            defer { group.cancelAll() }
-            while let event = await group.next() {
-                switch event {
-                case .finished(let result): return result
-                case .leaseLost(let why):
-                    // The lease is gone: stop the run now; it must not go on beside the next holder's.
-                    logger.error("job lost its lease; its run is cancelled", metadata: [
-                        "job": .string(job.name), "fence": .stringConvertible(Int(lease.fence)), "why": .string(why),
-                    ])
-                    return .failure(LeaseLost(job: job.name, fence: lease.fence, why: why))
-                }
-            }
-            return .failure(CancellationError())
+        }
+        let renewals = Task { if let lost = await self.keepRenewing(lease) { race.settle(lost) } }
+        let event = await withTaskCancellationHandler {
+            await race.outcome()
+        } onCancel: {
+            body.cancel()
+            renewals.cancel()
+        }
+        renewals.cancel()
+        let outcome: Result<JSONValue, any Error>
+        var leaseEndedAtMicros: Int64?
+        switch event {
+        case .finished(let result):
+            outcome = result
+        case .leaseLost(let why, let expiredAtMicros):
+            // The lease is gone: stop the run now; it must not go on beside the next holder's.
+            body.cancel()
+            leaseEndedAtMicros = expiredAtMicros
+            logger.error("job lost its lease; its run is cancelled", metadata: [
+                "job": .string(job.name), "fence": .stringConvertible(Int(lease.fence)), "why": .string(why),
+            ])
+            outcome = .failure(LeaseLost(job: job.name, fence: lease.fence, why: why))
         }
         let status: String
         var result: JSONValue
@@ -230,7 +246,7 @@ public final class JobRunner: Service, Sendable {
         let elapsed = ContinuousClock.now - started
         let micros = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
         do {
-            try await release(job, lease, status: status, durationMicros: micros)
+            try await release(job, lease, status: status, durationMicros: micros, endedAtMicros: leaseEndedAtMicros)
         } catch {
             logger.warning("could not record a job run; its lease expires on its own", metadata: [
                 "job": .string(job.name), "error": "\(error)",
@@ -243,40 +259,51 @@ public final class JobRunner: Service, Sendable {
         return JobRun(name: job.name, status: status, durationSeconds: Double(micros) / 1_000_000, result: result)
     }
 
-    private enum RunEvent: Sendable {
+    enum RunEvent: Sendable {
         case finished(Result<JSONValue, any Error>)
-        case leaseLost(String)
+        /// Why, and when the lease last held expired (database clock).
+        case leaseLost(String, expiredAtMicros: Int64)
     }
 
     /// Renews `lease` every third of its length until cancelled; returns (ending the run) when the lease is gone, or
-    /// when no renewal got through and the lease would expire before the next try could.
-    private func keepRenewing(_ lease: JobLease) async -> String {
+    /// when no renewal got through and the lease would expire before the next try could; nil when cancelled (the
+    /// run ended, or the process is stopping: the body reports that itself).
+    private func keepRenewing(_ lease: JobLease) async -> RunEvent? {
         let every = Duration.seconds(leaseSeconds) / 3
+        // When the last renewal that got through was asked for: the lease runs from no earlier than that moment.
         var renewedAt = ContinuousClock.now
+        var expiresAt = lease.expiresAtMicros
         while !Task.isCancelled {
             try? await Task.sleep(for: every)
             if Task.isCancelled { break }
+            let asked = ContinuousClock.now
             do {
-                guard try await lease.renew(forSeconds: leaseSeconds) else { return "another holder took the lease" }
-                renewedAt = .now
+                guard let expiry = try await lease.renew(forSeconds: leaseSeconds) else {
+                    return .leaseLost("another holder took the lease, or it expired", expiredAtMicros: expiresAt)
+                }
+                renewedAt = asked
+                expiresAt = expiry
             } catch {
                 // Keep trying while the lease may still be ours; stop before it could have expired.
                 if ContinuousClock.now - renewedAt + every >= .seconds(leaseSeconds) {
-                    return "could not renew the lease before it expired (\(error))"
+                    return .leaseLost("could not renew the lease before it expired (\(error))", expiredAtMicros: expiresAt)
                 }
                 logger.warning("could not renew a job lease; trying again", metadata: [
                     "job": .string(lease.name), "error": "\(error)",
                 ])
             }
         }
-        return "cancelled"
+        return nil
     }
 
-    private func release(_ job: Job, _ lease: JobLease, status: String, durationMicros: Int64) async throws {
+    /// Records the run's end (for a run that lost its lease, when the lease ended, if that was earlier) and lets the
+    /// lease go if this run still holds it.
+    private func release(_ job: Job, _ lease: JobLease, status: String, durationMicros: Int64, endedAtMicros: Int64?) async throws {
         let now = database.nowMicros
+        let finished: SQLQueryString = endedAtMicros.map { "CASE WHEN \(now) < \(bind: $0) THEN \(now) ELSE \(bind: $0) END" } ?? now
         try await database.transaction { sql in
             try await sql.raw("""
-                UPDATE job_runs SET finished_at_micros = \(now), status = \(bind: status)
+                UPDATE job_runs SET finished_at_micros = \(finished), status = \(bind: status)
                 WHERE name = \(bind: job.name) AND fence = \(bind: lease.fence)
                 """).run()
             // The schedule and "last run" are this run's only while it still holds the lease.
@@ -303,23 +330,25 @@ public struct JobLease: Sendable, Equatable {
     public let name: String
     public let holder: String
     public let fence: Int64
+    /// When the lease expires as it was taken (database clock, microseconds); renewals move it on.
+    let expiresAtMicros: Int64
     let database: Database
 
     public static func == (lhs: JobLease, rhs: JobLease) -> Bool {
         lhs.name == rhs.name && lhs.holder == rhs.holder && lhs.fence == rhs.fence
     }
 
-    /// Extends the lease from now (database clock); false when it is no longer this run's.
-    func renew(forSeconds seconds: Int64) async throws -> Bool {
+    /// Extends the lease from now (database clock) and answers its new expiry; nil when it is no longer this run's.
+    func renew(forSeconds seconds: Int64) async throws -> Int64? {
         let now = database.nowMicros
         return try await database.transaction { sql in
             try await sql.raw("""
                 UPDATE job_leases SET lease_expires_at_micros = \(now) + \(bind: seconds * 1_000_000)
                 WHERE name = \(bind: name) AND holder = \(bind: holder) AND fence = \(bind: fence)
                   AND lease_expires_at_micros > \(now)
-                RETURNING fence
-                """).first()
-        } != nil
+                RETURNING lease_expires_at_micros
+                """).first()?.decode(column: "lease_expires_at_micros", as: Int64.self)
+        }
     }
 
     /// The fence of a write: inside the writing transaction, throws ``LeaseLost`` (rolling the write back) unless
@@ -333,6 +362,37 @@ public struct JobLease: Sendable, Equatable {
               AND lease_expires_at_micros > \(database.nowMicros)\(unsafeRaw: lock)
             """).first()
         guard held != nil else { throw LeaseLost(job: name, fence: fence, why: "the lease is no longer held") }
+    }
+}
+
+/// The first of a run's body and its renewals to end decides how the run ends.
+final class RunRace: Sendable {
+    private struct State {
+        var event: JobRunner.RunEvent?
+        var waiter: CheckedContinuation<JobRunner.RunEvent, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    func settle(_ event: JobRunner.RunEvent) {
+        let waiter = state.withLock { state -> CheckedContinuation<JobRunner.RunEvent, Never>? in
+            guard state.event == nil else { return nil }
+            state.event = event
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: event)
+    }
+
+    func outcome() async -> JobRunner.RunEvent {
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { state -> JobRunner.RunEvent? in
+                if let event = state.event { return event }
+                state.waiter = continuation
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
     }
 }
 

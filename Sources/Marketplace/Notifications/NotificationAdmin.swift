@@ -62,11 +62,11 @@ public struct NotificationAdmin: Sendable {
                 throw AppError(.invalidTransition, "only a dead notification can be retried; this one is \(row.status)",
                                details: ["notificationId": .string(id), "status": .string(row.status)])
             }
-            let now = StoredTime.nowMicros()
+            let now = Database.nowMicros(on: sql)
             // Conditional on still being dead: a concurrent retry that committed first wins, this one is a 409.
             guard let updated = try await sql.raw("""
-                UPDATE notifications SET status = 'pending', attempts = 0, next_attempt_at_micros = \(bind: now),
-                    claimed_until_micros = NULL, updated_at_micros = \(bind: now)
+                UPDATE notifications SET status = 'pending', attempts = 0, next_attempt_at_micros = \(now),
+                    claimed_until_micros = NULL, claim_token = NULL, updated_at_micros = \(now)
                 WHERE id = \(bind: id) AND status = 'dead'
                 RETURNING \(unsafeRaw: NotificationRow.columnList)
                 """).first(decoding: NotificationRow.self)

@@ -199,7 +199,7 @@ public final class NotificationDispatcher: Service, Sendable {
             return
         }
         // An attempt starts only while all of it (the transport's longest) ends a margin before the renewed claim does;
-        // past that (a paused process, a slow start) nothing is sent, and the row waits for its next claim.
+        // past that (a paused process, a slow start) nothing is sent, the claim is given up and no attempt is counted.
         let startBy = asked + Duration.seconds(settings.claimSeconds) - Self.claimMargin - transport.longestAttempt
         let point: FaultPoint = notification.channel == .email ? .notifyEmail : .notifyPush
         var outcome: DeliveryOutcome
@@ -208,11 +208,9 @@ public final class NotificationDispatcher: Service, Sendable {
             outcome = .failed(fault.description)
         case .delay(let duration, _)?:
             try? await Task.sleep(for: duration)
-            guard ContinuousClock.now < startBy else { return count(notification.channel.rawValue, "claim_lost") }
-            outcome = await transport.deliver(notification, startBy: startBy)
+            outcome = ContinuousClock.now < startBy ? await transport.deliver(notification, startBy: startBy) : .notStarted
         case nil:
-            guard ContinuousClock.now < startBy else { return count(notification.channel.rawValue, "claim_lost") }
-            outcome = await transport.deliver(notification, startBy: startBy)
+            outcome = ContinuousClock.now < startBy ? await transport.deliver(notification, startBy: startBy) : .notStarted
         }
         do {
             try await record(claimed, outcome)
@@ -235,6 +233,14 @@ public final class NotificationDispatcher: Service, Sendable {
             id = \(bind: notification.id) AND status = 'pending' AND claim_token = \(bind: claimed.token)
             """
         switch outcome {
+        case .notStarted:
+            // Nothing was sent: give the claim up (if still ours) without counting an attempt.
+            try await database.transaction { sql in
+                try await sql.raw("""
+                    UPDATE notifications SET claimed_until_micros = NULL, claim_token = NULL WHERE \(owned)
+                    """).run()
+            }
+            count(channel, "claim_lost")
         case .delivered:
             let recorded = try await database.transaction { sql in
                 try await sql.raw("""

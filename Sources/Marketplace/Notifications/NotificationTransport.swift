@@ -23,6 +23,9 @@ public enum DeliveryOutcome: Sendable, Equatable {
     /// more than the longest wait this process accepts.
     case retryAfter(seconds: Int, clamped: Bool = false)
     case failed(String)
+    /// Nothing was sent: the attempt could not start before its deadline. Not an attempt at all: the claim is let go
+    /// and the notification tried again later, its attempts unchanged.
+    case notStarted
 }
 
 /// Where notifications go.
@@ -47,7 +50,7 @@ public struct LogTransport: NotificationTransport {
     public var longestAttempt: Duration { .zero }
 
     public func deliver(_ notification: OutboxNotification, startBy: ContinuousClock.Instant) async -> DeliveryOutcome {
-        guard ContinuousClock.now < startBy else { return .failed("the attempt could not start within its claim") }
+        guard ContinuousClock.now < startBy else { return .notStarted }
         logger.info("notification", metadata: [
             "notificationId": .string(notification.id), "channel": .string(notification.channel.rawValue),
             "recipient": .string(notification.recipient), "template": .string(notification.template),
@@ -94,7 +97,7 @@ public struct WebhookTransport: NotificationTransport {
         guard let encoded = try? JSONEncoder().encode(body) else { return .failed("the notification could not be encoded") }
         request.body = .bytes(ByteBuffer(data: encoded))
         // Checked as late as possible: the last moment before the request is handed to the client.
-        guard ContinuousClock.now < startBy else { return .failed("the attempt could not start within its claim") }
+        guard ContinuousClock.now < startBy else { return .notStarted }
         // The whole exchange, the answer's body included, is bounded by the timeout.
         let limit = timeout
         let deadline = NIODeadline.now() + .nanoseconds(Int64(limit.components.seconds) * 1_000_000_000

@@ -37,10 +37,11 @@ public enum Outbox {
         return encoder
     }()
 
-    /// Writes `messages` as pending notifications, due now, in one statement.
+    /// Writes `messages` as pending notifications, due now on the database's clock (the one dispatchers compare
+    /// with), in one statement.
     public static func enqueue(_ messages: [OutboxMessage], in sql: any SQLDatabase) async throws {
         guard !messages.isEmpty else { return }
-        let now = StoredTime.nowMicros()
+        let now = Database.nowMicros(on: sql)
         var query: SQLQueryString = """
             INSERT INTO notifications (id, channel, recipient, template, data, order_id, status, attempts,
                                        next_attempt_at_micros, created_at_micros, updated_at_micros) VALUES
@@ -51,7 +52,7 @@ public enum Outbox {
             query += """
                 (\(bind: NotificationID().description), \(bind: message.channel.rawValue), \(bind: message.recipient.description),
                  \(bind: message.template), \(bind: data), \(bind: message.order?.description), 'pending', 0,
-                 \(bind: now), \(bind: now), \(bind: now))
+                 \(now), \(now), \(now))
                 """
         }
         try await sql.raw(query).run()

@@ -105,11 +105,16 @@ public struct ShadowVerifier: Sendable {
         await writer?.drain(timeout: .seconds(5))
         var found: [Discrepancy] = []
         for chunk in stride(from: 0, to: candidates.count, by: 500).map({ Array(candidates[$0..<min($0 + 500, candidates.count)]) }) {
+            try Task.checkCancellation()
+            // In this order: the primary, then the outbox, then the shadow. A write still waiting in the outbox
+            // (queued here or in another process, held by an injected delay, or left by a process that died and not
+            // swept yet) is in flight: the shadow is behind, not wrong. An outbox row is deleted only after its
+            // write landed in the shadow or its failure was recorded, so once no row is left for a listing, the
+            // shadow read after it shows every write up to the primary version read before it, or a recorded failure
+            // explains the difference. (Reading the shadow first, a write landing in between looked like a mismatch.)
             let primaryRows = try await primary.read { sql in try await Self.rows(chunk, primaryTable: true, sql) }
-            let shadowRows = try await shadow.read { sql in try await Self.rows(chunk, primaryTable: false, sql) }
-            // A write still waiting in the outbox (queued here or in another process, held by an injected delay, or
-            // left by a process that died and not swept yet) is in flight: the shadow is behind, not wrong.
             let inFlight = try await ShadowOutbox.pending(chunk, primary)
+            let shadowRows = try await shadow.read { sql in try await Self.rows(chunk, primaryTable: false, sql) }
             for id in chunk {
                 guard let discrepancy = Self.compare(id, primaryRows[id], shadowRows[id]) else { continue }
                 if inFlight.contains(id) {
@@ -164,6 +169,8 @@ public struct ShadowVerifier: Sendable {
         var primaryDone = false, shadowDone = false
         var seen = 0
         while true {
+            // A run cancelled (its lease lost, or the process stopping) stops between batches.
+            try Task.checkCancellation()
             let refillPrimary = primaryIndex == primaryBatch.count && !primaryDone
             let refillShadow = shadowIndex == shadowBatch.count && !shadowDone
             if refillPrimary || refillShadow {
@@ -362,8 +369,13 @@ public struct ShadowVerifier: Sendable {
     private func repair(_ found: [Discrepancy], lease: JobLease?) async throws -> Int {
         var repaired = 0
         for chunk in stride(from: 0, to: found.count, by: 200).map({ Array(found[$0..<min($0 + 200, found.count)]) }) {
+            try Task.checkCancellation()
             let sources = try await primary.read { sql in try await Self.rows(chunk.map(\.entityId), primaryTable: true, sql) }
             try await failpoints?.pass(Failpoint.repairBeforeOverwrite)
+            // The shadow is another store, so its write cannot be fenced in one transaction with the lease: check the
+            // lease just before it (a run that lost its lease repairs nothing more; one paused between the check and
+            // the write can only rewrite a row with the primary's version or a newer one, never move it back).
+            if let lease { try await primary.transaction { sql in try await lease.hold(in: sql) } }
             try await shadow.transaction { sql in
                 for discrepancy in chunk {
                     if let row = sources[discrepancy.entityId] {

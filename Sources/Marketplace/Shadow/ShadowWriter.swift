@@ -166,7 +166,7 @@ public final class ShadowWriter: Service, Sendable {
     /// Applies queued writes until the queue is empty (tests and the verifier use it to settle the shadow).
     public func drain(timeout: Duration = .seconds(10)) async {
         let deadline = ContinuousClock.now + timeout
-        while queue.count > 0 || busy.load() > 0, ContinuousClock.now < deadline {
+        while queue.count > 0 || busy.load() > 0, ContinuousClock.now < deadline, !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(10))
         }
     }

@@ -184,11 +184,13 @@ public enum Schema {
             """,
             "CREATE INDEX shadow_outbox_due ON shadow_outbox (claimed_until_micros)",
             // The first run-time chaos change locks this row instead of racing to insert it (version 0: nothing
-            // stored yet; the settings from CHAOS_* are in force).
+            // stored yet; the settings from CHAOS_* are in force). A store where chaos was changed before keeps
+            // its row.
             """
             INSERT INTO chaos_state (id, version, enabled, fail_rate, scope, seed, expires_at_micros, latency_ms, reason,
                                      updated_by, updated_at_micros)
             VALUES (1, 0, 0, 0, 'shadow_write_only', '', NULL, 0, NULL, 'migration', 0)
+            ON CONFLICT (id) DO NOTHING
             """,
         ]),
     ]
