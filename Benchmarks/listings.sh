@@ -4,26 +4,31 @@
 # (target ≤ 1.2); (b) the discrepancy verifier over 1,000,000 listings in each store (a hundred made to differ):
 # its duration (target < 10 s) and the process's peak memory.
 #
-#   BALLAST_BENCH_POSTGRES_URL='postgres://postgres@127.0.0.1:5432/postgres?tlsmode=disable' Benchmarks/listings.sh
+#   Benchmarks/listings.sh
 #
-# ROWS (default 1000000) sizes the verifier run. The databases are created and dropped again.
+# PostgreSQL as in Benchmarks/run (BALLAST_BENCH_POSTGRES_URL, or a throwaway server of its own). ROWS (default
+# 1000000) sizes the verifier run. The databases are created and dropped again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run_seconds=${RUN_SECONDS:-10}
 concurrency=${CONCURRENCY:-16}
 rows=${ROWS:-1000000}
 token="bench-admin-token-0123456789abcdef0123456789"
-source Benchmarks/common.sh
+clk_tck=$(getconf CLK_TCK)
+say() { printf '[listings] %s\n' "$*" >&2; }
+source Benchmarks/lib.sh
+db="ballast_listings_$$"
+db_url=$(url_of "$db")
 
 http_run() {  # $1 = port → "tps p50 p99"
   "$bin/ballast-bench" http-listings --url "http://127.0.0.1:$1" --token "$token" --concurrency "$concurrency" \
     --seconds "$run_seconds" | sed -E 's/tps=([0-9.]+) p50_ms=([0-9.]+) p99_ms=([0-9.]+).*/\1 \2 \3/'
 }
 
-create_database
+create_database "$db"
 create_database "${db}_shadow"
 "$bin/ballast-bench" seed --database-url "$db_url" --token "$token" >/dev/null
-start_server "$db_url" none
+start_server "$db_url"
 read -r off_tps off_p50 off_p99 < <(http_run "$port")
 stop_server
 start_server "$db_url" "$(url_of "${db}_shadow")"

@@ -4,11 +4,11 @@
 //                                                      too with BALLAST_BENCH_POSTGRES_URL)
 //   swift run -c release ballast-bench http-debits --url http://127.0.0.1:8080 --token T --wallets hot|spread
 //                 [--concurrency 16] [--seconds 10]
-//                                                      debits over HTTP against a running server (used by
-//                                                      Benchmarks/wallet-debits.sh, which sets it all up)
+//                                                      debits over HTTP against a running server (the HTTP
+//                                                      budgets themselves are measured by Benchmarks/run, with wrk)
 //   swift run -c release ballast-bench http-orders --url URL --token T --products flash|spread
 //                 [--concurrency 64] [--orders 5000] [--seconds 10]
-//                                                      orders over HTTP (used by Benchmarks/orders.sh)
+//                                                      orders over HTTP (a flash sale or spread)
 //   swift run -c release ballast-bench http-listings --url URL --token T [--concurrency 16] [--seconds 10]
 //   swift run -c release ballast-bench verifier --database-url PG --shadow-url PG [--rows 1000000] [--differ 100]
 //                                                      listing creates over HTTP and the verifier over a large

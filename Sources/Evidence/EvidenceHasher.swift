@@ -66,7 +66,8 @@ public enum EvidenceHasher {
 
     static let hexDigits = Array("0123456789abcdef".utf8)
 
-    static func hex(_ digest: SHA256.Digest) -> String {
+    /// Lower-case hex of a digest, without a formatter (also used for token and request hashes).
+    public static func hex(_ digest: SHA256.Digest) -> String {
         var bytes = [UInt8]()
         bytes.reserveCapacity(64)
         for byte in digest {

@@ -76,14 +76,35 @@ final class ConnectionWatch: Sendable {
     /// error. `body` runs in a task of its own, which a statement lost to the closed connection leaves suspended.
     func run<R: Sendable>(_ body: @escaping @Sendable () async throws -> R) async throws -> R {
         let eventLoop = MultiThreadedEventLoopGroup.singleton.any()
-        let answer = eventLoop.makePromise(of: R.self)
-        try await run(on: eventLoop) {
-            Task {
-                do { answer.succeed(try await body()) } catch { answer.fail(error) }
-            }
-            return answer.futureResult.map { _ in }
-        }.get()
-        return try await answer.futureResult.get()
+        let answer = Answer(eventLoop.makePromise(of: R.self))
+        do {
+            try await run(on: eventLoop) {
+                Task {
+                    do { answer.complete(.success(try await body())) } catch { answer.complete(.failure(error)) }
+                }
+                return answer.promise.futureResult.map { _ in }
+            }.get()
+        } catch {
+            // The connection closed first: nothing will answer the statement, so its promise is failed here.
+            answer.complete(.failure(error))
+            throw error
+        }
+        return try await answer.promise.futureResult.get()
+    }
+
+    /// A promise completed once, by the body or by the watch, whichever comes first.
+    private final class Answer<R: Sendable>: Sendable {
+        let promise: EventLoopPromise<R>
+        private let done = Atomic<Bool>(false)
+
+        init(_ promise: EventLoopPromise<R>) {
+            self.promise = promise
+        }
+
+        func complete(_ result: Result<R, any Error>) {
+            guard !done.exchange(true, ordering: .acquiringAndReleasing) else { return }
+            promise.completeWith(result)
+        }
     }
 }
 
@@ -91,6 +112,8 @@ final class ConnectionWatch: Sendable {
 struct WatchedSQLDatabase: SQLDatabase {
     let base: any SQLDatabase
     let watch: ConnectionWatch
+    /// The connection itself, for statements the driver prepares once per connection (``SQLDatabase/prepared(_:)``).
+    let connection: PostgresConnection
 
     var logger: Logger { base.logger }
     var eventLoop: any EventLoop { base.eventLoop }

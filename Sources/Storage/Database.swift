@@ -110,10 +110,14 @@ public final class Database: Sendable, Service {
     private static func runOnce<R>(
         _ sql: any SQLDatabase, lease: ConnectionLease, begin: String, body: (any SQLDatabase) async throws -> R
     ) async throws -> R {
-        try await sql.raw(SQLQueryString(begin)).run()
+        // A plain BEGIN and the COMMIT are prepared once per PostgreSQL connection (one Bind/Execute each).
+        let plain = begin == "BEGIN"
+        let begun = plain ? try await sql.prepared(TransactionStatement.Begin()) : nil
+        if begun == nil { try await sql.raw(SQLQueryString(begin)).run() }
         do {
             let result = try await body(sql)
-            try await sql.raw("COMMIT").run()
+            let committed = plain ? try await sql.prepared(TransactionStatement.Commit()) : nil
+            if committed == nil { try await sql.raw("COMMIT").run() }
             return result
         } catch {
             do {

@@ -122,7 +122,7 @@ final class PostgresBackend: DatabaseBackend {
                 // The pool drops a closed connection and opens a new one when needed.
                 if lease.isBroken { connection.close().whenComplete { _ in } }
             }
-            let sql = WatchedSQLDatabase(base: connection.sql(queryLogLevel: nil), watch: watch(connection))
+            let sql = WatchedSQLDatabase(base: connection.sql(queryLogLevel: nil), watch: watch(connection), connection: connection)
             return try await body(sql, lease)
         }
     }

@@ -1,40 +1,144 @@
 import Foundation
 import Logging
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
-/// Where finished log lines go. One `write` call per line, under a lock, so lines from concurrent tasks never
-/// interleave.
-public final class LogSink: @unchecked Sendable {
-    private let lock = NSLock()
-    private let handle: FileHandle
-    /// Captured lines, when the sink is a test buffer.
-    private var captured: [String]?
+/// Where finished log lines go.
+///
+/// A file sink (standard output or error) never writes on the caller's thread: lines are appended to a bounded
+/// buffer and a writer thread of its own hands whole batches to the kernel, one `write` per batch, so a request
+/// costs a memory copy, not a system call under a lock. When ``capacityBytes`` are waiting (the reader of the
+/// output is stuck), new lines are dropped and counted (``droppedLines``), never waited for. Lines of level error
+/// and above wake the writer at once. What is queued is written when the process exits normally (and by
+/// ``flush()``); a process killed outright loses at most the lines of its last moments.
+public final class LogSink: Sendable {
+    /// The most bytes waiting to be written; past it, lines are dropped and counted.
+    public static let capacityBytes = 4 * 1024 * 1024
 
-    private init(handle: FileHandle, capturing: Bool) {
-        self.handle = handle
-        self.captured = capturing ? [] : nil
+    private struct Pending {
+        var bytes: [UInt8] = []
+        var dropped = 0
+        var writerStarted = false
     }
 
-    public static let standardOutput = LogSink(handle: .standardOutput, capturing: false)
-    public static let standardError = LogSink(handle: .standardError, capturing: false)
+    private let descriptor: Int32?
+    private let capacity: Int
+    private let pending = Mutex(Pending())
+    /// Serializes the writes themselves, so batches reach the file in the order they were taken.
+    private let writing = Mutex(())
+    private let wake = DispatchSemaphore(value: 0)
+    /// Whether the sink is a test buffer, and the lines it captured.
+    private let capturing: Bool
+    private let captured = Mutex<[String]>([])
+
+    init(descriptor: Int32?, capturing: Bool, capacity: Int = LogSink.capacityBytes) {
+        self.descriptor = descriptor
+        self.capacity = capacity
+        self.capturing = capturing
+    }
+
+    public static let standardOutput = LogSink(descriptor: STDOUT_FILENO, capturing: false)
+    public static let standardError = LogSink(descriptor: STDERR_FILENO, capturing: false)
 
     /// A sink that keeps lines in memory, for tests that read what was logged.
-    public static func memory() -> LogSink { LogSink(handle: .nullDevice, capturing: true) }
+    public static func memory() -> LogSink { LogSink(descriptor: nil, capturing: true) }
 
-    public func write(line: String) {
-        lock.lock()
-        defer { lock.unlock() }
-        if captured != nil {
-            captured!.append(line)
-        } else {
-            handle.write(Data((line + "\n").utf8))
+    /// Queues one line (without its newline). `urgent` lines wake the writer even if others are queued.
+    public func write(line: String, urgent: Bool = false) {
+        var bytes = Array(line.utf8)
+        write(bytes: &bytes, urgent: urgent)
+    }
+
+    /// Queues one line already encoded as UTF-8 (without its newline).
+    func write(bytes line: inout [UInt8], urgent: Bool) {
+        if capturing {
+            let text = String(decoding: line, as: UTF8.self)
+            captured.withLock { $0.append(text) }
+            return
+        }
+        let signal = pending.withLock { pending -> Bool in
+            guard pending.bytes.count + line.count + 1 <= capacity else {
+                pending.dropped += 1
+                return false
+            }
+            let wasEmpty = pending.bytes.isEmpty
+            pending.bytes.append(contentsOf: line)
+            pending.bytes.append(0x0A)
+            if !pending.writerStarted {
+                pending.writerStarted = true
+                startWriter()
+                Self.flushAtExit()
+            }
+            return wasEmpty
+        }
+        if signal || urgent { wake.signal() }
+    }
+
+    /// Writes everything queued so far, on the caller's thread.
+    public func flush() {
+        guard let descriptor else { return }
+        writing.withLock { _ in
+            let batch = pending.withLock { pending -> [UInt8] in
+                let taken = pending.bytes
+                pending.bytes.removeAll(keepingCapacity: true)
+                return taken
+            }
+            Self.writeAll(batch, to: descriptor)
         }
     }
 
+    /// Lines dropped so far because the buffer was full.
+    public var droppedLines: Int { pending.withLock { $0.dropped } }
+
     /// The lines written so far (memory sinks only).
-    public var lines: [String] {
-        lock.lock()
-        defer { lock.unlock() }
-        return captured ?? []
+    public var lines: [String] { captured.withLock { $0 } }
+
+    /// Whatever the process is doing when it exits normally, the queued lines of the standard sinks go out first.
+    private static let flushAtExit: @Sendable () -> Void = {
+        atexit {
+            LogSink.standardOutput.flush()
+            LogSink.standardError.flush()
+        }
+        return {}
+    }()
+
+    private func startWriter() {
+        let thread = Thread { [self] in
+            while true {
+                wake.wait()
+                flush()
+            }
+        }
+        thread.name = "ballast-log-writer"
+        thread.start()
+    }
+
+    private static func systemWrite(_ descriptor: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int {
+        #if canImport(Glibc)
+        Glibc.write(descriptor, bytes, count)
+        #else
+        Darwin.write(descriptor, bytes, count)
+        #endif
+    }
+
+    private static func writeAll(_ bytes: [UInt8], to descriptor: Int32) {
+        bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = systemWrite(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                if written > 0 {
+                    offset += written
+                } else if written < 0 && errno == EINTR {
+                    continue
+                } else {
+                    return  // a closed or broken output: nothing more can be done with these lines
+                }
+            }
+        }
     }
 }
 
@@ -47,14 +151,15 @@ let hiddenMetadataKeys: Set<String> = ["hb.request.id"]
 /// How a log line is laid out.
 public enum LogLineFormat: Sendable {
     /// One JSON object per line: `{"time":"…","level":"info","label":"…","message":"…","requestId":"…",…}`,
-    /// metadata keys flattened into the object.
+    /// metadata keys flattened into the object, every key in byte order.
     case json
     /// For people reading a terminal: `time level label: message key=value …`.
     case text
 }
 
 /// A swift-log handler writing one line per event in the chosen format. Secrets (see
-/// ``redactedMetadataKeys``) are never written, whatever the caller passed.
+/// ``redactedMetadataKeys``) are never written, whatever the caller passed. JSON is written by hand into a byte
+/// buffer (no Foundation serializer, no date formatter on the request path).
 public struct LineLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
@@ -79,63 +184,159 @@ public struct LineLogHandler: LogHandler {
         var merged = metadata
         if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
+        var line: [UInt8]
         switch format {
-        case .json: writeJSON(event, merged)
-        case .text: writeText(event, merged)
+        case .json: line = jsonLine(event, merged)
+        case .text: line = textLine(event, merged)
         }
+        sink.write(bytes: &line, urgent: event.level >= .error)
     }
 
-    private func writeJSON(_ event: LogEvent, _ merged: Logger.Metadata) {
-        var object: [String: Any] = [
-            "time": LogTime.now(),
-            "level": event.level.rawValue,
-            "label": label,
-            "message": event.message.description,
+    func jsonLine(_ event: LogEvent, _ merged: Logger.Metadata) -> [UInt8] {
+        var fields: [(key: String, value: Logger.MetadataValue)] = [
+            ("label", .string(label)), ("level", .string(event.level.rawValue)), ("message", .string(event.message.description)),
+            ("time", .string(LogTime.now())),
         ]
-        for (key, value) in merged where object[key] == nil && !hiddenMetadataKeys.contains(key) {
-            object[key] = redactedMetadataKeys.contains(key.lowercased()) ? "<redacted>" : value.jsonValue
+        if event.level >= .error { fields.append(("source", .string("\(event.file):\(event.line)"))) }
+        let fixed = fields.count
+        for (key, value) in merged where !hiddenMetadataKeys.contains(key) {
+            // The line's own fields win over metadata of the same name.
+            guard !fields[0..<fixed].contains(where: { $0.key == key }) else { continue }
+            fields.append((key, redactedMetadataKeys.contains(key.lowercased()) ? .string("<redacted>") : value))
         }
-        if event.level >= .error {
-            object["source"] = "\(event.file):\(event.line)"
+        fields.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        out.append(UInt8(ascii: "{"))
+        for (index, field) in fields.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            JSONText.appendString(field.key, to: &out)
+            out.append(UInt8(ascii: ":"))
+            JSONText.appendValue(field.value, to: &out)
         }
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]),
-              let line = String(data: data, encoding: .utf8)
-        else { return }
-        sink.write(line: line)
+        out.append(UInt8(ascii: "}"))
+        return out
     }
 
-    private func writeText(_ event: LogEvent, _ merged: Logger.Metadata) {
+    private func textLine(_ event: LogEvent, _ merged: Logger.Metadata) -> [UInt8] {
         let fields = merged.keys.filter { !hiddenMetadataKeys.contains($0) }.sorted().map { key -> String in
             let value = redactedMetadataKeys.contains(key.lowercased()) ? "<redacted>" : "\(merged[key]!)"
             return "\(key)=\(value)"
         }
         let tail = fields.isEmpty ? "" : " " + fields.joined(separator: " ")
-        sink.write(line: "\(LogTime.now()) \(event.level.rawValue) \(label): \(event.message)\(tail)")
+        return Array("\(LogTime.now()) \(event.level.rawValue) \(label): \(event.message)\(tail)".utf8)
     }
 }
 
-extension Logger.MetadataValue {
-    /// The value as something `JSONSerialization` accepts.
-    var jsonValue: Any {
-        switch self {
-        case .string(let text): return text
-        case .stringConvertible(let value):
-            // Numbers and booleans stay numbers and booleans in the JSON line.
-            switch value {
-            case let number as Int: return number
-            case let number as Double: return number
-            case let flag as Bool: return flag
-            default: return value.description
+/// Hand-written JSON for log lines: strings escaped as RFC 8259 requires (quote, backslash, control characters;
+/// `/` and non-ASCII left as they are), numbers and booleans kept as such.
+enum JSONText {
+    static func appendValue(_ value: Logger.MetadataValue, to out: inout [UInt8]) {
+        switch value {
+        case .string(let text):
+            appendString(text, to: &out)
+        case .stringConvertible(let convertible):
+            switch convertible {
+            case let number as Int: out.append(contentsOf: String(number).utf8)
+            case let number as Int64: out.append(contentsOf: String(number).utf8)
+            case let number as Double where number.isFinite: out.append(contentsOf: number.description.utf8)
+            case let flag as Bool: out.append(contentsOf: (flag ? "true" : "false").utf8)
+            default: appendString(convertible.description, to: &out)
             }
-        case .array(let values): return values.map(\.jsonValue)
-        case .dictionary(let values): return values.mapValues(\.jsonValue)
+        case .array(let values):
+            out.append(UInt8(ascii: "["))
+            for (index, element) in values.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                appendValue(element, to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        case .dictionary(let values):
+            out.append(UInt8(ascii: "{"))
+            for (index, key) in values.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }).enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                appendString(key, to: &out)
+                out.append(UInt8(ascii: ":"))
+                appendValue(values[key]!, to: &out)
+            }
+            out.append(UInt8(ascii: "}"))
         }
     }
+
+    static func appendString(_ text: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(contentsOf: [0x5C, 0x22])
+            case UInt8(ascii: "\\"): out.append(contentsOf: [0x5C, 0x5C])
+            case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+            case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
+            case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+            case 0x00..<0x20:
+                out.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0x0F)]])
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 }
 
-/// RFC 3339 UTC timestamps with milliseconds for log lines.
-enum LogTime {
-    static func now() -> String {
-        Date.now.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+/// RFC 3339 UTC timestamps with milliseconds (`2026-12-01T00:54:48.881Z`), for log lines and API answers,
+/// computed without a formatter (Foundation's go through ICU, which costs more than the rest of a log line).
+public enum LogTime {
+    /// The system clock now.
+    public static func now() -> String {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return format(seconds: Int64(spec.tv_sec), milliseconds: Int(spec.tv_nsec / 1_000_000))
+    }
+
+    /// `date`, its fraction truncated to milliseconds.
+    public static func string(from date: Date) -> String {
+        // Whole microseconds first (what the stores keep), so a binary fraction just under one never loses a millisecond.
+        let microseconds = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
+        let milliseconds = microseconds >= 0 ? microseconds / 1000 : (microseconds - 999) / 1000
+        let seconds = milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000
+        return format(seconds: seconds, milliseconds: Int(milliseconds - seconds * 1000))
+    }
+
+    static func format(seconds: Int64, milliseconds: Int) -> String {
+        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let secondOfDay = Int(seconds - days * 86_400)
+        let (year, month, day) = civil(daysSinceEpoch: days)
+        var out: [UInt8] = []
+        out.reserveCapacity(24)
+        func digits(_ value: Int, _ count: Int) {
+            var divisor = 1
+            for _ in 1..<count { divisor *= 10 }
+            var rest = value
+            while divisor > 0 {
+                out.append(UInt8(ascii: "0") + UInt8(rest / divisor % 10))
+                rest %= divisor
+                divisor /= 10
+            }
+        }
+        digits(Int(year), 4); out.append(UInt8(ascii: "-"))
+        digits(month, 2); out.append(UInt8(ascii: "-"))
+        digits(day, 2); out.append(UInt8(ascii: "T"))
+        digits(secondOfDay / 3600, 2); out.append(UInt8(ascii: ":"))
+        digits(secondOfDay / 60 % 60, 2); out.append(UInt8(ascii: ":"))
+        digits(secondOfDay % 60, 2); out.append(UInt8(ascii: "."))
+        digits(milliseconds, 3); out.append(UInt8(ascii: "Z"))
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The proleptic Gregorian date of a day counted from 1970-01-01 (the days-to-civil algorithm).
+    static func civil(daysSinceEpoch: Int64) -> (year: Int64, month: Int, day: Int) {
+        let z = daysSinceEpoch + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let shiftedMonth = (5 * dayOfYear + 2) / 153
+        let day = Int(dayOfYear - (153 * shiftedMonth + 2) / 5 + 1)
+        let month = Int(shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9)
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 }

@@ -17,7 +17,7 @@ public struct MetricsRegistry: Sendable {
             .seconds(5), .seconds(10),
         ]
         self.registry = registry
-        self.factory = factory
+        self.factory = CachedMetricsFactory(base: factory)
     }
 
     /// The Prometheus text exposition of every metric recorded so far.

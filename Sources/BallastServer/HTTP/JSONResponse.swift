@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import Marketplace
+import Telemetry
 
 /// Builds JSON responses with one encoder configuration: RFC 3339 UTC times, stable key order.
 enum JSONResponse {
@@ -27,6 +28,6 @@ enum JSONResponse {
 /// RFC 3339 UTC with milliseconds, e.g. `2026-11-21T13:24:08.123Z`.
 enum RFC3339 {
     static func string(from date: Date) -> String {
-        date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+        LogTime.string(from: date)
     }
 }

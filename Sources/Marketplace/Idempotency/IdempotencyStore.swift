@@ -1,4 +1,5 @@
 import Crypto
+import Evidence
 import Foundation
 import SQLKit
 import Storage
@@ -66,8 +67,7 @@ public struct IdempotencyStore: Sendable {
 
     /// SHA-256 of what makes two requests "the same": method, path and the body's canonical JSON.
     public static func requestHash(method: String, path: String, canonicalBody: String) -> String {
-        let digest = SHA256.hash(data: Data("\(method) \(path)\n\(canonicalBody)".utf8))
-        return digest.map { String(format: "%02x", $0) }.joined()
+        EvidenceHasher.hex(SHA256.hash(data: Array("\(method) \(path)\n\(canonicalBody)".utf8)))
     }
 
     public func claim(user: UserID, key: String, requestHash: String) async throws -> Claim {

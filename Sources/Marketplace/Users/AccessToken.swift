@@ -1,4 +1,5 @@
 import Crypto
+import Evidence
 import Foundation
 
 /// Bearer tokens: 32 random bytes, base64url without padding (43 characters), prefixed `blt_` so a leaked one
@@ -16,7 +17,7 @@ public enum AccessToken {
 
     /// Lower-case hex SHA-256 of the token's UTF-8 bytes.
     public static func hash(_ token: String) -> String {
-        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+        EvidenceHasher.hex(SHA256.hash(data: Array(token.utf8)))
     }
 
     /// Compares two equal-length strings without stopping at the first difference.

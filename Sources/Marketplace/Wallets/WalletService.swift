@@ -1,6 +1,7 @@
 import ChaosKit
 import Foundation
 import Metrics
+import PostgresNIO
 import SQLKit
 import Storage
 
@@ -221,6 +222,11 @@ public struct WalletService: Sendable {
             try failpoints.hit(Failpoint.debitAfterBalanceUpdate)
             return WalletMovement(wallet: wallet, entry: try await appendLedger(wallet, .debit, debit.amount, debit.reference, order: debit.order, sql))
         }
+        if alongside == nil, let rows = try await sql.prepared(DebitStatement(debit, entryId: LedgerEntryID(), nowMicros: StoredTime.nowMicros())) {
+            guard let row = rows.first else { try await debitFailure(debit, sql) }
+            try failpoints.hit(Failpoint.debitAfterBalanceUpdate)
+            return try row.movement()
+        }
         var statement: SQLQueryString = """
             WITH w AS (
                 UPDATE wallets SET balance = balance - \(bind: amount)
@@ -243,12 +249,7 @@ public struct WalletService: Sendable {
         let row = try await sql.raw(statement).first(decoding: DebitRow.self)
         guard let row else { try await debitFailure(debit, sql) }
         try failpoints.hit(Failpoint.debitAfterBalanceUpdate)
-        let wallet = try WalletRow(id: row.id, owner_id: row.owner_id, currency: row.currency, balance: row.balance,
-                                   created_at_micros: row.created_at_micros).wallet()
-        let entry = try LedgerRow(entry_no: row.entry_no, id: row.entry_id, wallet_id: row.id, kind: row.kind, amount: row.amount,
-                                  balance_after: row.balance_after, reference: row.reference,
-                                  created_at_micros: row.entry_created_at_micros).entry()
-        return WalletMovement(wallet: wallet, entry: entry)
+        return try row.movement()
     }
 
     /// After a conditional debit took nothing, says why (a read that decides nothing): 404 for a missing or
@@ -333,7 +334,62 @@ struct WalletRow: Decodable {
 }
 
 /// The wallet and ledger columns of the one-statement debit.
-struct DebitRow: Decodable {
+/// The debit of ``WalletService/take(_:alongside:_:)`` on PostgreSQL, prepared once per connection: the same
+/// conditional update and ledger row in one statement, with the row conditions written so that one statement
+/// serves every caller (`$4` is true when an admin may take from a wallet it does not own).
+struct DebitStatement: PostgresPreparedStatement {
+    typealias Row = DebitRow
+
+    static let sql = """
+        WITH w AS (
+            UPDATE wallets SET balance = balance - $1
+            WHERE id = $2 AND (owner_id = $3 OR $4) AND ($5::text IS NULL OR currency = $5) AND balance >= $1
+            RETURNING \(WalletRow.columnList)
+        ), l AS (
+            INSERT INTO wallet_transactions (id, wallet_id, kind, amount, balance_after, reference, order_id, created_at_micros)
+            SELECT $6, w.id, 'debit', $1, w.balance, $7, $8, $9 FROM w
+            RETURNING \(LedgerRow.columns.joined(separator: ", "))
+        )
+        SELECT w.id, w.owner_id, w.currency, w.balance, w.created_at_micros, l.entry_no, l.id AS entry_id,
+               l.kind, l.amount, l.balance_after, l.reference, l.created_at_micros AS entry_created_at_micros
+        FROM w, l
+        """
+    static let bindingDataTypes: [PostgresDataType] = [.int8, .text, .text, .bool, .text, .text, .text, .text, .int8]
+
+    let debit: WalletService.Debit
+    let entryId: LedgerEntryID
+    let nowMicros: Int64
+
+    init(_ debit: WalletService.Debit, entryId: LedgerEntryID, nowMicros: Int64) {
+        self.debit = debit
+        self.entryId = entryId
+        self.nowMicros = nowMicros
+    }
+
+    func makeBindings() -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 9)
+        bindings.append(debit.amount.minorUnits)
+        bindings.append(debit.wallet.description)
+        bindings.append(debit.caller.id.description)
+        bindings.append(!debit.ownerOnly && debit.caller.isAdmin)
+        bindings.append(debit.currency?.code)
+        bindings.append(entryId.description)
+        bindings.append(debit.reference)
+        bindings.append(debit.order?.description)
+        bindings.append(nowMicros)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> DebitRow {
+        let (id, owner, currency, balance, created, entryNo, entryId, kind, amount, balanceAfter, reference, entryCreated) =
+            try row.decode((String, String, String, Int64, Int64, Int64, String, String, Int64, Int64, String?, Int64).self)
+        return DebitRow(id: id, owner_id: owner, currency: currency, balance: balance, created_at_micros: created,
+                        entry_no: entryNo, entry_id: entryId, kind: kind, amount: amount, balance_after: balanceAfter,
+                        reference: reference, entry_created_at_micros: entryCreated)
+    }
+}
+
+struct DebitRow: Decodable, Sendable {
     let id: String
     let owner_id: String
     let currency: String
@@ -346,6 +402,15 @@ struct DebitRow: Decodable {
     let balance_after: Int64
     let reference: String?
     let entry_created_at_micros: Int64
+
+    func movement() throws -> WalletMovement {
+        let wallet = try WalletRow(id: id, owner_id: owner_id, currency: currency, balance: balance,
+                                   created_at_micros: created_at_micros).wallet()
+        let entry = try LedgerRow(entry_no: entry_no, id: entry_id, wallet_id: id, kind: kind, amount: amount,
+                                  balance_after: balance_after, reference: reference,
+                                  created_at_micros: entry_created_at_micros).entry()
+        return WalletMovement(wallet: wallet, entry: entry)
+    }
 }
 
 struct LedgerRow: Decodable {

@@ -1,0 +1,44 @@
+import Logging
+import PostgresNIO
+import SQLKit
+
+extension SQLDatabase {
+    /// On a leased PostgreSQL connection, runs `statement` as a named prepared statement: the server parses and
+    /// plans it once per connection, and every later run is one Bind/Execute. For the hot paths (a debit, the
+    /// transaction's own BEGIN and COMMIT), where parsing and planning the statement every time cost the database
+    /// more than running it. Runs under the connection's watch like every other statement.
+    ///
+    /// `nil` when `self` is not a leased PostgreSQL connection (SQLite): the caller runs its portable statement.
+    public func prepared<Statement: PostgresPreparedStatement>(
+        _ statement: Statement
+    ) async throws -> [Statement.Row]? where Statement.Row: Sendable {
+        guard let watched = self as? WatchedSQLDatabase else { return nil }
+        let connection = watched.connection
+        return try await watched.watch.run {
+            var rows: [Statement.Row] = []
+            for try await row in try await connection.execute(statement, logger: preparedStatementLogger) {
+                rows.append(row)
+            }
+            return rows
+        }
+    }
+}
+
+private let preparedStatementLogger = Logger(label: "ballast.postgres.prepared", factory: { _ in SwiftLogNoOpLogHandler() })
+
+/// Statements without parameters or rows, prepared once per connection (`BEGIN`, `COMMIT`, `ROLLBACK`).
+enum TransactionStatement {
+    struct Begin: PostgresPreparedStatement {
+        typealias Row = Int
+        static let sql = "BEGIN"
+        func makeBindings() -> PostgresBindings { PostgresBindings() }
+        func decodeRow(_ row: PostgresRow) throws -> Int { 0 }
+    }
+
+    struct Commit: PostgresPreparedStatement {
+        typealias Row = Int
+        static let sql = "COMMIT"
+        func makeBindings() -> PostgresBindings { PostgresBindings() }
+        func decodeRow(_ row: PostgresRow) throws -> Int { 0 }
+    }
+}
