@@ -2,12 +2,19 @@ import Synchronization
 
 /// A counting semaphore for async code with a bounded wait: `acquire(timeout:)` either gets a permit or throws
 /// ``StorageError/poolTimeout`` after `timeout`, and a cancelled waiter leaves the queue at once.
-/// Waiters are served first come, first served.
+/// Waiters are served first come, first served. One sweeper task (running only while someone waits) fails the
+/// waiters whose time is up, instead of a timer task per waiter: under load, most requests wait a little.
 final class AsyncSemaphore: Sendable {
     private struct Waiter {
         let id: UInt64
         let continuation: CheckedContinuation<Void, any Error>
+        let deadline: ContinuousClock.Instant
+        let timeout: Duration
     }
+
+    /// The longest the sweeper sleeps before looking again (bounds how late a waiter with an earlier deadline than
+    /// the first in line can be failed).
+    static let sweepInterval: Duration = .seconds(1)
 
     private struct State {
         var permits: Int
@@ -17,6 +24,7 @@ final class AsyncSemaphore: Sendable {
         /// `failedEarly` so the waiter fails as soon as it would queue.
         var pending: Set<UInt64> = []
         var failedEarly: [UInt64: any Error] = [:]
+        var sweeping = false
     }
 
     private let state: Mutex<State>
@@ -38,29 +46,25 @@ final class AsyncSemaphore: Sendable {
         }
         guard let id else { return }
 
-        let timer = Task { [weak self] in
-            try await Task.sleep(for: timeout)
-            let milliseconds = timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
-            self?.fail(id, with: StorageError.poolTimeout(waitedMilliseconds: Int(milliseconds)))
-        }
-        defer { timer.cancel() }
+        let deadline = ContinuousClock.now.advanced(by: timeout)
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let outcome: Result<Bool, any Error> = state.withLock { state in
+                let outcome: Queueing = state.withLock { state in
                     state.pending.remove(id)
-                    if let error = state.failedEarly.removeValue(forKey: id) { return .failure(error) }
+                    if let error = state.failedEarly.removeValue(forKey: id) { return .failed(error) }
                     // A permit may have been released between the first check and here.
                     if state.permits > 0 {
                         state.permits -= 1
-                        return .success(true)
+                        return .served
                     }
-                    state.waiters.append(Waiter(id: id, continuation: continuation))
-                    return .success(false)
+                    state.waiters.append(Waiter(id: id, continuation: continuation, deadline: deadline, timeout: timeout))
+                    defer { state.sweeping = true }
+                    return .queued(startSweeper: !state.sweeping)
                 }
                 switch outcome {
-                case .success(true): continuation.resume()
-                case .success(false): break
-                case .failure(let error): continuation.resume(throwing: error)
+                case .served: continuation.resume()
+                case .queued(let startSweeper): if startSweeper { sweep() }
+                case .failed(let error): continuation.resume(throwing: error)
                 }
             }
         } onCancel: {
@@ -77,6 +81,43 @@ final class AsyncSemaphore: Sendable {
             return state.waiters.removeFirst()
         }
         waiter?.continuation.resume()
+    }
+
+    /// What queueing a waiter came to.
+    private enum Queueing {
+        case served
+        case queued(startSweeper: Bool)
+        case failed(any Error)
+    }
+
+    /// Runs while anyone waits: sleeps until the first waiter's deadline (at most ``sweepInterval``), fails every
+    /// waiter whose time is up with ``StorageError/poolTimeout``, and ends when nobody waits.
+    private func sweep() {
+        Task { [weak self] in
+            while let self {
+                let next: ContinuousClock.Instant? = self.state.withLock { state in
+                    guard let first = state.waiters.map(\.deadline).min() else {
+                        state.sweeping = false
+                        return nil
+                    }
+                    return first
+                }
+                guard let next else { return }
+                let wake = min(next, ContinuousClock.now.advanced(by: Self.sweepInterval))
+                try? await Task.sleep(until: wake, clock: .continuous)
+                let now = ContinuousClock.now
+                let expired: [Waiter] = self.state.withLock { state in
+                    let late = state.waiters.filter { $0.deadline <= now }
+                    state.waiters.removeAll { $0.deadline <= now }
+                    return late
+                }
+                for waiter in expired {
+                    let milliseconds = waiter.timeout.components.seconds * 1000
+                        + waiter.timeout.components.attoseconds / 1_000_000_000_000_000
+                    waiter.continuation.resume(throwing: StorageError.poolTimeout(waitedMilliseconds: Int(milliseconds)))
+                }
+            }
+        }
     }
 
     /// Removes a still-waiting waiter and fails it; a waiter already served is left alone.

@@ -1,25 +1,7 @@
 import ArgumentParser
 import BallastServer
-import Dispatch
-import Foundation
-import NIOCore
-import NIOPosix
 
-/// The process's entry point: makes the event loops that already carry every socket also run Swift concurrency's
-/// tasks (so a request's work does not hop between an event-loop thread and a second pool of threads; on a
-/// machine with few cores those hops were a seventh of the server's time), then runs the command.
 @main
-enum BallastEntry {
-    static func main() {
-        _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
-        Task {
-            await Ballast.main()
-            exit(0)
-        }
-        dispatchMain()
-    }
-}
-
 struct Ballast: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ballast",

@@ -27,9 +27,13 @@ struct AuthMiddleware<Context: BallastRequestContext>: RouterMiddleware {
 
     static func bearerToken(_ header: String) -> String? {
         let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        let token = parts[1].trimmingCharacters(in: .whitespaces)
-        return token.isEmpty ? nil : token
+        guard parts.count == 2, parts[0].utf8.count == 6,
+              parts[0].utf8.elementsEqual("bearer".utf8, by: { ($0 | 0x20) == $1 })
+        else { return nil }
+        // Blanks around the token are not part of it (without Foundation's character sets: this runs per request).
+        var token = parts[1].drop(while: \.isWhitespace)
+        while let last = token.last, last.isWhitespace { token = token.dropLast() }
+        return token.isEmpty ? nil : String(token)
     }
 }
 
