@@ -114,6 +114,8 @@ struct WatchedSQLDatabase: SQLDatabase {
     let watch: ConnectionWatch
     /// The connection itself, for statements the driver prepares once per connection (``SQLDatabase/prepared(_:)``).
     let connection: PostgresConnection
+    /// The lease, so a failed prepared statement can retire the connection.
+    let lease: ConnectionLease
 
     var logger: Logger { base.logger }
     var eventLoop: any EventLoop { base.eventLoop }

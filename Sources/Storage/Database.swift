@@ -110,14 +110,12 @@ public final class Database: Sendable, Service {
     private static func runOnce<R>(
         _ sql: any SQLDatabase, lease: ConnectionLease, begin: String, body: (any SQLDatabase) async throws -> R
     ) async throws -> R {
-        // A plain BEGIN and the COMMIT are prepared once per PostgreSQL connection (one Bind/Execute each).
-        let plain = begin == "BEGIN"
-        let begun = plain ? try await sql.prepared(TransactionStatement.Begin()) : nil
+        // A plain BEGIN is prepared once per PostgreSQL connection (one Bind/Execute).
+        let begun = begin == "BEGIN" ? try await sql.prepared(TransactionStatement.Begin()) : nil
         if begun == nil { try await sql.raw(SQLQueryString(begin)).run() }
         do {
             let result = try await body(sql)
-            let committed = plain ? try await sql.prepared(TransactionStatement.Commit()) : nil
-            if committed == nil { try await sql.raw("COMMIT").run() }
+            try await sql.raw("COMMIT").run()
             return result
         } catch {
             do {

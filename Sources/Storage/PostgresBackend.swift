@@ -43,11 +43,6 @@ final class PostgresBackend: DatabaseBackend {
         /// A lease timed out and the server has not been seen accepting connections since: leases wait only
         /// ``downLeaseTimeout``, so callers get their 503 at once instead of queueing behind each other's timeouts.
         var down = false
-        /// Callers waiting for the pool to lend them a connection, by ticket, since when.
-        var waiting: [UInt64: ContinuousClock.Instant] = [:]
-        var nextTicket: UInt64 = 0
-        /// Tickets whose wait the watchdog ended by replacing the pool: their callers answer "unavailable".
-        var abandoned: Set<UInt64> = []
     }
 
     private let state: Mutex<State>
@@ -102,9 +97,8 @@ final class PostgresBackend: DatabaseBackend {
             number: 1, client: PostgresClient(configuration: configuration, backgroundLogger: backgroundLogger))))
     }
 
-    /// How long a lease may wait before the server counts as unreachable (checked every ``probeInterval``, so a
-    /// stuck wait ends within a quarter second more). Leases are otherwise near-instant: the semaphore in front
-    /// never lets more callers through than there are connections.
+    /// How long a lease may take before the server counts as unreachable. Leases are otherwise near-instant:
+    /// the semaphore in front never lets more callers through than there are connections.
     static let leaseTimeout: Duration = .seconds(5)
     /// How long a session may sit idle inside a transaction before the server ends it
     /// (`idle_in_transaction_session_timeout`), releasing its locks: a process paused mid-transaction.
@@ -121,13 +115,14 @@ final class PostgresBackend: DatabaseBackend {
     ) async throws -> R {
         try await slots.acquire(timeout: wait)
         defer { slots.release() }
-        return try await lease { connection in
+        let client = try await leasableClient()
+        return try await client.withConnection { connection in
             let lease = ConnectionLease()
             defer {
                 // The pool drops a closed connection and opens a new one when needed.
                 if lease.isBroken { connection.close().whenComplete { _ in } }
             }
-            let sql = WatchedSQLDatabase(base: connection.sql(queryLogLevel: nil), watch: watch(connection), connection: connection)
+            let sql = WatchedSQLDatabase(base: connection.sql(queryLogLevel: nil), watch: watch(connection), connection: connection, lease: lease)
             return try await body(sql, lease)
         }
     }
@@ -137,40 +132,9 @@ final class PostgresBackend: DatabaseBackend {
     ) async throws -> R? {
         try await slots.acquire(timeout: wait)
         defer { slots.release() }
-        return try await lease { connection in
-            try await watch(connection).run { try await body(connection) }
-        }
-    }
-
-    /// Borrows a connection from the pool for `body`. The pool keeps retrying a server that is down and a lease
-    /// would wait for it indefinitely, so every wait is registered: the watchdog in ``run()`` ends waits longer
-    /// than ``leaseTimeout`` by replacing the pool (which fails them; they answer "unavailable", 503 upstream) and
-    /// starts the probe. While the server is known to be down, a lease is first tried with ``downLeaseTimeout``,
-    /// so callers get their 503 at once instead of queueing. No timer per lease on the way: a healthy lease costs
-    /// two lock acquisitions.
-    private func lease<R: Sendable>(_ body: (PostgresConnection) async throws -> R) async throws -> R {
         let client = try await leasableClient()
-        let ticket = state.withLock { state -> UInt64 in
-            state.nextTicket &+= 1
-            state.waiting[state.nextTicket] = ContinuousClock.now
-            return state.nextTicket
-        }
-        do {
-            return try await client.withConnection { connection in
-                _ = state.withLock { $0.waiting.removeValue(forKey: ticket) }
-                return try await body(connection)
-            }
-        } catch {
-            // Still waiting (or ended by the watchdog): the pool never lent a connection; the store is unavailable.
-            let (neverLent, abandoned) = state.withLock { state in
-                (state.waiting.removeValue(forKey: ticket) != nil, state.abandoned.remove(ticket) != nil)
-            }
-            if abandoned { throw StorageError.unavailable("no connection within \(Self.leaseTimeout)") }
-            if neverLent {
-                startProbing()
-                throw error as? StorageError ?? StorageError.unavailable(ErrorClassifier.describe(error))
-            }
-            throw error
+        return try await client.withConnection { connection in
+            try await watch(connection).run { try await body(connection) }
         }
     }
 
@@ -191,14 +155,15 @@ final class PostgresBackend: DatabaseBackend {
         let watch: ConnectionWatch
     }
 
-    /// The pool to lease from. While the server is known to be down, first a lease under ``downLeaseTimeout``
-    /// (returned at once), so callers are answered "unavailable" quickly and the probe is running.
+    /// The pool keeps retrying a server that is down and a lease would wait for it indefinitely; so first lease
+    /// and return a connection under a timeout, and answer "unavailable" (503 upstream) when none comes, starting
+    /// the probe that replaces the pool once the server is back. The real lease right after reuses the connection
+    /// just returned.
     private func leasableClient() async throws -> PostgresClient {
         let (client, down) = state.withLock { ($0.current.client, $0.down) }
-        guard down else { return client }
         do {
-            try await withTimeout(Self.downLeaseTimeout) { try await client.withConnection { _ in } }
-            state.withLock { $0.down = false }
+            try await withTimeout(down ? Self.downLeaseTimeout : Self.leaseTimeout) { try await client.withConnection { _ in } }
+            if down { state.withLock { $0.down = false } }
             return client
         } catch let error as StorageError {
             startProbing()
@@ -207,23 +172,6 @@ final class PostgresBackend: DatabaseBackend {
             startProbing()
             throw StorageError.unavailable(ErrorClassifier.describe(error))
         }
-    }
-
-    /// Ends waits for a connection that have lasted longer than ``leaseTimeout``: marks the server down, replaces
-    /// the pool (the old one fails every wait queued on it) and starts the probe.
-    private func endStuckLeases() {
-        let stuck = state.withLock { state -> Bool in
-            let now = ContinuousClock.now
-            guard state.waiting.values.contains(where: { now - $0 > Self.leaseTimeout }) else { return false }
-            for ticket in state.waiting.keys { state.abandoned.insert(ticket) }
-            state.waiting.removeAll()
-            state.down = true
-            return true
-        }
-        guard stuck else { return }
-        logger.warning("no connection lent within \(Self.leaseTimeout); replacing the pool and probing the server")
-        replacePool()
-        startProbing()
     }
 
     /// Probes the server (a session that logs in and runs `SELECT 1`) until it answers, then replaces the pool. One
@@ -320,12 +268,9 @@ final class PostgresBackend: DatabaseBackend {
                 state.current.task = Task { await client.run() }
             }
         }
-        // Until shutdown (graceful or cancelled), watching for stuck leases; then stop every pool this backend started.
+        // Until shutdown (graceful or cancelled), then stop every pool this backend started.
         await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: Self.probeInterval)
-                self.endStuckLeases()
-            }
+            while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
         }
         let tasks = state.withLock { state -> [Task<Void, Never>] in
             state.stopped = true

@@ -14,30 +14,33 @@ extension SQLDatabase {
     ) async throws -> [Statement.Row]? where Statement.Row: Sendable {
         guard let watched = self as? WatchedSQLDatabase else { return nil }
         let connection = watched.connection
-        return try await watched.watch.run {
-            var rows: [Statement.Row] = []
-            for try await row in try await connection.execute(statement, logger: preparedStatementLogger) {
-                rows.append(row)
+        do {
+            return try await watched.watch.run {
+                var rows: [Statement.Row] = []
+                for try await row in try await connection.execute(statement, logger: preparedStatementLogger) {
+                    rows.append(row)
+                }
+                return rows
             }
-            return rows
+        } catch {
+            // The driver remembers a statement whose preparation failed (a lock or statement timeout, a cancel, a
+            // schema change under it) for the connection's life and fails every later use of it at once; so a
+            // connection on which a prepared statement failed is not lent again.
+            watched.lease.markBroken()
+            throw error
         }
     }
 }
 
 private let preparedStatementLogger = Logger(label: "ballast.postgres.prepared", factory: { _ in SwiftLogNoOpLogHandler() })
 
-/// Statements without parameters or rows, prepared once per connection (`BEGIN`, `COMMIT`, `ROLLBACK`).
+/// `BEGIN`, prepared once per connection. (`COMMIT` stays an unnamed statement: its answer is completed on the
+/// event loop in the same read that brings it, so a connection closing right after cannot overtake a commit that
+/// happened and turn it into an error.)
 enum TransactionStatement {
     struct Begin: PostgresPreparedStatement {
         typealias Row = Int
         static let sql = "BEGIN"
-        func makeBindings() -> PostgresBindings { PostgresBindings() }
-        func decodeRow(_ row: PostgresRow) throws -> Int { 0 }
-    }
-
-    struct Commit: PostgresPreparedStatement {
-        typealias Row = Int
-        static let sql = "COMMIT"
         func makeBindings() -> PostgresBindings { PostgresBindings() }
         func decodeRow(_ row: PostgresRow) throws -> Int { 0 }
     }

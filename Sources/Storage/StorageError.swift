@@ -48,8 +48,8 @@ enum ErrorClassifier {
                 case "23505": return .uniqueViolation
                 case "23514": return .checkViolation
                 // Shut down or starting up, the connection gone, a lock held past `lock_timeout` (a paused or stuck
-                // holder), a session ended for idling in its transaction: all "try again shortly".
-                case "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004", "55P03", "25P03": return .unavailable
+                // holder), a session ended for idling in its transaction, a statement cancelled: all "try again shortly".
+                case "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004", "55P03", "25P03", "57014": return .unavailable
                 default: return .other
                 }
             }

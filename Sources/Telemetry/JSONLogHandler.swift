@@ -14,7 +14,8 @@ import Darwin
 /// costs a memory copy, not a system call under a lock. When ``capacityBytes`` are waiting (the reader of the
 /// output is stuck), new lines are dropped and counted (``droppedLines``), never waited for. Lines of level error
 /// and above wake the writer at once. What is queued is written when the process exits normally (and by
-/// ``flush()``); a process killed outright loses at most the lines of its last moments.
+/// ``flush()``), unless the output itself is stuck; a process that crashes or is killed outright loses the lines
+/// still queued (at most those of its last moments).
 public final class LogSink: Sendable {
     /// The most bytes waiting to be written; past it, lines are dropped and counted.
     public static let capacityBytes = 4 * 1024 * 1024
@@ -80,15 +81,23 @@ public final class LogSink: Sendable {
 
     /// Writes everything queued so far, on the caller's thread.
     public func flush() {
+        writing.withLock { _ in writeQueued() }
+    }
+
+    /// As ``flush()``, unless a write is already under way (an output whose reader is stuck blocks it): then
+    /// nothing, so that a process exiting never waits on its own log output.
+    func flushIfIdle() {
+        _ = writing.withLockIfAvailable { _ in writeQueued() }
+    }
+
+    private func writeQueued() {
         guard let descriptor else { return }
-        writing.withLock { _ in
-            let batch = pending.withLock { pending -> [UInt8] in
-                let taken = pending.bytes
-                pending.bytes.removeAll(keepingCapacity: true)
-                return taken
-            }
-            Self.writeAll(batch, to: descriptor)
+        let batch = pending.withLock { pending -> [UInt8] in
+            let taken = pending.bytes
+            pending.bytes.removeAll(keepingCapacity: true)
+            return taken
         }
+        Self.writeAll(batch, to: descriptor)
     }
 
     /// Lines dropped so far because the buffer was full.
@@ -100,8 +109,8 @@ public final class LogSink: Sendable {
     /// Whatever the process is doing when it exits normally, the queued lines of the standard sinks go out first.
     private static let flushAtExit: @Sendable () -> Void = {
         atexit {
-            LogSink.standardOutput.flush()
-            LogSink.standardError.flush()
+            LogSink.standardOutput.flushIfIdle()
+            LogSink.standardError.flushIfIdle()
         }
         return {}
     }()

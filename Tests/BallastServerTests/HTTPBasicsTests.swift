@@ -65,6 +65,16 @@ struct HTTPBasicsTests {
             #expect(huge.status == .unauthorized)
             // Unknown /api routes do not reveal themselves to strangers.
             #expect(try await app.request(.get, "/api/secret").status == .unauthorized)
+            // The scheme in any case, blanks (tabs and space separators) around the token; nothing else is trimmed.
+            for (header, status) in [
+                ("bearer \(TestApp.adminToken)", HTTPResponse.Status.ok), ("BEARER \t\(TestApp.adminToken)\t ", .ok),
+                ("Bearer \u{A0}\(TestApp.adminToken)\u{3000}", .ok), ("Bearer \(TestApp.adminToken)\u{2028}", .unauthorized),
+                ("Bearer \(TestApp.adminToken)\u{85}", .unauthorized), ("Bearerx \(TestApp.adminToken)", .unauthorized),
+                ("Bearer", .unauthorized), ("Bearer \t ", .unauthorized),
+            ] {
+                let reply = try await app.request(.get, "/api/users/me", headers: [.authorization: header])
+                #expect(reply.status == status, "\(header.unicodeScalars.map { String($0.value, radix: 16) })")
+            }
         }
     }
 

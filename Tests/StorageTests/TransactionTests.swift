@@ -170,7 +170,7 @@ struct TransactionTests {
     /// A connection the server drops mid-transaction (a crash, a terminated backend) fails the transaction at once:
     /// the statement that finds it gone throws, and so does everything after it (the rollback included), so the
     /// caller is never left waiting on a connection that can no longer answer. The next transaction gets a fresh one.
-    @Test(.enabled(if: TestStores.kinds.contains(.postgres)), .timeLimit(.minutes(1)))
+    @Test(.enabled(if: TestStores.kinds.contains(.postgres)), .timeLimit(.minutes(3)))
     func aConnectionDroppedMidTransactionFailsInsteadOfHanging() async throws {
         try await TestStores.withDatabase(.postgres) { database in
             try await Self.makeCounterTable(database)
@@ -199,7 +199,7 @@ struct TransactionTests {
     /// A process paused inside a transaction (here: a body that sleeps while holding a row lock) does not block the
     /// others for ever: the server ends the idle transaction's session after 10 s, its lock is free again, the
     /// waiting statement goes through, and the paused transaction commits nothing.
-    @Test(.enabled(if: TestStores.kinds.contains(.postgres)), .timeLimit(.minutes(1)))
+    @Test(.enabled(if: TestStores.kinds.contains(.postgres)), .timeLimit(.minutes(3)))
     func aTransactionPausedWhileHoldingALockDoesNotBlockOthers() async throws {
         try await TestStores.withDatabase(.postgres) { database in
             try await Self.makeCounterTable(database)

@@ -28,6 +28,22 @@ struct IdempotentEffect: Sendable {
         }
     }
 
+    /// The effect failed and so did releasing its claim (a saturated pool or a store that stopped answering: the
+    /// effect's own failure, most likely). Without a release, a retry of the request would be answered 409
+    /// `idempotency_key_in_use` until the claim counts as abandoned; so the release is tried again a few times in
+    /// the background, with growing pauses, for about ten seconds. Fenced by the claim token: it can only remove this
+    /// request's own in-flight claim, never a completed key or a later request's claim.
+    private func releaseLater(user: UserID, key: String, token: String) {
+        Task { [store] in
+            for attempt in 1...Self.releaseAttempts {
+                try? await Task.sleep(for: .milliseconds(150 * attempt))
+                if (try? await store.release(user: user, key: key, token: token)) != nil { return }
+            }
+        }
+    }
+
+    static let releaseAttempts = 10
+
     /// As above, with a `prepare` step that runs before the transaction and only when the effect will run (not
     /// for a replay): work that must not hold row locks, such as asking a provider for a shipping quote.
     func respond<Prepared: Sendable, Value: Encodable & Sendable>(
@@ -63,7 +79,11 @@ struct IdempotentEffect: Sendable {
                 return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
                                 body: .init(byteBuffer: ByteBuffer(string: responseBody)))
             } catch {
-                try? await store.release(user: caller.id, key: key, token: token)
+                do {
+                    try await store.release(user: caller.id, key: key, token: token)
+                } catch {
+                    releaseLater(user: caller.id, key: key, token: token)
+                }
                 throw error
             }
         }

@@ -30,10 +30,15 @@ struct AuthMiddleware<Context: BallastRequestContext>: RouterMiddleware {
         guard parts.count == 2, parts[0].utf8.count == 6,
               parts[0].utf8.elementsEqual("bearer".utf8, by: { ($0 | 0x20) == $1 })
         else { return nil }
-        // Blanks around the token are not part of it (without Foundation's character sets: this runs per request).
-        var token = parts[1].drop(while: \.isWhitespace)
-        while let last = token.last, last.isWhitespace { token = token.dropLast() }
+        // Blanks around the token are not part of it: tabs and space separators (Unicode Zs), as before, without
+        // Foundation's character sets (this runs per request).
+        var token = parts[1].drop(while: Self.isBlank)
+        while let last = token.last, Self.isBlank(last) { token = token.dropLast() }
         return token.isEmpty ? nil : String(token)
+    }
+
+    static func isBlank(_ character: Character) -> Bool {
+        character == "\t" || character.unicodeScalars.allSatisfy { $0.properties.generalCategory == .spaceSeparator }
     }
 }
 
