@@ -77,15 +77,12 @@ public struct InvariantAuditor: Sendable {
                 report.violations.append(Violation(invariant: "I2", entityType: "wallet", entityId: id,
                                                    message: "balance differs from its ledger"))
             }
-            let held = try await Self.number("""
-                SELECT CAST((SELECT COALESCE(SUM(balance), 0) FROM wallets)
-                          + (SELECT COALESCE(SUM(total), 0) FROM orders WHERE status <> 'cancelled') AS BIGINT) AS n
-                """, sql)
+            // System totals can pass Int64 (many wallets, each within its own limit), so they are summed exactly.
+            let held = try await Self.exactSum("balance", from: "wallets", sql)
+                + Self.exactSum("total", from: "orders WHERE status <> 'cancelled'", sql)
             try await failpoints?.pass(Failpoint.betweenReads)
-            let external = try await Self.number("""
-                SELECT CAST(COALESCE(SUM(CASE WHEN kind = 'credit' THEN amount ELSE -amount END), 0) AS BIGINT) AS n
-                FROM wallet_transactions WHERE order_id IS NULL
-                """, sql)
+            let external = try await Self.exactSum(
+                "CASE WHEN kind = 'credit' THEN amount ELSE -amount END", from: "wallet_transactions WHERE order_id IS NULL", sql)
             if held != external {
                 report.violations.append(Violation(
                     invariant: "I2", entityType: "system", entityId: "money",
@@ -135,6 +132,21 @@ public struct InvariantAuditor: Sendable {
 
     private static func number(_ query: SQLQueryString, _ sql: any SQLDatabase) async throws -> Int64 {
         try await sql.raw(query).first(decoding: CountRow.self)?.n ?? 0
+    }
+
+    /// The exact sum of an integer `expression` over `rows` (a table and an optional WHERE), however large: the
+    /// parts above and below 10^9 are summed separately (neither can overflow for fewer than ~9·10^9 rows of values
+    /// up to 10^18) and put together in 128 bits. Integer division and remainder truncate toward zero on both
+    /// stores, so high·10^9 + low is each value exactly, negatives included.
+    private static func exactSum(_ expression: String, from rows: String, _ sql: any SQLDatabase) async throws -> Int128 {
+        struct Parts: Decodable { let high: Int64; let low: Int64 }
+        let parts = try await sql.raw("""
+            SELECT CAST(COALESCE(SUM((\(unsafeRaw: expression)) / 1000000000), 0) AS BIGINT) AS high,
+                   CAST(COALESCE(SUM((\(unsafeRaw: expression)) % 1000000000), 0) AS BIGINT) AS low
+            FROM \(unsafeRaw: rows)
+            """).first(decoding: Parts.self)
+        guard let parts else { return 0 }
+        return Int128(parts.high) * 1_000_000_000 + Int128(parts.low)
     }
 
     private static func ids(_ query: SQLQueryString, _ sql: any SQLDatabase) async throws -> [String] {
