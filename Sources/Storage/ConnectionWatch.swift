@@ -16,19 +16,19 @@ final class ConnectionWatch: Sendable {
     private struct State {
         var closed = false
         /// The statement in flight, if any (a connection runs one at a time).
-        var inFlight: [ObjectIdentifier: Completion] = [:]
+        var inFlight: [ObjectIdentifier: Completion<Void>] = [:]
     }
 
     /// Completes a statement's promise once, whichever comes first: its answer or the connection's end.
-    final class Completion: Sendable {
-        let promise: EventLoopPromise<Void>
+    final class Completion<Value: Sendable>: Sendable {
+        let promise: EventLoopPromise<Value>
         private let done = Atomic<Bool>(false)
 
-        init(_ promise: EventLoopPromise<Void>) {
+        init(_ promise: EventLoopPromise<Value>) {
             self.promise = promise
         }
 
-        func complete(_ result: Result<Void, any Error>) {
+        func complete(_ result: Result<Value, any Error>) {
             guard !done.exchange(true, ordering: .acquiringAndReleasing) else { return }
             promise.completeWith(result)
         }
@@ -41,7 +41,7 @@ final class ConnectionWatch: Sendable {
     /// Watches `connection` until it closes.
     init(_ connection: PostgresConnection) {
         connection.closeFuture.whenComplete { [self] _ in
-            let pending = state.withLock { state -> [Completion] in
+            let pending = state.withLock { state -> [Completion<Void>] in
                 state.closed = true
                 defer { state.inFlight = [:] }
                 return Array(state.inFlight.values)
@@ -76,7 +76,7 @@ final class ConnectionWatch: Sendable {
     /// error. `body` runs in a task of its own, which a statement lost to the closed connection leaves suspended.
     func run<R: Sendable>(_ body: @escaping @Sendable () async throws -> R) async throws -> R {
         let eventLoop = MultiThreadedEventLoopGroup.singleton.any()
-        let answer = Answer(eventLoop.makePromise(of: R.self))
+        let answer = Completion(eventLoop.makePromise(of: R.self))
         do {
             try await run(on: eventLoop) {
                 Task {
@@ -92,20 +92,6 @@ final class ConnectionWatch: Sendable {
         return try await answer.promise.futureResult.get()
     }
 
-    /// A promise completed once, by the body or by the watch, whichever comes first.
-    private final class Answer<R: Sendable>: Sendable {
-        let promise: EventLoopPromise<R>
-        private let done = Atomic<Bool>(false)
-
-        init(_ promise: EventLoopPromise<R>) {
-            self.promise = promise
-        }
-
-        func complete(_ result: Result<R, any Error>) {
-            guard !done.exchange(true, ordering: .acquiringAndReleasing) else { return }
-            promise.completeWith(result)
-        }
-    }
 }
 
 /// A leased connection's `SQLDatabase`, every statement under the connection's ``ConnectionWatch``.
