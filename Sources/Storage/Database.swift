@@ -32,10 +32,16 @@ public final class Database: Sendable, Service {
         self.logger = logger
     }
 
+    /// How long getting a PostgreSQL connection may take (connecting included) before the server counts as
+    /// unreachable and the caller gets ``StorageError/unavailable(_:)`` (503 upstream).
+    public static let defaultConnectWait: Duration = .seconds(5)
+
     /// Opens the pool for `url`. SQLite files (and their folder) are created here; PostgreSQL connects lazily
     /// once ``run()`` is running, so call ``waitUntilReachable(timeout:)`` to find out whether it answers.
+    /// `connectWait` bounds each PostgreSQL lease (see ``defaultConnectWait``); SQLite ignores it.
     public static func open(
-        _ url: DatabaseURL, poolSize: Int, poolWait: Duration = .seconds(30), logger: Logger
+        _ url: DatabaseURL, poolSize: Int, poolWait: Duration = .seconds(30),
+        connectWait: Duration = Database.defaultConnectWait, logger: Logger
     ) async throws -> Database {
         precondition(poolSize > 0, "pool size must be positive")
         switch url {
@@ -46,7 +52,7 @@ public final class Database: Sendable, Service {
             let backend = try await SQLiteBackend.open(path: path, poolSize: poolSize, logger: logger)
             return Database(url: url, dialect: .sqlite, backend: backend, poolWait: poolWait, logger: logger)
         case .postgres(let location):
-            let backend = PostgresBackend(location: location, poolSize: poolSize, logger: logger)
+            let backend = PostgresBackend(location: location, poolSize: poolSize, connectWait: connectWait, logger: logger)
             return Database(url: url, dialect: .postgres, backend: backend, poolWait: poolWait, logger: logger)
         }
     }
@@ -226,10 +232,11 @@ extension Database {
     /// Opens a store, keeps it running while `body` uses it, then closes it. For commands and tests that are
     /// not part of a service group.
     public static func withRunning<R: Sendable>(
-        _ url: DatabaseURL, poolSize: Int, poolWait: Duration = .seconds(30), logger: Logger,
+        _ url: DatabaseURL, poolSize: Int, poolWait: Duration = .seconds(30),
+        connectWait: Duration = Database.defaultConnectWait, logger: Logger,
         _ body: @Sendable (Database) async throws -> R
     ) async throws -> R {
-        let database = try await Database.open(url, poolSize: poolSize, poolWait: poolWait, logger: logger)
+        let database = try await Database.open(url, poolSize: poolSize, poolWait: poolWait, connectWait: connectWait, logger: logger)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await database.run() }
             defer { group.cancelAll() }

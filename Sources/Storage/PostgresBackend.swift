@@ -49,7 +49,7 @@ final class PostgresBackend: DatabaseBackend {
     /// The watch on each open connection (see ``ConnectionWatch``), by connection id.
     private let watches = Mutex<[ObjectIdentifier: Watched]>([:])
 
-    init(location: DatabaseURL.PostgresLocation, poolSize: Int, logger: Logger) {
+    init(location: DatabaseURL.PostgresLocation, poolSize: Int, connectWait: Duration, logger: Logger) {
         let tls: PostgresClient.Configuration.TLS
         switch location.tlsMode {
         case .disable: tls = .disable
@@ -75,7 +75,8 @@ final class PostgresBackend: DatabaseBackend {
         }
         configuration.options.maximumConnections = poolSize
         configuration.options.minimumConnections = 0
-        configuration.options.connectTimeout = .seconds(5)
+        configuration.options.connectTimeout = connectWait
+        self.leaseTimeout = connectWait
         // A process paused (or stuck) inside a transaction must not hold its row locks for ever: the server ends a
         // session idle inside a transaction after `idleInTransactionTimeout`, which releases its locks, so whoever
         // waits on them waits that long at most. Our transactions never wait on anything outside the database while
@@ -99,7 +100,7 @@ final class PostgresBackend: DatabaseBackend {
 
     /// How long a lease may take before the server counts as unreachable. Leases are otherwise near-instant:
     /// the semaphore in front never lets more callers through than there are connections.
-    static let leaseTimeout: Duration = .seconds(5)
+    private let leaseTimeout: Duration
     /// How long a session may sit idle inside a transaction before the server ends it
     /// (`idle_in_transaction_session_timeout`), releasing its locks: a process paused mid-transaction.
     static let idleInTransactionTimeoutMilliseconds = 10_000
@@ -162,7 +163,7 @@ final class PostgresBackend: DatabaseBackend {
     private func leasableClient() async throws -> PostgresClient {
         let (client, down) = state.withLock { ($0.current.client, $0.down) }
         do {
-            try await withTimeout(down ? Self.downLeaseTimeout : Self.leaseTimeout) { try await client.withConnection { _ in } }
+            try await withTimeout(down ? Self.downLeaseTimeout : leaseTimeout) { try await client.withConnection { _ in } }
             if down { state.withLock { $0.down = false } }
             return client
         } catch let error as StorageError {

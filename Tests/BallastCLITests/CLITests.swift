@@ -94,7 +94,7 @@ extension ChildProcesses {
                 #expect(json["role"] == "admin")
                 #expect(json["name"] == "Ops Admin")
                 let token = try #require(json["token"])
-                let user = try await Database.withRunning(url, poolSize: 1, logger: TestStores.logger) { database in
+                let user = try await Database.withRunning(url, poolSize: 1, connectWait: TestStores.connectWait, logger: TestStores.logger) { database in
                     try await UserService(database: database).authenticate(token: token)
                 }
                 #expect(user?.role == .admin)

@@ -37,7 +37,7 @@ extension ChildProcesses {
                     ]
                     let migrated = try await BallastProcess.run(["migrate"], environment: environment)
                     try #require(migrated.status == 0, "\(migrated.stderr)")
-                    try await Database.withRunning(url, poolSize: 2, logger: TestStores.logger) { database in
+                    try await Database.withRunning(url, poolSize: 2, connectWait: TestStores.connectWait, logger: TestStores.logger) { database in
                         let fast = try BallastProcess(["serve", "--port", String(port)], environment: environment, workingDirectory: folder)
                         defer { fast.stop() }
                         let api = NemesisClient(base: "http://127.0.0.1:\(port)")

@@ -102,7 +102,7 @@ extension ChildProcesses {
                     #expect(order.status == 200, "order \(id) was acknowledged but is gone")
                     #expect(order.json["status"] as? String == status, "order \(id)")
                 }
-                try await Database.withRunning(url, poolSize: 2, logger: TestStores.logger) { database in
+                try await Database.withRunning(url, poolSize: 2, connectWait: TestStores.connectWait, logger: TestStores.logger) { database in
                     try await database.read { sql in try await Self.checkInvariants(sql) }
                 }
                 server.kill()

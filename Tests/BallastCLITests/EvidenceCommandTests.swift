@@ -15,7 +15,7 @@ extension ChildProcesses {
             try await TestStores.withFreshURL(kind) { url in
                 let environment = ["DATABASE_URL": CLITests.connectionString(url), "APP_ENV": "staging"]
                 #expect(try await BallastProcess.run(["migrate"], environment: environment).status == 0)
-                let ids = try await Database.withRunning(url, poolSize: 2, logger: TestStores.logger) { database in
+                let ids = try await Database.withRunning(url, poolSize: 2, connectWait: TestStores.connectWait, logger: TestStores.logger) { database in
                     try await EvidenceLog(database: database).append((1...12).map { index in
                         EvidenceEvent(controlId: "CC-7.2", category: "ProcessingIntegrity", eventType: "SHADOW_WRITE_FAILURE",
                                       eventOutcome: "FAILURE", entityType: "listing", entityId: "listing-\(index)",
@@ -48,7 +48,7 @@ extension ChildProcesses {
                     ["evidence", "export", "--since", "2999-01-01T00:00:00Z"], environment: environment)
                 #expect(none.stdout.isEmpty)
 
-                try await Database.withRunning(url, poolSize: 1, logger: TestStores.logger) { database in
+                try await Database.withRunning(url, poolSize: 1, connectWait: TestStores.connectWait, logger: TestStores.logger) { database in
                     try await database.read { sql in
                         if database.dialect == .sqlite {
                             try await sql.raw("DROP TRIGGER evidence_records_no_update").run()

@@ -310,7 +310,7 @@ final class Fleet: Sendable {
     /// The primary store, opened by the test itself.
     func withDatabase<R: Sendable>(_ body: @Sendable (Database) async throws -> R) async throws -> R {
         guard let url = DatabaseURL.parse(environment["DATABASE_URL"]!) else { throw BallastProcess.TimedOut(what: "a database URL") }
-        return try await Database.withRunning(url, poolSize: 2, logger: TestStores.logger, body)
+        return try await Database.withRunning(url, poolSize: 2, connectWait: TestStores.connectWait, logger: TestStores.logger, body)
     }
 
     func count(_ query: SQLQueryString) async throws -> Int64 {

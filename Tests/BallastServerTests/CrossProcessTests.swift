@@ -233,7 +233,8 @@ struct CrossProcessTests {
                 #expect(try await batch.value == 20)
                 #expect(provider.overlappingKeys.isEmpty, "no notification delivered by two dispatchers at once")
                 #expect(provider.requests.count == 20, "each notification delivered once")
-                #expect(try await first.notificationStatuses() == ["sent": 20])
+                let statuses = try await first.notificationStatuses()
+                #expect(statuses == ["sent": 20])
             }
         }
     }
@@ -320,14 +321,14 @@ extension TestApp {
         _ body: @escaping @Sendable (TestApp, TestApp) async throws -> Void
     ) async throws {
         try await TestStores.withFreshURL(kind) { url in
-            try await Database.withRunning(url, poolSize: 10, poolWait: TestStores.poolWait, logger: TestStores.logger) { one in
+            try await Database.withRunning(url, poolSize: 10, poolWait: TestStores.poolWait, connectWait: TestStores.connectWait, logger: TestStores.logger) { one in
                 try await Migrator(database: one, logger: TestStores.logger).migrate()
-                try await Database.withRunning(url, poolSize: 10, poolWait: TestStores.poolWait, logger: TestStores.logger) { two in
+                try await Database.withRunning(url, poolSize: 10, poolWait: TestStores.poolWait, connectWait: TestStores.connectWait, logger: TestStores.logger) { two in
                     switch shadow {
                     case .fresh:
                         try await TestStores.withFreshURL(kind) { shadowURL in
-                            try await Database.withRunning(shadowURL, poolSize: 5, poolWait: TestStores.poolWait, logger: TestStores.logger) { shadowOne in
-                                try await Database.withRunning(shadowURL, poolSize: 5, poolWait: TestStores.poolWait, logger: TestStores.logger) { shadowTwo in
+                            try await Database.withRunning(shadowURL, poolSize: 5, poolWait: TestStores.poolWait, connectWait: TestStores.connectWait, logger: TestStores.logger) { shadowOne in
+                                try await Database.withRunning(shadowURL, poolSize: 5, poolWait: TestStores.poolWait, connectWait: TestStores.connectWait, logger: TestStores.logger) { shadowTwo in
                                     try await pair(one, two, shadows: (shadowOne, shadowTwo), environment: environment,
                                                    workers: startShadowWorkers, body)
                                 }

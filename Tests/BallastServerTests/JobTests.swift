@@ -88,9 +88,9 @@ struct JobTests {
     @Test(arguments: TestStores.kinds)
     func twoProcessesNeverRunAJobAtTheSameTime(kind: StoreKind) async throws {
         try await TestStores.withFreshURL(kind) { url in
-            try await Database.withRunning(url, poolSize: 5, poolWait: TestStores.poolWait, logger: TestStores.logger) { first in
+            try await Database.withRunning(url, poolSize: 5, poolWait: TestStores.poolWait, connectWait: TestStores.connectWait, logger: TestStores.logger) { first in
                 try await Migrator(database: first, logger: TestStores.logger).migrate()
-                try await Database.withRunning(url, poolSize: 5, poolWait: TestStores.poolWait, logger: TestStores.logger) { second in
+                try await Database.withRunning(url, poolSize: 5, poolWait: TestStores.poolWait, connectWait: TestStores.connectWait, logger: TestStores.logger) { second in
                     let intervals = Locked<[(start: ContinuousClock.Instant, end: ContinuousClock.Instant)]>([])
                     let sleeper = Job(name: "sleeper", intervalSeconds: 3600, enabled: true) { _ in
                         let start = ContinuousClock.now

@@ -160,7 +160,7 @@ struct NotificationTests {
             provider.answer { $0.delay = .milliseconds(20) }
             try await TestApp.run(kind, environment: Self.webhook(provider)) { (app: TestApp) async throws in
                 for _ in 0..<20 { _ = try await app.placeNotifiedOrder() }
-                try await Database.withRunning(app.services.primary.url, poolSize: 4, poolWait: TestStores.poolWait,
+                try await Database.withRunning(app.services.primary.url, poolSize: 4, poolWait: TestStores.poolWait, connectWait: TestStores.connectWait,
                                                logger: TestStores.logger) { second in
                     let metrics = MetricsRegistry()
                     let other = NotificationDispatcher(

@@ -17,7 +17,7 @@ struct PoolExhaustionTests {
     @Test(arguments: TestStores.kinds)
     func aSaturatedPoolAnswers503WithinItsWaitThenRecovers(kind: StoreKind) async throws {
         try await TestStores.withFreshURL(kind) { url in
-            try await Database.withRunning(url, poolSize: Self.poolSize, poolWait: Self.poolWait, logger: TestStores.logger) { database in
+            try await Database.withRunning(url, poolSize: Self.poolSize, poolWait: Self.poolWait, connectWait: TestStores.connectWait, logger: TestStores.logger) { database in
                 try await Migrator(database: database, logger: TestStores.logger).migrate()
                 try await TestApp.start(database, shadow: nil, environment: [:], workers: false, subscribers: [], live: false,
                                         configure: { _ in }) { app in

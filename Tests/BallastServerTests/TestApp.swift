@@ -77,7 +77,7 @@ struct TestApp: Sendable {
                 try await start(database, shadow: nil, environment: environment, workers: startShadowWorkers, subscribers: eventSubscribers, live: live, configure: configure, body)
             case .fresh:
                 try await TestStores.withFreshURL(kind) { url in
-                    try await Database.withRunning(url, poolSize: 10, poolWait: TestStores.poolWait, logger: TestStores.logger) {
+                    try await Database.withRunning(url, poolSize: 10, poolWait: TestStores.poolWait, connectWait: TestStores.connectWait, logger: TestStores.logger) {
                         try await start(database, shadow: $0, environment: environment, workers: startShadowWorkers,
                                         subscribers: eventSubscribers, live: live, configure: configure, body)
                     }

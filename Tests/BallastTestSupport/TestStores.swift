@@ -71,13 +71,19 @@ public enum TestStores {
     /// exact outcomes, not latency (the bounded wait itself has a test of its own with a short one).
     public static let poolWait: Duration = .seconds(120)
 
+    /// How long getting a PostgreSQL connection may take before a test's store counts the server as unreachable.
+    /// Longer than the 5 s a server allows, for the same reason: when every suite starts at once on two cores, a new
+    /// session can take seconds to come up, and that is load, not an outage. (Tests of outages use servers that are
+    /// really down, with the server's own limit.)
+    public static let connectWait: Duration = .seconds(60)
+
     /// A fresh store of `kind`, open and running, migrated unless `migrate` is false.
     public static func withDatabase<R: Sendable>(
         _ kind: StoreKind, migrate: Bool = true, poolSize: Int = 10,
         _ body: @Sendable (Database) async throws -> R
     ) async throws -> R {
         try await withFreshURL(kind) { url in
-            try await Database.withRunning(url, poolSize: poolSize, poolWait: poolWait, logger: logger) { database in
+            try await Database.withRunning(url, poolSize: poolSize, poolWait: poolWait, connectWait: TestStores.connectWait, logger: logger) { database in
                 if migrate { try await Migrator(database: database, logger: logger).migrate() }
                 return try await body(database)
             }
@@ -105,7 +111,7 @@ public enum TestStores {
     private static func administer(
         _ server: DatabaseURL.PostgresLocation, _ body: @Sendable (any SQLDatabase) async throws -> Void
     ) async throws {
-        try await Database.withRunning(.postgres(server), poolSize: 1, logger: logger) { database in
+        try await Database.withRunning(.postgres(server), poolSize: 1, connectWait: TestStores.connectWait, logger: logger) { database in
             try await database.read { sql in try await body(sql) }
         }
     }

@@ -65,13 +65,13 @@ struct EvidenceLogTests {
     @Test(arguments: TestStores.kinds)
     func separateProcessesShareOneChain(kind: StoreKind) async throws {
         try await TestStores.withFreshURL(kind) { url in
-            try await Database.withRunning(url, poolSize: 1, logger: TestStores.logger) { database in
+            try await Database.withRunning(url, poolSize: 1, connectWait: TestStores.connectWait, logger: TestStores.logger) { database in
                 try await Migrator(database: database, logger: TestStores.logger).migrate()
             }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for process in 0..<4 {
                     group.addTask {
-                        try await Database.withRunning(url, poolSize: 4, logger: TestStores.logger) { database in
+                        try await Database.withRunning(url, poolSize: 4, connectWait: TestStores.connectWait, logger: TestStores.logger) { database in
                             let log = EvidenceLog(database: database)
                             try await withThrowingTaskGroup(of: Void.self) { appenders in
                                 for appender in 0..<8 {
@@ -86,7 +86,7 @@ struct EvidenceLogTests {
                 }
                 try await group.waitForAll()
             }
-            try await Database.withRunning(url, poolSize: 1, logger: TestStores.logger) { database in
+            try await Database.withRunning(url, poolSize: 1, connectWait: TestStores.connectWait, logger: TestStores.logger) { database in
                 let result = try await EvidenceLog(database: database).verify()
                 #expect(result.valid)
                 #expect(result.records == 800)

@@ -30,7 +30,7 @@ struct MigrationTests {
             let results = try await withThrowingTaskGroup(of: [Int].self) { group in
                 for _ in 0..<8 {
                     group.addTask {
-                        try await Database.withRunning(url, poolSize: 2, logger: TestStores.logger) { database in
+                        try await Database.withRunning(url, poolSize: 2, connectWait: TestStores.connectWait, logger: TestStores.logger) { database in
                             try await Migrator(database: database, logger: TestStores.logger).migrate()
                         }
                     }
@@ -39,7 +39,7 @@ struct MigrationTests {
             }
             #expect(results.count == 8)
             #expect(results.filter { !$0.isEmpty } == [Schema.migrations.map(\.version)])
-            try await Database.withRunning(url, poolSize: 1, logger: TestStores.logger) { database in
+            try await Database.withRunning(url, poolSize: 1, connectWait: TestStores.connectWait, logger: TestStores.logger) { database in
                 let versions = try await database.read { sql in
                     try await sql.raw("SELECT version FROM schema_migrations ORDER BY version").all()
                         .map { try $0.decode(column: "version", as: Int.self) }

@@ -116,7 +116,7 @@ struct TransactionTests {
     @Test(arguments: TestStores.kinds)
     func aCallerWaitsBoundedTimeForAConnection(kind: StoreKind) async throws {
         try await TestStores.withFreshURL(kind) { url in
-            let database = try await Database.open(url, poolSize: 1, poolWait: .milliseconds(200), logger: TestStores.logger)
+            let database = try await Database.open(url, poolSize: 1, poolWait: .milliseconds(200), connectWait: TestStores.connectWait, logger: TestStores.logger)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await database.run() }
                 defer { group.cancelAll() }

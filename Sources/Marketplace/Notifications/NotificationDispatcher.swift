@@ -212,15 +212,28 @@ public final class NotificationDispatcher: Service, Sendable {
         case nil:
             outcome = ContinuousClock.now < startBy ? await transport.deliver(notification, startBy: startBy) : .notStarted
         }
-        do {
-            try await record(claimed, outcome)
-        } catch {
-            // The claim expires and the row is tried again.
-            logger.warning("could not record a notification attempt", metadata: [
-                "notificationId": .string(notification.id), "error": "\(error)",
-            ])
+        // A store that is briefly busy or unreachable must not turn a delivered notification into a second delivery:
+        // the write is fenced by the claim's token, so it is tried again while the claim lasts. Only after that does
+        // the claim expire and the row get tried again (at least once, never twice at the same time).
+        let recordBy = asked + Duration.seconds(settings.claimSeconds)
+        while true {
+            do {
+                try await record(claimed, outcome)
+                return
+            } catch {
+                guard ContinuousClock.now + Self.recordRetryPause < recordBy, !Task.isCancelled else {
+                    logger.warning("could not record a notification attempt", metadata: [
+                        "notificationId": .string(notification.id), "error": "\(error)",
+                    ])
+                    return
+                }
+                try? await Task.sleep(for: Self.recordRetryPause)
+            }
         }
     }
+
+    /// The pause before writing an attempt's outcome again after the store failed to take it.
+    static let recordRetryPause: Duration = .milliseconds(250)
 
     /// Records how the attempt ended, only while this claim still holds the row (its token); a write that matches
     /// nothing is not an error: another dispatcher owns the row now and records its own attempts.
