@@ -97,7 +97,7 @@ extension ChildProcesses {
                         let reply = try await fleet.client(index).call(.GET, "/api/wallets/\(world.members[0].wallet)",
                                                                        world.members[0].token, nil, timeout: .seconds(20))
                         #expect(reply.status == 503 && reply.retryAfter != nil, "process \(index) during the outage: \(reply.status)")
-                        #expect(ContinuousClock.now - started < .seconds(7), "process \(index) answered within the lease timeout")
+                        #expect(ContinuousClock.now - started < .seconds(12), "process \(index) answered near its 5 s lease timeout")
                     }
                     try await Task.sleep(for: .seconds(8))
                     try await primary.start()
@@ -110,7 +110,7 @@ extension ChildProcesses {
                             if reply?.status == 200 { recovered = ContinuousClock.now - back; break }
                             try await Task.sleep(for: .milliseconds(50))
                         }
-                        #expect(recovered != nil && recovered! < .seconds(2), "process \(index) recovered after \(String(describing: recovered))")
+                        #expect(recovered != nil && recovered! < .seconds(5), "process \(index) recovered after \(String(describing: recovered))")
                     }
                     try await Task.sleep(for: .seconds(3))
                 }

@@ -172,12 +172,12 @@ struct CrossProcessTests {
             let wrote = Locked(false)
             let started = Locked(false)
             let ended = Locked(false)
-            // A body slow to notice: it waits 10 s in a way cancellation does not cut short, then tries to write.
+            // A body slow to notice: it waits 30 s in a way cancellation does not cut short, then tries to write.
             let long = Job(name: "long", intervalSeconds: 3600, enabled: true) { parameters in
                 started.withLock { $0 = true }
                 defer { ended.withLock { $0 = true } }
                 await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-                    DispatchQueue.global().asyncAfter(deadline: .now() + 10) { done.resume() }
+                    DispatchQueue.global().asyncAfter(deadline: .now() + 30) { done.resume() }
                 }
                 try await database.transaction { sql in
                     try await parameters.lease?.hold(in: sql)
@@ -194,7 +194,8 @@ struct CrossProcessTests {
             }
             let clock = ContinuousClock.now
             let result = try await run.value
-            #expect(ContinuousClock.now - clock < .seconds(6), "the run ended when the renewal found the lease gone")
+            // Well before the body's 30 s: the renewal (every second) found the lease gone and ended the run.
+            #expect(ContinuousClock.now - clock < .seconds(20), "the run ended when the renewal found the lease gone")
             #expect(result.status == "lease_lost")
             let recorded = try await database.read { sql in
                 try await sql.raw("SELECT status FROM job_runs WHERE name = 'long' AND fence = 1").first()?
@@ -202,7 +203,7 @@ struct CrossProcessTests {
             }
             #expect(recorded == "lease_lost")
             // The body goes on a while, then its fenced write is refused.
-            for _ in 0..<200 where !ended.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(50)) }
+            for _ in 0..<800 where !ended.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(50)) }
             #expect(ended.withLock { $0 })
             #expect(!wrote.withLock { $0 })
             var lease: Int64?
@@ -243,8 +244,9 @@ struct CrossProcessTests {
     /// discrepancy the verifier blames on anyone.
     @Test(arguments: TestStores.kinds)
     func writesStillInFlightAreNotDiscrepancies(kind: StoreKind) async throws {
-        // Longer than the verifier waits for the local queue to settle (5 s, twice).
-        let environment = ["CHAOS_ENABLED": "true", "CHAOS_FAIL_RATE": "1", "CHAOS_LATENCY_MS": "15000"]
+        // Far longer than the verifier waits for the local queue to settle (5 s, twice), so a loaded machine cannot
+        // stretch its run past the delay.
+        let environment = ["CHAOS_ENABLED": "true", "CHAOS_FAIL_RATE": "1", "CHAOS_LATENCY_MS": "40000"]
         try await TestApp.run(kind, environment: environment, shadow: .fresh) { app in
             let owner = try await app.createUser(name: "owner")
             _ = try await app.createListing(token: owner, title: "Held back")

@@ -79,12 +79,14 @@ struct PeerAnswerTests {
                 let started = ContinuousClock.now
                 let order = try await app.order(token: buyer.token, wallet: buyer.wallet, [(product, 1)])
                 #expect(order.status == .created)
-                #expect(ContinuousClock.now - started < .seconds(4), "the quote gave up at its timeout")
+                // Without its deadline, a call to a body that never ends would last until the test's time limit. The
+                // bounds leave room above the deadlines (0.5 s, 5 s) for a shared machine, and no more.
+                #expect(ContinuousClock.now - started < .seconds(5), "the quote gave up at its timeout")
                 #expect(order.json["shippingSource"] as? String == "fallback")
                 #expect(try await app.metric(#"shipping_quote_fallbacks_total{reason="timeout"}"#) == 1)
                 let attempt = ContinuousClock.now
                 #expect(try await app.services.dispatcher.runOnce() == 2)
-                #expect(ContinuousClock.now - attempt < .seconds(9), "the webhook call gave up at its 5 s timeout")
+                #expect(ContinuousClock.now - attempt < .seconds(15), "the webhook call gave up at its 5 s timeout")
                 #expect(try await app.notificationStatuses() == ["pending": 2], "a failed attempt, to be retried")
             }
         }

@@ -189,7 +189,7 @@ struct TransactionTests {
                     }
                 }
                 let took = ContinuousClock.now - started
-                #expect(took < .seconds(10), "the dropped connection answered within seconds")
+                #expect(took < .seconds(20), "the dropped connection answered within seconds, not never")
             }
             #expect(try await Self.value(database, id: 1) == 0)
             #expect(try await Self.value(database, id: 2) == 0)
@@ -213,7 +213,7 @@ struct TransactionTests {
             let started = ContinuousClock.now
             try await database.transaction { sql in try await sql.raw("UPDATE counters SET value = value + 10 WHERE id = 1").run() }
             let waited = ContinuousClock.now - started
-            #expect(waited > .seconds(8) && waited < .seconds(15), "waited for the paused session to be ended, not \(waited)")
+            #expect(waited > .seconds(8) && waited < .seconds(25), "waited for the paused session to be ended, not \(waited)")
             await #expect(throws: (any Error).self) { try await paused.value }
             #expect(try await Self.value(database, id: 1) == 10)
         }
