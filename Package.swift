@@ -17,6 +17,8 @@ let package = Package(
         .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
         .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
@@ -26,10 +28,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
-        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
+        // Values every module shares and nothing else: bounded waits and the one Duration conversion. No I/O.
+        .target(
+            name: "BallastCore",
+            swiftSettings: swiftSettings
+        ),
         // Typed configuration from the environment and flags, with one-line errors. No I/O beyond reading values.
         .target(
             name: "BallastConfig",
@@ -50,7 +56,6 @@ let package = Package(
             name: "ChaosKit",
             dependencies: [
                 "BallastConfig",
-                .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -69,13 +74,17 @@ let package = Package(
         .target(
             name: "Storage",
             dependencies: [
+                "BallastCore",
                 "BallastConfig",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "SQLiteKit", package: "sqlite-kit"),
                 .product(name: "PostgresKit", package: "postgres-kit"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -84,6 +93,7 @@ let package = Package(
         .target(
             name: "Marketplace",
             dependencies: [
+                "BallastCore",
                 "Storage",
                 "Evidence",
                 "ChaosKit",
@@ -95,6 +105,8 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -102,13 +114,13 @@ let package = Package(
         .target(
             name: "BallastServer",
             dependencies: [
+                "BallastCore",
                 "BallastConfig",
                 "Telemetry",
                 "Storage",
                 "Marketplace",
                 "ChaosKit",
                 "Evidence",
-                .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -123,6 +135,7 @@ let package = Package(
         .target(
             name: "ChaosRunner",
             dependencies: [
+                "BallastCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -133,9 +146,14 @@ let package = Package(
             name: "ballast",
             dependencies: [
                 "BallastServer",
+                "BallastConfig",
                 "ChaosRunner",
                 "Evidence",
+                "Marketplace",
+                "Storage",
+                "Telemetry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -155,13 +173,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "BallastCoreTests",
+            dependencies: ["BallastCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "BallastConfigTests",
             dependencies: ["BallastConfig"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "EvidenceTests",
-            dependencies: ["Evidence", "Marketplace", "Storage", "BallastTestSupport", .product(name: "SQLKit", package: "sql-kit")],
+            dependencies: ["Evidence", "Marketplace", "Storage", "BallastTestSupport", .product(name: "SQLKit", package: "sql-kit"),
+                           .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics")],
             swiftSettings: swiftSettings
         ),
         // Property-based tests of the input rules and of every parser of a peer's answer.
@@ -190,6 +214,7 @@ let package = Package(
             name: "ballast-bench",
             dependencies: ["ChaosKit", "Evidence", "Marketplace", "Storage", "BallastConfig", "Telemetry",
                            .product(name: "Logging", package: "swift-log"), .product(name: "SQLKit", package: "sql-kit"),
+                           .product(name: "Metrics", package: "swift-metrics"), .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),
                            .product(name: "Crypto", package: "swift-crypto")],
             path: "Benchmarks/ballast-bench",
@@ -197,17 +222,25 @@ let package = Package(
         ),
         .testTarget(
             name: "StorageTests",
-            dependencies: ["Storage", "BallastTestSupport", .product(name: "SQLKit", package: "sql-kit")],
+            dependencies: ["Storage", "BallastConfig", "BallastTestSupport", .product(name: "SQLKit", package: "sql-kit")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "BallastServerTests",
             dependencies: [
                 "BallastServer",
+                "BallastConfig",
                 "BallastTestSupport",
+                "ChaosKit",
                 "ChaosRunner",
+                "Evidence",
                 "Marketplace",
+                "Storage",
+                "Telemetry",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],

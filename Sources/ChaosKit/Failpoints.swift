@@ -1,4 +1,3 @@
-import Atomics
 import BallastConfig
 import Synchronization
 
@@ -36,7 +35,7 @@ public final class Failpoints: Sendable {
     }
 
     public let armingAllowed: Bool
-    private let armedCount = ManagedAtomic<Int>(0)
+    private let armedCount = Atomic<Int>(0)
     private let state = Mutex(State())
 
     public init(environment: AppEnvironment) {
@@ -46,13 +45,13 @@ public final class Failpoints: Sendable {
     public func arm(_ name: String, _ mode: Mode = .once) throws {
         guard armingAllowed else { throw ArmingForbidden() }
         state.withLock { state in
-            if state.armed.updateValue(mode, forKey: name) == nil { armedCount.wrappingIncrement(ordering: .releasing) }
+            if state.armed.updateValue(mode, forKey: name) == nil { armedCount.wrappingAdd(1, ordering: .releasing) }
         }
     }
 
     public func disarm(_ name: String) {
         state.withLock { state in
-            if state.armed.removeValue(forKey: name) != nil { armedCount.wrappingDecrement(ordering: .releasing) }
+            if state.armed.removeValue(forKey: name) != nil { armedCount.wrappingSubtract(1, ordering: .releasing) }
         }
     }
 
@@ -67,7 +66,7 @@ public final class Failpoints: Sendable {
             case .always?: return true
             case .once?:
                 state.armed.removeValue(forKey: name)
-                armedCount.wrappingDecrement(ordering: .releasing)
+                armedCount.wrappingSubtract(1, ordering: .releasing)
                 return true
             }
         }
@@ -82,7 +81,7 @@ public final class Failpoints: Sendable {
         let pause: Bool = state.withLock { state in
             guard state.armed[name] == .pause else { return false }
             state.armed.removeValue(forKey: name)
-            armedCount.wrappingDecrement(ordering: .releasing)
+            armedCount.wrappingSubtract(1, ordering: .releasing)
             return true
         }
         guard pause else { return }

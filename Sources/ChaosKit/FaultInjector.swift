@@ -1,4 +1,3 @@
-import Atomics
 import BallastConfig
 import Foundation
 import Logging
@@ -30,11 +29,12 @@ public struct InjectedFaultRecord: Sendable, Equatable {
 
 /// Decides, records and applies injected faults.
 ///
-/// A check takes no lock: it loads the current ``ChaosState`` snapshot atomically, bumps the point's atomic
-/// counter and asks ``FaultDecider``. Only a fault that fires records anything (metric, log line, memory).
+/// A check while injection is off takes no lock: one atomic load of the `live` flag. While it is on, it reads the
+/// current ``ChaosState`` snapshot (under a lock held for a pointer copy), bumps the point's atomic counter and asks
+/// ``FaultDecider``. Only a fault that fires records anything (metric, log line, memory).
 public final class FaultInjector: Sendable {
-    /// One immutable snapshot, swapped atomically on every change.
-    final class Snapshot: AtomicReference, Sendable {
+    /// One immutable snapshot, replaced whole on every change.
+    final class Snapshot: Sendable {
         let state: ChaosState
         let key: UInt64
         /// Monotonic deadline of the time box, in uptime nanoseconds (cheap to compare on every check).
@@ -56,7 +56,7 @@ public final class FaultInjector: Sendable {
     final class PointCounter: Sendable {
         let point: FaultPoint
         let hash: UInt64
-        let calls = ManagedAtomic<UInt64>(0)
+        let calls = Atomic<UInt64>(0)
 
         init(point: FaultPoint) {
             self.point = point
@@ -68,7 +68,9 @@ public final class FaultInjector: Sendable {
     public static let memoryCapacity = 100_000
 
     public let environment: AppEnvironment
-    private let snapshot: ManagedAtomic<Snapshot>
+    private let snapshot: Mutex<Snapshot>
+    /// Whether the snapshot in force has injection enabled: what a check reads first, without the lock.
+    private let live: Atomic<Bool>
     private let counters: [String: PointCounter]
     private let metrics: any MetricsFactory
     private let logger: Logger
@@ -78,7 +80,8 @@ public final class FaultInjector: Sendable {
                 metrics: any MetricsFactory, logger: Logger) {
         precondition(!(environment == .production && state.enabled), "chaos is never enabled in production")
         self.environment = environment
-        self.snapshot = ManagedAtomic(Snapshot(state: state))
+        self.snapshot = Mutex(Snapshot(state: state))
+        self.live = Atomic(state.enabled)
         self.counters = Dictionary(uniqueKeysWithValues: points.map { ($0.name, PointCounter(point: $0)) })
         self.metrics = metrics
         self.logger = logger
@@ -86,7 +89,9 @@ public final class FaultInjector: Sendable {
     }
 
     /// The settings in force.
-    public var state: ChaosState { snapshot.load(ordering: .acquiring).state }
+    public var state: ChaosState { current.state }
+
+    private var current: Snapshot { snapshot.withLock { $0 } }
 
     /// Replaces the settings at once (kill switch, time box, guard). Refuses to enable injection in production
     /// or to use the read scope outside development and test, whatever the caller checked before.
@@ -94,14 +99,17 @@ public final class FaultInjector: Sendable {
         var safe = state
         if environment == .production { safe.enabled = false }
         if !safe.scope.isAllowed(in: environment) { safe.enabled = false }
-        snapshot.store(Snapshot(state: safe), ordering: .releasing)
+        snapshot.withLock { current in
+            current = Snapshot(state: safe)
+            live.store(safe.enabled, ordering: .releasing)
+        }
         Gauge(label: "chaos_enabled", factory: metrics).record(safe.enabled ? 1 : 0)
     }
 
     /// Whether the time box has run out while injection is still marked enabled (the monitor then records the
     /// switch-off; checks already stopped firing at the deadline).
     public var isPastTimeBox: Bool {
-        let current = snapshot.load(ordering: .acquiring)
+        let current = self.current
         guard current.state.enabled, let deadline = current.deadlineUptimeNanos else { return false }
         return DispatchTime.now().uptimeNanoseconds >= deadline
     }
@@ -110,14 +118,15 @@ public final class FaultInjector: Sendable {
     /// else the call's ordinal and whether it fails.
     @inline(__always)
     public func decide(_ point: FaultPoint) -> (ordinal: UInt64, fires: Bool)? {
-        let current = snapshot.load(ordering: .acquiring)
+        guard live.load(ordering: .acquiring) else { return nil }
+        let current = self.current
         let state = current.state
         guard state.enabled, state.scope.includes(point.kind) else { return nil }
         if let deadline = current.deadlineUptimeNanos, DispatchTime.now().uptimeNanoseconds >= deadline { return nil }
         guard let counter = counters[point.name] else {
             preconditionFailure("fault point \(point.name) is not registered with this injector")
         }
-        let ordinal = counter.calls.loadThenWrappingIncrement(ordering: .relaxed) &+ 1
+        let ordinal = counter.calls.wrappingAdd(1, ordering: .relaxed).newValue
         return (ordinal, FaultDecider.fires(key: current.key, pointHash: counter.hash, ordinal: ordinal, rate: state.failRate))
     }
 

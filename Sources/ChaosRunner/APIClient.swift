@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import BallastCore
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -82,7 +83,7 @@ public final class APIClient: Sendable {
             for header in response.headers { headers[header.name.lowercased()] = header.value }
             let data = Data(buffer.readableBytesView)
             return Reply(status: Int(response.status.code), json: JSON.parse(data), headers: headers,
-                         latencySeconds: elapsed.seconds, text: String(decoding: data, as: UTF8.self))
+                         latencySeconds: elapsed.inSeconds, text: String(decoding: data, as: UTF8.self))
         } catch is CancellationError {
             throw CancellationError()
         } catch {
@@ -234,9 +235,3 @@ enum APITime {
     }
 }
 
-extension Duration {
-    var seconds: Double {
-        let parts = components
-        return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
-    }
-}

@@ -1,3 +1,4 @@
+import BallastCore
 import Foundation
 import NIOHTTP1
 import Synchronization
@@ -85,7 +86,7 @@ struct ScenarioContext: Sendable {
             timeline.record(scenario, status: reply.status, latencySeconds: reply.latencySeconds, outcome: outcome)
             return reply
         } catch is Unreachable {
-            timeline.record(scenario, status: nil, latencySeconds: (ContinuousClock.now - started).seconds, outcome: .error)
+            timeline.record(scenario, status: nil, latencySeconds: (ContinuousClock.now - started).inSeconds, outcome: .error)
             return nil
         }
     }

@@ -1,3 +1,4 @@
+import BallastCore
 import Foundation
 import Synchronization
 
@@ -62,7 +63,7 @@ public final class Timeline: Sendable {
 
     init() { started = .now }
 
-    var elapsedSeconds: Double { (ContinuousClock.now - started).seconds }
+    var elapsedSeconds: Double { (ContinuousClock.now - started).inSeconds }
 
     private func slot(_ offset: Double) -> Int { max(0, Int(offset)) }
 

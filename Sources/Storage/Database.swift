@@ -1,4 +1,5 @@
 import BallastConfig
+import BallastCore
 import Logging
 import PostgresNIO
 import SQLKit
@@ -76,13 +77,13 @@ public final class Database: Sendable, Service {
     /// taken up front, not half-way), `BEGIN` (read committed) on PostgreSQL. Commits when `body` returns, rolls
     /// back when it throws. Serialization failures, deadlocks and a busy SQLite file run the whole transaction
     /// again, at most ``maxTransactionAttempts`` times, so `body` must not have effects outside the database.
-    public func transaction<R: Sendable>(_ body: (any SQLDatabase) async throws -> R) async throws -> R {
+    public func transaction<R: Sendable>(_ body: (Transaction) async throws -> R) async throws -> R {
         var attempt = 0
         while true {
             attempt += 1
             do {
                 return try await backend.withConnection(write: true, wait: poolWait) { sql, lease in
-                    try await Self.runOnce(sql, lease: lease, begin: backend.beginStatement, body: body)
+                    try await Self.runOnce(sql, lease: lease, begin: backend.beginStatement) { try await body(Transaction($0)) }
                 }
             } catch {
                 guard ErrorClassifier.classify(error) == .retryable else { throw ErrorClassifier.translate(error) }
@@ -214,17 +215,10 @@ public final class Database: Sendable, Service {
 
 /// Runs `operation`, throwing ``StorageError/unavailable(_:)`` if it has not finished after `timeout`.
 func withTimeout<R: Sendable>(_ timeout: Duration, _ operation: @escaping @Sendable () async throws -> R) async throws -> R {
-    try await withThrowingTaskGroup(of: R?.self) { group in
-        group.addTask { try await operation() }
-        group.addTask {
-            try await Task.sleep(for: timeout)
-            return nil
-        }
-        defer { group.cancelAll() }
-        guard let first = try await group.next(), let value = first else {
-            throw StorageError.unavailable("no answer within \(timeout)")
-        }
-        return value
+    do {
+        return try await Deadline.run(timeout, operation)
+    } catch is Deadline.Passed {
+        throw StorageError.unavailable("no answer within \(timeout)")
     }
 }
 

@@ -12,7 +12,8 @@ extension SQLDatabase {
     public func prepared<Statement: PostgresPreparedStatement>(
         _ statement: Statement
     ) async throws -> [Statement.Row]? where Statement.Row: Sendable {
-        guard let watched = self as? WatchedSQLDatabase else { return nil }
+        let leased = (self as? Transaction)?.connection ?? self
+        guard let watched = leased as? WatchedSQLDatabase else { return nil }
         let connection = watched.connection
         do {
             return try await watched.watch.run {

@@ -27,8 +27,9 @@ final class SQLiteBackend: DatabaseBackend {
     private let slots: AsyncSemaphore
     private let writeGate = AsyncSemaphore(permits: 1)
     private let closed = Mutex(false)
-    /// Connections lent out right now; closing waits for them to come back.
-    private let leased = Mutex(0)
+    /// How many connections the pool has (each is one permit of `slots`); one less for each that could not be
+    /// replaced.
+    private let size: Mutex<Int>
 
     private init(threadPool: NIOThreadPool, path: String?, connections: [SQLiteConnection], logger: Logger) {
         self.threadPool = threadPool
@@ -36,6 +37,7 @@ final class SQLiteBackend: DatabaseBackend {
         self.logger = logger
         self.free = Mutex(connections)
         self.slots = AsyncSemaphore(permits: connections.count)
+        self.size = Mutex(connections.count)
     }
 
     /// Opens `poolSize` connections to the file at `path` (its folder is created), or one in-memory connection
@@ -92,8 +94,11 @@ final class SQLiteBackend: DatabaseBackend {
         if write { try await writeGate.acquire(timeout: wait) }
         defer { if write { writeGate.release() } }
         try await slots.acquire(timeout: wait)
-        let connection = free.withLock { $0.removeLast() }
-        leased.withLock { $0 += 1 }
+        // Closing may have taken the free connections while this caller waited for its permit.
+        guard let connection = free.withLock({ $0.popLast() }) else {
+            slots.release()
+            throw StorageError.unavailable("the SQLite pool is closed")
+        }
         let lease = ConnectionLease()
         defer { giveBack(connection, lease: lease) }
         return try await body(connection.sql(queryLogLevel: nil), lease)
@@ -101,7 +106,6 @@ final class SQLiteBackend: DatabaseBackend {
 
     /// Returns a connection to the pool, or replaces it with a fresh one when its state is unknown.
     private func giveBack(_ connection: SQLiteConnection, lease: ConnectionLease) {
-        defer { leased.withLock { $0 -= 1 } }
         guard lease.isBroken else {
             free.withLock { $0.append(connection) }
             slots.release()
@@ -118,6 +122,7 @@ final class SQLiteBackend: DatabaseBackend {
                 free.withLock { $0.append(fresh) }
                 slots.release()
             } catch {
+                size.withLock { $0 -= 1 }
                 logger.error("could not replace an SQLite connection; the pool is one smaller",
                              metadata: ["error": "\(error)"])
             }
@@ -131,12 +136,14 @@ final class SQLiteBackend: DatabaseBackend {
         await Task { await self.close() }.value
     }
 
-    /// Refuses new work, waits (at most 10 s) for lent connections to come back, then closes every handle.
+    /// Refuses new work, waits (at most 10 s) for lent connections to come back, then closes every handle. The wait
+    /// is the pool's own: each connection that comes back releases its permit, and closing takes them all.
     private func close() async {
         closed.withLock { $0 = true }
         let deadline = ContinuousClock.now + .seconds(10)
-        while leased.withLock({ $0 }) > 0 && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
+        for _ in 0..<size.withLock({ $0 }) {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero, (try? await slots.acquire(timeout: left)) != nil else { break }
         }
         let connections: [SQLiteConnection] = free.withLock { connections in
             defer { connections.removeAll() }

@@ -5,6 +5,8 @@ import SQLiteNIO
 public enum StorageError: Error, CustomStringConvertible, Sendable, Equatable {
     /// No connection became free in time (every connection busy).
     case poolTimeout(waitedMilliseconds: Int)
+    /// So many callers already wait for a connection that one more is refused at once.
+    case poolQueueFull
     /// The database could not be reached or the connection broke.
     case unavailable(String)
     /// A transaction kept hitting serialization failures or deadlocks and gave up.
@@ -19,6 +21,7 @@ public enum StorageError: Error, CustomStringConvertible, Sendable, Equatable {
     public var description: String {
         switch self {
         case .poolTimeout(let waited): return "no database connection became free within \(waited) ms"
+        case .poolQueueFull: return "too many callers already wait for a database connection"
         case .unavailable(let detail): return "database unavailable: \(detail)"
         case .retriesExhausted(let attempts): return "transaction failed after \(attempts) attempts (contention)"
         case .uniqueViolation(let detail): return "unique constraint violated: \(detail)"
@@ -74,7 +77,12 @@ enum ErrorClassifier {
                 return .other
             }
         }
-        if let error = error as? StorageError, case .poolTimeout = error { return .unavailable }
+        if let error = error as? StorageError {
+            switch error {
+            case .poolTimeout, .poolQueueFull: return .unavailable
+            default: return .other
+            }
+        }
         return .other
     }
 

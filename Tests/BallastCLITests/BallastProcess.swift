@@ -1,13 +1,12 @@
 import Foundation
+import Synchronization
 
 /// Runs the built `ballast` executable as a separate process, the way a user or a supervisor would.
 final class BallastProcess: @unchecked Sendable {
     let process = Process()
     private let stdoutPipe = Pipe()
     private let stderrPipe = Pipe()
-    private let lock = NSLock()
-    private var stdoutData = Data()
-    private var stderrData = Data()
+    private let output = Mutex((stdout: Data(), stderr: Data()))
 
     /// The `ballast` binary next to the test bundle in the build folder.
     static var executable: URL {
@@ -40,12 +39,12 @@ final class BallastProcess: @unchecked Sendable {
         stdoutPipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let chunk = handle.availableData
             guard let self, !chunk.isEmpty else { return }
-            self.lock.withLock { self.stdoutData.append(chunk) }
+            self.output.withLock { $0.stdout.append(chunk) }
         }
         stderrPipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let chunk = handle.availableData
             guard let self, !chunk.isEmpty else { return }
-            self.lock.withLock { self.stderrData.append(chunk) }
+            self.output.withLock { $0.stderr.append(chunk) }
         }
         try process.run()
     }
@@ -90,8 +89,8 @@ final class BallastProcess: @unchecked Sendable {
     }
 
     /// Everything the process wrote to stdout so far (after exit: all of it, once the pipe has drained).
-    func readStdout() -> String { lock.withLock { String(decoding: stdoutData, as: UTF8.self) } }
-    func readStderr() -> String { lock.withLock { String(decoding: stderrData, as: UTF8.self) } }
+    func readStdout() -> String { output.withLock { String(decoding: $0.stdout, as: UTF8.self) } }
+    func readStderr() -> String { output.withLock { String(decoding: $0.stderr, as: UTF8.self) } }
 
     struct TimedOut: Error, CustomStringConvertible {
         let what: String

@@ -41,6 +41,9 @@ public final class AppServices: Sendable {
     /// Prices shipping before an order's transaction.
     public let shippingRates: any ShippingRates
     public let idempotency: IdempotencyStore
+    /// The use cases the routes call: wallet commands and placing an order (retry-safe when keyed).
+    public let walletCommands: WalletCommands
+    public let orderPlacement: OrderPlacement
     /// The background jobs (verifier, invariant auditor, idempotency-key cleanup) and their scheduler.
     public let jobs: JobRunner
     public let discrepancies: Discrepancies
@@ -93,7 +96,7 @@ public final class AppServices: Sendable {
             subscribers: [("audit-log", auditLog)] + eventSubscribers, injector: injector, metrics: metrics.factory, logger: logger)
         self.products = ProductService(database: primary, evidence: evidence, failpoints: failpoints, events: events, reads: reads)
         self.orders = OrderService(
-            database: primary, wallets: wallets, failpoints: failpoints, metrics: metrics.factory, reads: reads)
+            database: primary, wallets: wallets, failpoints: failpoints, metrics: metrics.factory, reads: reads, events: events)
         if let url = config.shippingRatesURL {
             self.shippingRates = ProviderShippingRates(
                 url: url, timeout: .milliseconds(config.shippingTimeoutMilliseconds), policy: config.shippingFailurePolicy,
@@ -103,6 +106,9 @@ public final class AppServices: Sendable {
             self.shippingRates = FallbackShippingRates()
         }
         self.idempotency = IdempotencyStore(database: primary, abandonedAfterSeconds: Int64(config.idempotencyAbandonSeconds))
+        let commands = IdempotentCommands(database: primary, store: idempotency, failpoints: failpoints)
+        self.walletCommands = WalletCommands(wallets: wallets, commands: commands)
+        self.orderPlacement = OrderPlacement(orders: orders, shipping: shippingRates, commands: commands, events: events)
         let transport: any NotificationTransport = config.notifyWebhookURL.map { WebhookTransport(url: $0) }
             ?? LogTransport(logger: logger)
         self.dispatcher = NotificationDispatcher(

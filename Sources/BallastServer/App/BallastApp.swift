@@ -24,15 +24,13 @@ public enum BallastApp {
         UserRoutes(users: services.users).register(on: router)
         ChaosRoutes(chaos: services.chaos).register(on: router)
         EvidenceRoutes(evidence: services.evidence).register(on: router)
-        let idempotent = IdempotentEffect(database: services.primary, store: services.idempotency, failpoints: services.failpoints)
-        WalletRoutes(wallets: services.wallets, idempotent: idempotent).register(on: router)
+        WalletRoutes(wallets: services.wallets, commands: services.walletCommands).register(on: router)
         ListingRoutes(listings: services.listings).register(on: router)
         NotificationRoutes(notifications: services.notifications).register(on: router)
         JobRoutes(runner: services.jobs, discrepancies: services.discrepancies, evidence: services.evidence).register(on: router)
         ProductRoutes(products: services.products).register(on: router)
         ProductSafetyRoutes(products: services.products).register(on: router)
-        OrderRoutes(orders: services.orders, shipping: services.shippingRates, idempotent: idempotent, events: services.events)
-            .register(on: router)
+        OrderRoutes(orders: services.orders, placement: services.orderPlacement).register(on: router)
         // After every route, so it wraps only the "no route" answer: a known path with another method is a 405.
         router.add(middleware: MethodNotAllowedMiddleware(
             table: RouteTable(router.routes.map { (method: $0.method.rawValue, path: "\($0.path)") })))

@@ -75,7 +75,7 @@ struct ErrorRenderer: Sendable {
             }
         case let error as StorageError:
             switch error {
-            case .poolTimeout, .unavailable, .retriesExhausted:
+            case .poolTimeout, .poolQueueFull, .unavailable, .retriesExhausted:
                 context.logger.warning("storage unavailable", metadata: ["error": "\(error)"])
                 return AppError(.serviceUnavailable, "the database is busy or unavailable; try again", retryAfterSeconds: 1)
             case .uniqueViolation, .checkViolation:

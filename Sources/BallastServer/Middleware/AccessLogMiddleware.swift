@@ -1,3 +1,4 @@
+import BallastCore
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -13,7 +14,7 @@ struct AccessLogMiddleware<Context: BallastRequestContext>: RouterMiddleware {
         let started = ContinuousClock.now
         let response = await renderer.respond(to: request, context: context, next: next)
         let elapsed = ContinuousClock.now - started
-        let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        let milliseconds = elapsed.inMilliseconds
         context.logger.info("request", metadata: [
             "method": .string(request.method.rawValue),
             "route": .string(context.endpointPath ?? "unmatched"),

@@ -1,3 +1,4 @@
+import BallastCore
 import ChaosKit
 import HTTPTypes
 import Hummingbird
@@ -42,6 +43,6 @@ struct HTTPMetricsMiddleware<Context: BallastRequestContext>: RouterMiddleware {
 extension Timer {
     func recordInterval(since start: ContinuousClock.Instant) {
         let elapsed = ContinuousClock.now - start
-        recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        recordNanoseconds(elapsed.wholeNanoseconds)
     }
 }

@@ -3,12 +3,11 @@ import HTTPTypes
 import Hummingbird
 import Marketplace
 import NIOCore
-import SQLKit
 
 /// Wallets, their ledger and transfers (SPEC §3, §4).
 struct WalletRoutes<Context: BallastRequestContext> {
     let wallets: WalletService
-    let idempotent: IdempotentEffect
+    let commands: WalletCommands
 
     func register(on router: Router<Context>) {
         router.post("/api/wallets") { request, context in
@@ -23,19 +22,24 @@ struct WalletRoutes<Context: BallastRequestContext> {
             return try JSONResponse.make(.ok, WalletBody(try await wallets.wallet(id, for: caller, requestId: context.requestId)))
         }
         router.post("/api/wallets/{id}/credit") { request, context in
-            try await movement(request, context, caller: try context.requireAdmin(), apply: wallets.credit)
+            let caller = try context.requireAdmin()
+            let id = try WalletID.parsePath(context.parameters.get("id") ?? "", "wallet")
+            return CommandHTTP.response(try await commands.credit(id, try await CommandHTTP.command(request), by: caller) {
+                try CommandHTTP.render(MovementBody($0))
+            })
         }
         router.post("/api/wallets/{id}/debit") { request, context in
-            try await movement(request, context, caller: try context.requireUser(), apply: wallets.debit)
+            let caller = try context.requireUser()
+            let id = try WalletID.parsePath(context.parameters.get("id") ?? "", "wallet")
+            return CommandHTTP.response(try await commands.debit(id, try await CommandHTTP.command(request), by: caller) {
+                try CommandHTTP.render(MovementBody($0))
+            })
         }
         router.post("/api/transfers") { request, context in
             let caller = try context.requireUser()
-            let body = try await request.jsonBody()
-            let transfer = try TransferRequest(body)
-            return try await idempotent.respond(to: request, caller: caller, body: body, status: .created) { sql in
-                TransferBody(try await wallets.transfer(from: transfer.from, to: transfer.to, amount: transfer.amount, by: caller, in: sql),
-                             caller: caller)
-            }
+            return CommandHTTP.response(try await commands.transfer(try await CommandHTTP.command(request), by: caller) {
+                try CommandHTTP.render(TransferBody($0, caller: caller))
+            })
         }
         router.get("/api/wallets/{id}/transactions") { request, context in
             let caller = try context.requireUser()
@@ -45,20 +49,6 @@ struct WalletRoutes<Context: BallastRequestContext> {
             let page = try await wallets.transactions(
                 id, for: caller, beforeEntryNo: before, limit: list.limit, requestId: context.requestId)
             return try JSONResponse.make(.ok, Page(items: page.entries.map(LedgerEntryBody.init), nextCursor: page.next.map { String($0) }))
-        }
-    }
-}
-
-extension WalletRoutes {
-    typealias Apply = @Sendable (WalletID, Amount, String?, User, any SQLDatabase) async throws -> WalletMovement
-
-    /// A credit or a debit: `{amount, reference?}` on the wallet in the path, idempotent when keyed.
-    func movement(_ request: Request, _ context: Context, caller: User, apply: @escaping Apply) async throws -> Response {
-        let id = try WalletID.parsePath(context.parameters.get("id") ?? "", "wallet")
-        let body = try await request.jsonBody()
-        let movement = try MovementRequest(body)
-        return try await idempotent.respond(to: request, caller: caller, body: body, status: .ok) { sql in
-            MovementBody(try await apply(id, movement.amount, movement.reference, caller, sql))
         }
     }
 }

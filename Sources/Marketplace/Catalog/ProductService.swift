@@ -134,7 +134,7 @@ public struct ProductService: Sendable {
     /// same transaction.
     func audited(
         _ action: String, _ id: ProductID, by caller: User, requestId: String?, includeDeleted: Bool = false,
-        _ change: @escaping @Sendable (Product, any SQLDatabase) async throws -> Product?
+        _ change: @escaping @Sendable (Product, Transaction) async throws -> Product?
     ) async throws -> Product {
         try await auditedChange(action, id, by: caller, requestId: requestId, includeDeleted: includeDeleted, change).product
     }
@@ -142,7 +142,7 @@ public struct ProductService: Sendable {
     /// ``audited`` that also says whether anything changed.
     func auditedChange(
         _ action: String, _ id: ProductID, by caller: User, requestId: String?, includeDeleted: Bool = false,
-        _ change: @escaping @Sendable (Product, any SQLDatabase) async throws -> Product?
+        _ change: @escaping @Sendable (Product, Transaction) async throws -> Product?
     ) async throws -> (product: Product, changed: Bool) {
         try await database.transaction { sql in
             let before = try await lockManageable(id, by: caller, includeDeleted: includeDeleted, sql)
@@ -160,7 +160,7 @@ public struct ProductService: Sendable {
     /// Reads the product for a change and holds its row until the transaction ends (PostgreSQL `FOR UPDATE`;
     /// SQLite transactions are `BEGIN IMMEDIATE`, so the whole store is held). 404 when it does not exist, is
     /// deleted, or belongs to another seller and the caller is no admin.
-    func lockManageable(_ id: ProductID, by caller: User, includeDeleted: Bool = false, _ sql: any SQLDatabase) async throws -> Product {
+    func lockManageable(_ id: ProductID, by caller: User, includeDeleted: Bool = false, _ sql: Transaction) async throws -> Product {
         let lock = database.dialect == .postgres ? " FOR UPDATE" : ""
         let row = try await sql.raw("""
             SELECT \(unsafeRaw: ProductRow.columnList) FROM products WHERE id = \(bind: id.description)\(unsafeRaw: lock)
@@ -172,7 +172,7 @@ public struct ProductService: Sendable {
     }
 
     /// Applies `assignments` (SQL with binds) to the product and stamps `updated_at`; answers the new row.
-    func update(_ id: ProductID, _ sql: any SQLDatabase, _ assignments: SQLQueryString) async throws -> Product {
+    func update(_ id: ProductID, _ sql: Transaction, _ assignments: SQLQueryString) async throws -> Product {
         let row = try await sql.raw("""
             UPDATE products SET \(assignments), updated_at_micros = \(bind: StoredTime.nowMicros())
             WHERE id = \(bind: id.description)

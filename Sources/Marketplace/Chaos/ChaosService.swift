@@ -116,7 +116,7 @@ public struct ChaosService: Sendable {
     /// Stores `base` switched off by the system (one version later) with its CHAOS_CONFIG_CHANGED record, keyed by
     /// the version it ends, so the same switch-off is never recorded twice.
     private static func storeSwitchOff(
-        of base: ChaosState, reason: String, evidence: EvidenceLog, in sql: any SQLDatabase
+        of base: ChaosState, reason: String, evidence: EvidenceLog, in sql: Transaction
     ) async throws -> ChaosState {
         var next = base
         next.enabled = false
@@ -181,7 +181,7 @@ public struct ChaosService: Sendable {
             version: row.version, reason: row.reason)
     }
 
-    static func store(_ state: ChaosState, by actor: String, in sql: any SQLDatabase) async throws {
+    static func store(_ state: ChaosState, by actor: String, in sql: Transaction) async throws {
         let expires = state.expiresAt.map { StoredTime.micros(from: $0) }
         try await sql.raw("""
             INSERT INTO chaos_state (id, version, enabled, fail_rate, scope, seed, expires_at_micros, latency_ms,

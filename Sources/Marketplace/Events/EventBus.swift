@@ -1,3 +1,4 @@
+import BallastCore
 import ChaosKit
 import Logging
 import Metrics
@@ -70,7 +71,10 @@ public final class EventBus: Service, Sendable {
         await withTaskGroup(of: Void.self) { group in
             for _ in 0..<Self.workerCount {
                 group.addTask {
-                    while let delivery = await self.queue.pop() { await self.deliver(delivery) }
+                    while let delivery = await self.queue.pop() {
+                        await self.deliver(delivery)
+                        self.queue.finished()
+                    }
                 }
             }
             _ = try? await gracefulShutdown()
@@ -80,17 +84,10 @@ public final class EventBus: Service, Sendable {
 
     /// Waits (at most `timeout`) until every queued delivery has been made; for tests.
     public func drain(timeout: Duration = .seconds(10)) async {
-        let deadline = ContinuousClock.now + timeout
-        while queue.count > 0 || busy.load() > 0, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
-        }
+        _ = await queue.waitUntilIdle(timeout: timeout)
     }
 
-    private let busy = BusyCounter()
-
     private func deliver(_ delivery: Delivery) async {
-        busy.add(1)
-        defer { busy.add(-1) }
         let name = delivery.subscriber.name
         if case .fail(let fault)? = injector.check(.eventsDispatch, entityId: nil, requestId: delivery.requestId) {
             failed(delivery.event, name, reason: "injected", requestId: delivery.requestId, error: fault.description)

@@ -25,7 +25,7 @@ public struct EvidenceLog: Sendable {
     /// or rolls back with the change it describes. An event whose ``EvidenceEvent/key`` is already in the log (or
     /// earlier in `events`) is left out: appends are idempotent by key. Answers the records written.
     @discardableResult
-    public func append(_ events: [EvidenceEvent], in sql: any SQLDatabase) async throws -> [EvidenceRecord] {
+    public func append(_ events: [EvidenceEvent], in sql: Transaction) async throws -> [EvidenceRecord] {
         guard !events.isEmpty else { return [] }
         if database.dialect == .postgres {
             try await sql.raw("SELECT pg_advisory_xact_lock(\(bind: Self.chainLockKey))").run()

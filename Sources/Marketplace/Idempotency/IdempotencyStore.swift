@@ -132,7 +132,7 @@ public struct IdempotencyStore: Sendable {
     /// Marks the key completed with its response, inside the effect's transaction. Throws 409
     /// `idempotency_key_in_use` (rolling the effect back) when another request took the claim over meanwhile, so
     /// two requests with one key can never both take effect (SPEC I9).
-    public func complete(user: UserID, key: String, token: String, status: Int, body: String, in sql: any SQLDatabase) async throws {
+    public func complete(user: UserID, key: String, token: String, status: Int, body: String, in sql: Transaction) async throws {
         let owned = try await sql.raw("""
             UPDATE idempotency_keys SET state = 'completed', response_status = \(bind: status), response_body = \(bind: body),
                 updated_at_micros = \(database.nowMicros)

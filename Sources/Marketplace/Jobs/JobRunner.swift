@@ -1,3 +1,4 @@
+import BallastCore
 import Foundation
 import Logging
 import SQLKit
@@ -54,7 +55,7 @@ public final class JobRunner: Service, Sendable {
     /// is written in the same transaction that takes the lease (the trigger's ADMIN_ACTION record).
     public func trigger(
         _ name: String, parameters: Job.Parameters = .init(),
-        audit: (@Sendable (any SQLDatabase) async throws -> Void)? = nil
+        audit: (@Sendable (Transaction) async throws -> Void)? = nil
     ) async throws -> JobRun {
         guard let job = job(named: name) else {
             throw AppError(.notFound, "no job named \(name); GET /api/admin/jobs lists them")
@@ -153,7 +154,7 @@ public final class JobRunner: Service, Sendable {
     /// run is due (checked in the same conditional update, so two schedulers never both run one interval's run);
     /// raises the fencing token, records the run, and runs `audit` in that transaction.
     private func acquire(
-        _ job: Job, onlyIfDue: Bool, audit: (@Sendable (any SQLDatabase) async throws -> Void)?
+        _ job: Job, onlyIfDue: Bool, audit: (@Sendable (Transaction) async throws -> Void)?
     ) async throws -> JobLease? {
         try await ensureRows()
         let now = database.nowMicros
@@ -244,7 +245,7 @@ public final class JobRunner: Service, Sendable {
             result = .object(fields)
         }
         let elapsed = ContinuousClock.now - started
-        let micros = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
+        let micros = elapsed.wholeMicroseconds
         do {
             try await release(job, lease, status: status, durationMicros: micros, endedAtMicros: leaseEndedAtMicros)
         } catch {
@@ -354,7 +355,7 @@ public struct JobLease: Sendable, Equatable {
     /// The fence of a write: inside the writing transaction, throws ``LeaseLost`` (rolling the write back) unless
     /// this run still holds an unexpired lease. On PostgreSQL the lease row stays locked until the transaction ends,
     /// so no other run can take it between the check and the commit.
-    public func hold(in sql: any SQLDatabase) async throws {
+    public func hold(in sql: Transaction) async throws {
         let lock = database.dialect == .postgres ? " FOR UPDATE" : ""
         let held = try await sql.raw("""
             SELECT fence FROM job_leases

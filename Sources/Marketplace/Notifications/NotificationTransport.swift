@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import BallastCore
 import Foundation
 import Logging
 import NIOCore
@@ -100,8 +101,7 @@ public struct WebhookTransport: NotificationTransport {
         guard ContinuousClock.now < startBy else { return .notStarted }
         // The whole exchange, the answer's body included, is bounded by the timeout.
         let limit = timeout
-        let deadline = NIODeadline.now() + .nanoseconds(Int64(limit.components.seconds) * 1_000_000_000
-                                                         + limit.components.attoseconds / 1_000_000_000)
+        let deadline = NIODeadline.now() + .nanoseconds(limit.wholeNanoseconds)
         let client = self.client, maximumWait = maximumRetryAfterSeconds, sent = request
         do {
             return try await Deadline.run(limit) {

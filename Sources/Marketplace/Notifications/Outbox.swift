@@ -39,7 +39,7 @@ public enum Outbox {
 
     /// Writes `messages` as pending notifications, due now on the database's clock (the one dispatchers compare
     /// with), in one statement.
-    public static func enqueue(_ messages: [OutboxMessage], in sql: any SQLDatabase) async throws {
+    public static func enqueue(_ messages: [OutboxMessage], in sql: Transaction) async throws {
         guard !messages.isEmpty else { return }
         let now = Database.nowMicros(on: sql)
         var query: SQLQueryString = """

@@ -12,6 +12,7 @@ public struct OrderService: Sendable {
     let failpoints: Failpoints
     let metrics: any MetricsFactory
     let reads: ReadFaults
+    let events: EventBus?
 
     /// Failpoints inside order transactions, for tests that prove rollback.
     public enum Failpoint {
@@ -21,8 +22,10 @@ public struct OrderService: Sendable {
     }
 
     public init(
-        database: Database, wallets: WalletService, failpoints: Failpoints, metrics: any MetricsFactory, reads: ReadFaults = .none
+        database: Database, wallets: WalletService, failpoints: Failpoints, metrics: any MetricsFactory, reads: ReadFaults = .none,
+        events: EventBus? = nil
     ) {
+        self.events = events
         self.database = database
         self.wallets = wallets
         self.failpoints = failpoints
@@ -36,7 +39,7 @@ public struct OrderService: Sendable {
     /// same products lock them in the same order and cannot deadlock), charges the buyer's wallet subtotal +
     /// shipping (the platform holds the revenue), writes the order and its items, and writes the outbox rows for
     /// the buyer's confirmation email and each seller's push. The quote was fetched before the transaction.
-    public func place(_ request: OrderRequest, quote: ShippingQuote, buyer: User, in sql: any SQLDatabase) async throws -> Order {
+    public func place(_ request: OrderRequest, quote: ShippingQuote, buyer: User, in sql: Transaction) async throws -> Order {
         let id = OrderID()
         var items: [OrderItem] = []
         for item in request.items {
@@ -102,7 +105,7 @@ public struct OrderService: Sendable {
 
     /// One conditional update: the product must be active, not deleted, and have the units. When it takes
     /// nothing, a read says why: 422 for a product that cannot be ordered, 409 insufficient_stock otherwise.
-    private func takeStock(_ item: ShippedItem, _ sql: any SQLDatabase) async throws -> OrderItem {
+    private func takeStock(_ item: ShippedItem, _ sql: Transaction) async throws -> OrderItem {
         let taken = try await sql.raw("""
             UPDATE products SET stock = stock - \(bind: item.quantity)
             WHERE id = \(bind: item.productId.description) AND status = 'active' AND deleted_at_micros IS NULL
@@ -187,8 +190,8 @@ public struct OrderService: Sendable {
 
     /// paid → cancelled by the buyer or an admin: the status change, every unit back on its product (in
     /// product-id order) and the refund, in one transaction. Exactly one of a cancel and a ship racing on one
-    /// order wins: both are conditional on the order still being paid.
-    public func cancel(_ id: OrderID, by caller: User) async throws -> Order {
+    /// order wins: both are conditional on the order still being paid. After the commit, `order.cancelled`.
+    public func cancel(_ id: OrderID, by caller: User, requestId: String? = nil) async throws -> Order {
         let order: Order = try await database.transaction { sql in
             guard try await claimTransition(id, from: .paid, to: .cancelled, buyer: caller.isAdmin ? nil : caller.id, sql) else {
                 try await transitionRefused(id, from: .paid, to: .cancelled, caller: caller, sql)
@@ -205,12 +208,13 @@ public struct OrderService: Sendable {
             return order
         }
         countTransition(.cancelled)
+        events?.publish(.orderCancelled(order), requestId: requestId)
         return order
     }
 
     /// The conditional status change; `false` when the order is not in `from` (or not the buyer's).
     private func claimTransition(
-        _ id: OrderID, from: OrderStatus, to: OrderStatus, buyer: UserID?, _ sql: any SQLDatabase
+        _ id: OrderID, from: OrderStatus, to: OrderStatus, buyer: UserID?, _ sql: Transaction
     ) async throws -> Bool {
         var query: SQLQueryString = """
             UPDATE orders SET status = \(bind: to.rawValue), updated_at_micros = \(bind: StoredTime.nowMicros())

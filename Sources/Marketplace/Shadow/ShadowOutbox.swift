@@ -22,7 +22,7 @@ enum ShadowOutbox {
     /// Records `listing`'s write in the caller's transaction, claimed by `token` for `claimSeconds`.
     static func insert(
         _ listing: Listing, _ operation: ShadowWrite.Operation, requestId: String?, token: String, claimSeconds: Int64,
-        database: Database, in sql: any SQLDatabase
+        database: Database, in sql: Transaction
     ) async throws {
         let now = database.nowMicros
         try await sql.raw("""
@@ -34,7 +34,7 @@ enum ShadowOutbox {
     }
 
     /// Deletes the rows of `keys` that each key's claim still holds; answers the keys deleted.
-    static func complete(_ keys: [ShadowOutboxKey], in sql: any SQLDatabase) async throws -> Set<ShadowOutboxKey> {
+    static func complete(_ keys: [ShadowOutboxKey], in sql: Transaction) async throws -> Set<ShadowOutboxKey> {
         var deleted: Set<ShadowOutboxKey> = []
         struct Row: Decodable {
             let entity_type: String

@@ -1,3 +1,4 @@
+import BallastCore
 import ChaosKit
 import Evidence
 import Foundation
@@ -146,8 +147,7 @@ public struct ShadowVerifier: Sendable {
         }
         Gauge(label: "shadow_discrepancy_last_check_timestamp", dimensions: [("entity_type", Self.entityType)], factory: metrics)
             .record(Date().timeIntervalSince1970)
-        result.durationSeconds = Double((ContinuousClock.now - started).components.attoseconds) / 1e18
-            + Double((ContinuousClock.now - started).components.seconds)
+        result.durationSeconds = (ContinuousClock.now - started).inSeconds
         logger.info("shadow verifier finished", metadata: [
             "checked": "\(result.checked)", "missingInShadow": "\(result.missingInShadow)",
             "missingInPrimary": "\(result.missingInPrimary)", "mismatched": "\(result.mismatched)",

@@ -1,3 +1,4 @@
+import BallastCore
 import ChaosKit
 import Evidence
 import Foundation
@@ -62,7 +63,7 @@ public final class ShadowWriter: Service, Sendable {
     /// Records `listing`'s shadow write in the outbox, inside the listing's transaction (`sql`), claimed by this
     /// process; answers the write to hand to ``enqueue(_:)`` once the transaction committed.
     public func record(
-        _ listing: Listing, _ operation: ShadowWrite.Operation, requestId: String?, in sql: any SQLDatabase
+        _ listing: Listing, _ operation: ShadowWrite.Operation, requestId: String?, in sql: Transaction
     ) async throws -> ShadowWrite {
         try await ShadowOutbox.insert(listing, operation, requestId: requestId, token: token, claimSeconds: claimSeconds,
                                       database: primary, in: sql)
@@ -95,7 +96,10 @@ public final class ShadowWriter: Service, Sendable {
         await withTaskGroup(of: Void.self) { group in
             for _ in 0..<Self.workerCount {
                 group.addTask {
-                    while let job = await self.queue.pop() { await self.apply(job) }
+                    while let job = await self.queue.pop() {
+                        await self.apply(job)
+                        self.queue.finished()
+                    }
                 }
             }
             group.addTask { await self.sweep() }
@@ -103,10 +107,7 @@ public final class ShadowWriter: Service, Sendable {
             let graceful = (try? await gracefulShutdown()) != nil
             stopSweeping.withLock { $0 = true }
             queue.close()
-            let deadline = ContinuousClock.now + Self.drainTimeout
-            while graceful, ContinuousClock.now < deadline, queue.count > 0 || busy.load() > 0 {
-                try? await Task.sleep(for: .milliseconds(20))
-            }
+            if graceful { _ = await queue.waitUntilIdle(timeout: Self.drainTimeout) }
             let left = queue.removeAll()
             if !left.isEmpty {
                 logger.warning("shadow writes left in the outbox at shutdown", metadata: ["count": .stringConvertible(left.count)])
@@ -165,17 +166,10 @@ public final class ShadowWriter: Service, Sendable {
 
     /// Applies queued writes until the queue is empty (tests and the verifier use it to settle the shadow).
     public func drain(timeout: Duration = .seconds(10)) async {
-        let deadline = ContinuousClock.now + timeout
-        while queue.count > 0 || busy.load() > 0, ContinuousClock.now < deadline, !Task.isCancelled {
-            try? await Task.sleep(for: .milliseconds(10))
-        }
+        _ = await queue.waitUntilIdle(timeout: timeout)
     }
 
-    private let busy = BusyCounter()
-
     func apply(_ job: ShadowWrite) async {
-        busy.add(1)
-        defer { busy.add(-1) }
         if let delay = job.delay { try? await Task.sleep(for: delay) }
         let started = ContinuousClock.now
         let outcome: ShadowFailure?
@@ -196,7 +190,7 @@ public final class ShadowWriter: Service, Sendable {
         let elapsed = ContinuousClock.now - started
         Timer(label: "shadow_write_duration_seconds", dimensions: dimensions + [("success", outcome == nil ? "true" : "false")],
               factory: metrics)
-            .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+            .recordNanoseconds(elapsed.wholeNanoseconds)
         if let outcome {
             recordFailure(job, outcome, point: job.point.name, ordinal: nil, error: message)
         } else {
@@ -246,11 +240,4 @@ public final class ShadowWriter: Service, Sendable {
             entityId: write.entityId, requestId: write.requestId, details: .object(details), key: write.failureKey),
             completing: write.outbox)
     }
-}
-
-/// Writes being applied right now.
-final class BusyCounter: Sendable {
-    private let value = Atomic<Int>(0)
-    func add(_ delta: Int) { value.wrappingAdd(delta, ordering: .relaxed) }
-    func load() -> Int { value.load(ordering: .relaxed) }
 }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import BallastConfig
+import BallastCore
 import ChaosKit
 import Foundation
 import Logging
@@ -109,8 +110,7 @@ public struct ProviderShippingRates: ShippingRates {
             "currency": "USD",
         ])
         request.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(body)))
-        let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000
-                                                         + timeout.components.attoseconds / 1_000_000_000)
+        let deadline = NIODeadline.now() + .nanoseconds(timeout.wholeNanoseconds)
         let reply: ByteBuffer
         let status: UInt
         let client = self.client, sent = request

@@ -79,7 +79,7 @@ public struct WalletService: Sendable {
 
     /// A top-up (admins only: money entering the system). Refused with 422 if the balance would pass
     /// ``Wallet/maximumBalance``. Arguments: wallet, amount, reference, caller, the transaction.
-    public func credit(_ id: WalletID, _ amount: Amount, _ reference: String?, _ caller: User, _ sql: any SQLDatabase) async throws -> WalletMovement {
+    public func credit(_ id: WalletID, _ amount: Amount, _ reference: String?, _ caller: User, _ sql: Transaction) async throws -> WalletMovement {
         guard caller.isAdmin else { throw AppError.forbidden("only admins can credit a wallet") }
         do {
             let wallet = try await addToBalance(id, amount, sql)
@@ -96,7 +96,7 @@ public struct WalletService: Sendable {
     /// A withdrawal by the owner or an admin: one conditional update (`balance >= amount`) and its ledger row.
     /// Arguments: wallet, amount, reference, caller, the transaction (credit and debit share one shape, so a
     /// route can take either).
-    public func debit(_ id: WalletID, _ amount: Amount, _ reference: String?, _ caller: User, _ sql: any SQLDatabase) async throws -> WalletMovement {
+    public func debit(_ id: WalletID, _ amount: Amount, _ reference: String?, _ caller: User, _ sql: Transaction) async throws -> WalletMovement {
         do {
             let movement = try await take(Debit(wallet: id, amount: amount, reference: reference, caller: caller), sql)
             count("debit", "success")
@@ -115,7 +115,7 @@ public struct WalletService: Sendable {
     /// statement so they cost no round trip of their own; the caller runs them as statements of their own on
     /// SQLite.
     public func pay(
-        order: OrderID, from id: WalletID, total: Amount, buyer: User, alongside: SQLQueryString? = nil, _ sql: any SQLDatabase
+        order: OrderID, from id: WalletID, total: Amount, buyer: User, alongside: SQLQueryString? = nil, _ sql: Transaction
     ) async throws -> WalletMovement {
         try await take(Debit(wallet: id, amount: total, reference: "order:\(order)", caller: buyer, ownerOnly: true,
                              currency: .usd, order: order), alongside: alongside, sql)
@@ -123,7 +123,7 @@ public struct WalletService: Sendable {
 
     /// An order's refund: `total` back to the wallet that paid it, linked to the order. Runs in the cancel's
     /// transaction.
-    public func refund(order: OrderID, to id: WalletID, total: Amount, _ sql: any SQLDatabase) async throws -> WalletMovement {
+    public func refund(order: OrderID, to id: WalletID, total: Amount, _ sql: Transaction) async throws -> WalletMovement {
         let wallet = try await addToBalance(id, total, sql)
         return WalletMovement(wallet: wallet, entry: try await appendLedger(wallet, .credit, total, "refund:order:\(order)", order: order, sql))
     }
@@ -131,7 +131,7 @@ public struct WalletService: Sendable {
     /// Moves `amount` between two wallets of one currency. Both wallets are updated in ascending id order, so
     /// two transfers in opposite directions take their row locks in the same order and cannot deadlock.
     public func transfer(
-        from source: WalletID, to target: WalletID, amount: Amount, by caller: User, in sql: any SQLDatabase
+        from source: WalletID, to target: WalletID, amount: Amount, by caller: User, in sql: Transaction
     ) async throws -> TransferResult {
         do {
             guard source != target else { throw AppError.invalidField("toWalletId", "cannot transfer a wallet to itself") }
@@ -209,7 +209,7 @@ public struct WalletService: Sendable {
     /// The conditional debit and its ledger row. On PostgreSQL one statement (a data-modifying CTE), so a hot
     /// wallet's row lock is held for one round trip and the commit instead of three; on SQLite (no
     /// data-modifying CTEs, writers serialized anyway) two statements with the same all-or-nothing.
-    func take(_ debit: Debit, alongside: SQLQueryString? = nil, _ sql: any SQLDatabase) async throws -> WalletMovement {
+    func take(_ debit: Debit, alongside: SQLQueryString? = nil, _ sql: Transaction) async throws -> WalletMovement {
         let amount = debit.amount.minorUnits
         guard database.dialect == .postgres else {
             let row = try await sql.raw("""
@@ -268,7 +268,7 @@ public struct WalletService: Sendable {
     }
 
     /// The conditional update alone (transfers write both ledger rows in one statement afterwards).
-    private func takeFromBalance(_ debit: Debit, _ sql: any SQLDatabase) async throws -> Wallet {
+    private func takeFromBalance(_ debit: Debit, _ sql: Transaction) async throws -> Wallet {
         let row = try await sql.raw("""
             UPDATE wallets SET balance = balance - \(bind: debit.amount.minorUnits)
             WHERE \(debit.rowConditions) AND balance >= \(bind: debit.amount.minorUnits)
@@ -278,7 +278,7 @@ public struct WalletService: Sendable {
         try await debitFailure(debit, sql)
     }
 
-    private func addToBalance(_ id: WalletID, _ amount: Amount, _ sql: any SQLDatabase) async throws -> Wallet {
+    private func addToBalance(_ id: WalletID, _ amount: Amount, _ sql: Transaction) async throws -> Wallet {
         let row = try await sql.raw("""
             UPDATE wallets SET balance = balance + \(bind: amount.minorUnits)
             WHERE id = \(bind: id.description) AND balance <= \(bind: Wallet.maximumBalance - amount.minorUnits)
@@ -292,7 +292,7 @@ public struct WalletService: Sendable {
 
     private func appendLedger(
         _ wallet: Wallet, _ kind: LedgerEntry.Kind, _ amount: Amount, _ reference: String?, order: OrderID? = nil,
-        _ sql: any SQLDatabase
+        _ sql: Transaction
     ) async throws -> LedgerEntry {
         let id = LedgerEntryID()
         let now = StoredTime.nowMicros()

@@ -1,0 +1,36 @@
+import BallastCore
+import Testing
+
+@Suite("Durations and deadlines")
+struct CoreTests {
+    @Test func wholeUnitsTruncateTowardZero() {
+        let duration = Duration.seconds(2) + .nanoseconds(1_234_567)
+        #expect(duration.wholeNanoseconds == 2_001_234_567)
+        #expect(duration.wholeMicroseconds == 2_001_234)
+        #expect(duration.wholeMilliseconds == 2_001)
+        #expect(Duration.milliseconds(-1_500).wholeMilliseconds == -1_500)
+        #expect(Duration.nanoseconds(-1).wholeMicroseconds == 0)
+        #expect(Duration.zero.wholeNanoseconds == 0)
+    }
+
+    @Test func fractionsAreExactEnoughForMetricsAndLogs() {
+        #expect(Duration.milliseconds(1_500).inSeconds == 1.5)
+        #expect(Duration.microseconds(250).inMilliseconds == 0.25)
+    }
+
+    /// A duration whose nanoseconds do not fit in 64 bits is clamped, never a trap.
+    @Test func hugeDurationsClampInsteadOfTrapping() {
+        let huge = Duration.seconds(Int64.max / 2)
+        #expect(huge.wholeNanoseconds == .max)
+        #expect((Duration.zero - huge).wholeNanoseconds == .min)
+        #expect(huge.wholeMilliseconds == .max)
+    }
+
+    @Test func aDeadlinePassesAndCancelsTheWork() async {
+        await #expect(throws: Deadline.Passed.self) {
+            try await Deadline.run(.milliseconds(50)) { try await Task.sleep(for: .seconds(60)) }
+        }
+        let value = try? await Deadline.run(.seconds(60)) { 42 }
+        #expect(value == 42)
+    }
+}
