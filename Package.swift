@@ -147,6 +147,7 @@ let package = Package(
             dependencies: [
                 "BallastServer",
                 "BallastConfig",
+                "BallastCore",
                 "ChaosRunner",
                 "Evidence",
                 "Marketplace",
@@ -192,7 +193,7 @@ let package = Package(
         .testTarget(
             name: "MarketplaceTests",
             dependencies: [
-                "Marketplace", "Evidence",
+                "Marketplace", "Evidence", "BallastCore",
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],

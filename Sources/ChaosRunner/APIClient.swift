@@ -7,7 +7,7 @@ import NIOHTTP1
 /// What the target answered to one request.
 public struct Reply: Sendable {
     public let status: Int
-    public let json: JSON?
+    public let json: JSONValue?
     public let headers: [String: String]
     public let latencySeconds: Double
     /// The body as text (the Prometheus text of /metrics, or the JSON).
@@ -63,7 +63,7 @@ public final class APIClient: Sendable {
     /// Sends one request. `token` nil sends the admin token; `.some(nil)` none. Throws ``Unreachable`` when
     /// no answer came.
     public func send(
-        _ method: HTTPMethod, _ path: String, token: String?? = nil, body: JSON? = nil,
+        _ method: HTTPMethod, _ path: String, token: String?? = nil, body: JSONValue? = nil,
         headers extra: [String: String] = [:], timeout: TimeAmount? = nil
     ) async throws -> Reply {
         var request = HTTPClientRequest(url: baseURL + path)
@@ -82,7 +82,7 @@ public final class APIClient: Sendable {
             var headers: [String: String] = [:]
             for header in response.headers { headers[header.name.lowercased()] = header.value }
             let data = Data(buffer.readableBytesView)
-            return Reply(status: Int(response.status.code), json: JSON.parse(data), headers: headers,
+            return Reply(status: Int(response.status.code), json: JSONValue.parse(data), headers: headers,
                          latencySeconds: elapsed.inSeconds, text: String(decoding: data, as: UTF8.self))
         } catch is CancellationError {
             throw CancellationError()
@@ -94,9 +94,9 @@ public final class APIClient: Sendable {
 
     /// Sends a request that must succeed with `expected` (or any 2xx when nil) and returns its JSON.
     public func expect(
-        _ step: String, _ method: HTTPMethod, _ path: String, token: String?? = nil, body: JSON? = nil,
+        _ step: String, _ method: HTTPMethod, _ path: String, token: String?? = nil, body: JSONValue? = nil,
         status expected: Int? = nil, headers: [String: String] = [:]
-    ) async throws -> JSON {
+    ) async throws -> JSONValue {
         let reply = try await send(method, path, token: token, body: body, headers: headers)
         guard expected.map({ $0 == reply.status }) ?? reply.isSuccess, let json = reply.json else {
             throw UnexpectedReply(step: step, status: reply.status, body: reply.json?.text ?? "")
@@ -109,9 +109,9 @@ public final class APIClient: Sendable {
     /// items older than what the caller looks for).
     public func all(
         _ step: String, _ path: String, token: String?? = nil, maxPages: Int = 10_000,
-        stop: (@Sendable (JSON) -> Bool)? = nil
-    ) async throws -> [JSON] {
-        var items: [JSON] = []
+        stop: (@Sendable (JSONValue) -> Bool)? = nil
+    ) async throws -> [JSONValue] {
+        var items: [JSONValue] = []
         var cursor: String?
         let separator = path.contains("?") ? "&" : "?"
         for _ in 0..<maxPages {
@@ -129,7 +129,7 @@ public final class APIClient: Sendable {
 
     /// Runs a job now (`POST /api/admin/jobs/NAME/trigger`) and answers its result, waiting out a run already in
     /// progress anywhere (409 job_running) for up to two minutes.
-    public func triggerJob(_ name: String, query: String = "") async throws -> JSON {
+    public func triggerJob(_ name: String, query: String = "") async throws -> JSONValue {
         let step = "trigger the job \(name)"
         for _ in 0..<120 {
             let reply = try await send(.POST, "/api/admin/jobs/\(name)/trigger" + query, timeout: .minutes(10))

@@ -1,3 +1,4 @@
+import BallastCore
 import Foundation
 import NIOHTTP1
 import Synchronization
@@ -40,7 +41,7 @@ public final class ChaosRun: Sendable {
     private let log: Progress
     /// What preflight learned of the target: the chaos settings found at the start (restored after each
     /// scenario) and its clock. Nil until read.
-    private let target = Mutex<(chaos: JSON, clock: TargetClock)?>(nil)
+    private let target = Mutex<(chaos: JSONValue, clock: TargetClock)?>(nil)
     private let windows = Mutex<[FaultWindow]>([])
 
     /// - Parameters: progress: receives the refreshed progress line; log: receives lines to print as they happen.
@@ -235,7 +236,7 @@ public final class ChaosRun: Sendable {
     /// Puts back the settings found at the start. Runs even when the run was cancelled.
     private func restoreChaos() async {
         guard let (previous, clock) = target.withLock({ $0 }) else { return }
-        var body: [String: JSON] = [
+        var body: [String: JSONValue] = [
             "enabled": previous["enabled"] ?? false, "failRate": previous["failRate"] ?? 0, "scope": previous["scope"] ?? "shadow_write_only",
             "latencyMilliseconds": previous["latencyMilliseconds"] ?? 0, "reason": .string("chaos run \(seed) finished: previous settings restored"),
         ]
@@ -246,7 +247,7 @@ public final class ChaosRun: Sendable {
             let remaining = Int64(expiresAt.timeIntervalSince(clock.now).rounded(.up))
             if remaining >= 1 { body["durationSeconds"] = .integer(remaining) } else { body["enabled"] = false }
         }
-        let api = self.api, settings = JSON.object(body)
+        let api = self.api, settings = JSONValue.object(body)
         let restored = (try? await Self.uncancelled {
             for attempt in 0..<5 {
                 if attempt > 0 { try? await Task.sleep(for: .milliseconds(500)) }

@@ -1,3 +1,4 @@
+import BallastCore
 import Foundation
 import NIOHTTP1
 import Synchronization
@@ -81,7 +82,7 @@ final class Shop: Sendable {
             items[products[Int.random(in: 0..<products.count, using: &random)]] = Int64.random(in: 1...3, using: &random)
         }
         let country = random.chance(0.5) ? "US" : "DE"
-        let lines: [JSON] = items.keys.sorted().map { ["productId": .string($0), "quantity": .integer(items[$0]!)] }
+        let lines: [JSONValue] = items.keys.sorted().map { ["productId": .string($0), "quantity": .integer(items[$0]!)] }
         let reply = try await context.idempotent(
             .POST, "/api/orders", key: context.key(&random, "order-"), token: buyers[buyer].member.token,
             body: ["walletId": .string(buyers[buyer].wallet), "items": .array(lines),
@@ -134,7 +135,7 @@ final class Shop: Sendable {
     }
 
     /// Stock, orders and money as the API shows them at the end, checked against each other (I1–I4).
-    func audit(_ context: ScenarioContext) async throws -> (checks: [Check], statuses: [String: String], products: [String: JSON]) {
+    func audit(_ context: ScenarioContext) async throws -> (checks: [Check], statuses: [String: String], products: [String: JSONValue]) {
         let snapshot = state.withLock { $0 }
         let scenario = context.scenario
         let undecided = snapshot.unknownOrders > 0 || snapshot.unknownRestocks > 0
@@ -146,7 +147,7 @@ final class Shop: Sendable {
         let productJSON = try await concurrentMap(snapshot.products, width: context.concurrency) { id in
             try await context.expect("read a product", .GET, "/api/products/\(id)?includeDeleted=true")
         }
-        var products: [String: JSON] = [:]
+        var products: [String: JSONValue] = [:]
         for (id, json) in zip(snapshot.products, productJSON) { products[id] = json }
 
         // I3: stock + units in orders that are not cancelled = units ever stocked, and never below zero.

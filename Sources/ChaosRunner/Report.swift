@@ -1,11 +1,12 @@
+import BallastCore
 import Foundation
 
 /// A named figure of a check or a scenario (a count, an amount, a rate).
 public struct Figure: Codable, Sendable, Equatable {
     public let name: String
-    public let value: JSON
+    public let value: JSONValue
 
-    public init(_ name: String, _ value: JSON) {
+    public init(_ name: String, _ value: JSONValue) {
         self.name = name
         self.value = value
     }

@@ -69,7 +69,7 @@ struct ScenarioContext: Sendable {
     /// that are a normal answer here; anything else that is not 2xx counts as an error. Nil when no answer came.
     @discardableResult
     func call(
-        _ method: HTTPMethod, _ path: String, token: String?? = nil, body: JSON? = nil, headers: [String: String] = [:],
+        _ method: HTTPMethod, _ path: String, token: String?? = nil, body: JSONValue? = nil, headers: [String: String] = [:],
         refusals: Set<String> = []
     ) async throws -> Reply? {
         let started = ContinuousClock.now
@@ -95,7 +95,7 @@ struct ScenarioContext: Sendable {
     /// (up to four times), so the outcome is known unless the target stopped answering. A 409
     /// idempotency_key_in_use (the first attempt still running) is waited out the same way.
     func idempotent(
-        _ method: HTTPMethod, _ path: String, key: String, token: String?? = nil, body: JSON, refusals: Set<String> = []
+        _ method: HTTPMethod, _ path: String, key: String, token: String?? = nil, body: JSONValue, refusals: Set<String> = []
     ) async throws -> Reply? {
         var delay = Duration.milliseconds(50)
         for attempt in 0..<4 {
@@ -115,7 +115,7 @@ struct ScenarioContext: Sendable {
     func key(_ random: inout SeededRandom, _ prefix: String) -> String { "\(prefix)\(runTag)-" + random.token("") }
 
     /// A set-up or check request that must succeed.
-    func expect(_ step: String, _ method: HTTPMethod, _ path: String, token: String?? = nil, body: JSON? = nil) async throws -> JSON {
+    func expect(_ step: String, _ method: HTTPMethod, _ path: String, token: String?? = nil, body: JSONValue? = nil) async throws -> JSONValue {
         try await api.expect(step, method, path, token: token, body: body)
     }
 }

@@ -1,3 +1,4 @@
+import BallastCore
 import ArgumentParser
 import ChaosRunner
 import Dispatch

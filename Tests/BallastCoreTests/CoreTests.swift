@@ -1,4 +1,5 @@
 import BallastCore
+import Foundation
 import Testing
 
 @Suite("Durations and deadlines")
@@ -24,6 +25,18 @@ struct CoreTests {
         #expect(huge.wholeNanoseconds == .max)
         #expect((Duration.zero - huge).wholeNanoseconds == .min)
         #expect(huge.wholeMilliseconds == .max)
+    }
+
+    /// A reader of a hostile peer's answer believes no integer beyond 2^53 (what every JSON reader holds exactly).
+    @Test func figuresBeyondTwoToTheFiftyThirdAreNotIntegers() throws {
+        let answer = try #require(JSONValue.parse(Data(#"{"a":9007199254740992,"b":9223372036854775807,"c":1e300,"d":5.0}"#.utf8)))
+        #expect(answer["a"]?.int == 9_007_199_254_740_992)
+        #expect(answer["b"]?.int == nil)
+        #expect(answer["c"]?.int == nil)
+        #expect(answer["d"]?.int == 5)
+        #expect(answer["missing"] == nil)
+        #expect(JSONValue.parse(Data("not json".utf8)) == nil)
+        #expect(answer.text == #"{"a":9007199254740992,"b":9223372036854775807,"c":1e+300,"d":5}"#)
     }
 
     @Test func aDeadlinePassesAndCancelsTheWork() async {

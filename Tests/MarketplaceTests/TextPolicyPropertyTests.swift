@@ -1,3 +1,4 @@
+import BallastCore
 import Foundation
 @testable import Marketplace
 import PropertyBased

@@ -1,4 +1,5 @@
 import BallastConfig
+import BallastCore
 import Marketplace
 
 /// The OpenAPI 3 document served at `GET /openapi.json`. Every route the router registers is listed in

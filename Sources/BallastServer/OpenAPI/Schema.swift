@@ -1,3 +1,4 @@
+import BallastCore
 import Marketplace
 
 /// JSON Schema fragments of the OpenAPI document (3.0: `nullable` rather than a `null` type). Request bodies and

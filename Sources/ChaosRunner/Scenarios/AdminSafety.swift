@@ -1,3 +1,4 @@
+import BallastCore
 import Foundation
 import NIOHTTP1
 import Synchronization
@@ -52,16 +53,16 @@ final class AdminSafetyScenario: Scenario {
             case ..<0.75: (.POST, "/restore", "restore", true)
             default: (.POST, "/publish", "publish", true)
             }
-        let body: JSON? = ["disable", "archive", "delete"].contains(action) ? ["confirm": .bool(confirmed)] : nil
+        let body: JSONValue? = ["disable", "archive", "delete"].contains(action) ? ["confirm": .bool(confirmed)] : nil
         let reply = try await context.call(
             method, "/api/products/\(product)\(path)", body: body, headers: ["X-Request-Id": requestId],
             refusals: ["confirmation_required", "invalid_transition", "blocked", "404", "validation_failed"])
         actions.withLock { $0[requestId] = Action(product: product, action: action, confirmed: confirmed, status: reply?.status) }
     }
 
-    static func isDeleted(_ product: JSON?) -> Bool { (product?["deletedAt"] ?? .null) != .null }
+    static func isDeleted(_ product: JSONValue?) -> Bool { (product?["deletedAt"] ?? .null) != .null }
     /// Archived or deleted: a state the product may reach only without open orders.
-    static func isGone(_ product: JSON?) -> Bool { product?["status"]?.string == "archived" || isDeleted(product) }
+    static func isGone(_ product: JSONValue?) -> Bool { product?["status"]?.string == "archived" || isDeleted(product) }
 
     func check(_ context: ScenarioContext) async throws -> [Check] {
         let audit = try await shop.audit(context)

@@ -1,3 +1,4 @@
+import BallastCore
 import Foundation
 
 /// Orders while shipping quotes, emails, pushes and event handlers fail at the chosen rate: every order must
@@ -43,7 +44,7 @@ final class ExternalServicesScenario: Scenario {
         let ours = Set(orders.map(\.id))
         // Pending first: one that moves on while the lists are read is then seen twice (kept once, in its
         // later state), never missed.
-        var found: [String: [String: JSON]] = [:]
+        var found: [String: [String: JSONValue]] = [:]
         for status in ["pending", "sent", "dead"] {
             let items = try await context.api.all("read notifications", "/api/admin/notifications?status=\(status)") { item in
                 (APITime.parse(item["createdAt"]?.string) ?? .distantFuture) < context.startedAt

@@ -1,3 +1,4 @@
+import BallastCore
 import Foundation
 import NIOHTTP1
 import Synchronization
@@ -90,7 +91,7 @@ final class ShadowWriteScenario: Scenario {
     private func discrepancyEvidence(_ context: ScenarioContext, _ ours: Set<String>) async throws
         -> (found: [String: Int], recorded: [String: Int])
     {
-        func perListing(_ items: [JSON]) -> [String: Int] {
+        func perListing(_ items: [JSONValue]) -> [String: Int] {
             var counts: [String: Int] = [:]
             for item in items { if let id = item["entityId"]?.string, ours.contains(id) { counts[id, default: 0] += 1 } }
             return counts
@@ -109,7 +110,7 @@ final class ShadowWriteScenario: Scenario {
                               body: "verifier runs kept adding records while they were read")
     }
 
-    private func verify(_ context: ScenarioContext, repair: Bool) async throws -> JSON {
+    private func verify(_ context: ScenarioContext, repair: Bool) async throws -> JSONValue {
         try await context.api.triggerJob("shadow-discrepancy-verifier", query: repair ? "?repair=true" : "")
     }
 

@@ -1,3 +1,4 @@
+import BallastCore
 import Evidence
 import Foundation
 import SQLKit

@@ -1,4 +1,5 @@
 import BallastConfig
+import BallastCore
 import ChaosKit
 
 /// `PUT /api/admin/chaos`: `{enabled?, failRate?, scope?, seed?, durationSeconds?, latencyMilliseconds?, reason?}`,

@@ -1,3 +1,4 @@
+import BallastCore
 /// The one error type that crosses from services to routes: a stable ``ErrorCode``, a message for people, and
 /// optional structured details (`{"field": "amount"}`, an impact preview…). Never carries personal data.
 public struct AppError: Error, Sendable, Equatable, CustomStringConvertible {

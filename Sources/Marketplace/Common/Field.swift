@@ -1,3 +1,4 @@
+import BallastCore
 /// One field of a JSON request body or one query parameter: its name, its JSON type and every limit the server
 /// enforces. The same value validates the input (``InputObject``) and is written into the OpenAPI document, so the
 /// document cannot promise what the server refuses, or the other way round.

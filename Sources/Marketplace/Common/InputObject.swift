@@ -1,3 +1,4 @@
+import BallastCore
 /// A JSON object from a request body, read field by field into typed values. Each accessor takes the ``Field``
 /// that describes it (the same value the OpenAPI document is written from) and refuses anything outside its
 /// limits with a 422 `validation_failed` naming the field, so bad input is refused before any service runs.

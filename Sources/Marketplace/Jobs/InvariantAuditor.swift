@@ -1,3 +1,4 @@
+import BallastCore
 import ChaosKit
 import Evidence
 import Foundation

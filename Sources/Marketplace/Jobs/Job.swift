@@ -1,3 +1,4 @@
+import BallastCore
 import Foundation
 
 /// A named background job: what it does, how often the scheduler runs it, and whether it is on.

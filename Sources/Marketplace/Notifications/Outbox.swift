@@ -1,3 +1,4 @@
+import BallastCore
 import Foundation
 import SQLKit
 import Storage

@@ -1,3 +1,4 @@
+import BallastCore
 import Foundation
 
 /// What a user may do: admins reach admin endpoints and act on anyone's resources; members only on their own.

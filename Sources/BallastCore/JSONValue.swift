@@ -1,14 +1,17 @@
 import Foundation
 
-/// A JSON value as the runner reads it from the API and writes it into its reports.
-public enum JSON: Sendable, Equatable, Codable {
+/// Any JSON value, keeping integers apart from fractions so that `"amount": 10.5` can be refused as a
+/// non-integer rather than silently truncated. The one JSON value type: the server reads request bodies into it,
+/// and the chaos runner reads the server's answers with it (``int``, ``double`` and the subscripts are for a reader
+/// that must treat every figure as hostile).
+public enum JSONValue: Sendable, Equatable, Codable, CustomStringConvertible {
     case null
     case bool(Bool)
     case integer(Int64)
     case number(Double)
     case string(String)
-    case array([JSON])
-    case object([String: JSON])
+    case array([JSONValue])
+    case object([String: JSONValue])
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
@@ -17,17 +20,15 @@ public enum JSON: Sendable, Equatable, Codable {
         } else if let value = try? container.decode(Bool.self) {
             self = .bool(value)
         } else if let value = try? container.decode(Int64.self) {
-            // The target's numbers are hostile input: beyond what a double holds exactly, no figure is believed as
-            // an integer (``int`` answers nil), so sums of them stay far from overflowing.
-            self = value.magnitude > Self.largestExactInteger ? .number(Double(value)) : .integer(value)
+            self = .integer(value)
         } else if let value = try? container.decode(Double.self) {
             self = .number(value)
         } else if let value = try? container.decode(String.self) {
             self = .string(value)
-        } else if let value = try? container.decode([JSON].self) {
+        } else if let value = try? container.decode([JSONValue].self) {
             self = .array(value)
         } else {
-            self = .object(try container.decode([String: JSON].self))
+            self = .object(try container.decode([String: JSONValue].self))
         }
     }
 
@@ -44,20 +45,47 @@ public enum JSON: Sendable, Equatable, Codable {
         }
     }
 
-    /// Parses a body; nil when it is not JSON.
-    public static func parse(_ data: Data) -> JSON? {
-        guard !data.isEmpty else { return nil }
-        return try? JSONDecoder().decode(JSON.self, from: data)
+    /// The JSON type name, for messages like "amount must be an integer, got string".
+    public var typeName: String {
+        switch self {
+        case .null: return "null"
+        case .bool: return "boolean"
+        case .integer, .number: return "number"
+        case .string: return "string"
+        case .array: return "array"
+        case .object: return "object"
+        }
     }
 
-    /// The text of this value (sorted keys), for request bodies and reports.
+    public var description: String {
+        switch self {
+        case .null: return "null"
+        case .bool(let value): return String(value)
+        case .integer(let value): return String(value)
+        case .number(let value): return String(value)
+        case .string(let value): return "\"\(value)\""
+        case .array(let values): return "[" + values.map(\.description).joined(separator: ",") + "]"
+        case .object(let values):
+            return "{" + values.keys.sorted().map { "\"\($0)\":\(values[$0]!)" }.joined(separator: ",") + "}"
+        }
+    }
+}
+
+extension JSONValue {
+    /// Parses a body; nil when it is not JSON.
+    public static func parse(_ data: Data) -> JSONValue? {
+        guard !data.isEmpty else { return nil }
+        return try? JSONDecoder().decode(JSONValue.self, from: data)
+    }
+
+    /// The text of this value with sorted keys and slashes as they are.
     public var text: String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return String(decoding: (try? encoder.encode(self)) ?? Data("null".utf8), as: UTF8.self)
     }
 
-    public subscript(key: String) -> JSON? {
+    public subscript(key: String) -> JSONValue? {
         if case .object(let fields) = self { return fields[key] }
         return nil
     }
@@ -68,11 +96,13 @@ public enum JSON: Sendable, Equatable, Codable {
     }
 
     /// 2^53: the largest integer every JSON reader holds exactly.
-    static let largestExactInteger: UInt64 = 1 << 53
+    public static let largestExactInteger: UInt64 = 1 << 53
 
+    /// The value as an integer, only when every JSON reader would read it exactly: beyond 2^53 no figure is
+    /// believed as an integer (nil), so sums of figures from a hostile peer stay far from overflowing.
     public var int: Int64? {
         switch self {
-        case .integer(let value): return value
+        case .integer(let value) where value.magnitude <= Self.largestExactInteger: return value
         case .number(let value) where value.isFinite && value == value.rounded() && abs(value) < 9e15: return Int64(value)
         default: return nil
         }
@@ -91,47 +121,20 @@ public enum JSON: Sendable, Equatable, Codable {
         return nil
     }
 
-    public var array: [JSON]? {
+    public var array: [JSONValue]? {
         if case .array(let value) = self { return value }
         return nil
     }
 }
 
-extension JSON: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
-    ExpressibleByDictionaryLiteral, ExpressibleByArrayLiteral, ExpressibleByFloatLiteral {
+extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
+    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByFloatLiteral {
+    public init(floatLiteral value: Double) { self = .number(value) }
     public init(stringLiteral value: String) { self = .string(value) }
     public init(integerLiteral value: Int64) { self = .integer(value) }
     public init(booleanLiteral value: Bool) { self = .bool(value) }
-    public init(floatLiteral value: Double) { self = .number(value) }
-    public init(dictionaryLiteral elements: (String, JSON)...) {
+    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    public init(dictionaryLiteral elements: (String, JSONValue)...) {
         self = .object(Dictionary(elements, uniquingKeysWith: { _, last in last }))
-    }
-    public init(arrayLiteral elements: JSON...) { self = .array(elements) }
-}
-
-extension Int64 {
-    /// `self + other`, held at the ends of the range instead of trapping: sums of a target's figures (which may
-    /// be absurd) never crash the runner.
-    func saturatingAdding(_ other: Int64) -> Int64 {
-        let (sum, overflow) = addingReportingOverflow(other)
-        guard overflow else { return sum }
-        return other > 0 ? .max : .min
-    }
-
-    func saturatingSubtracting(_ other: Int64) -> Int64 {
-        let (difference, overflow) = subtractingReportingOverflow(other)
-        guard overflow else { return difference }
-        return other > 0 ? .min : .max
-    }
-}
-
-extension Int {
-    /// A metric's value as a count: non-finite or absurd values (a target may send anything) held within ±10^15.
-    init(figure value: Double) {
-        guard value.isFinite else {
-            self = value.isNaN ? 0 : (value > 0 ? 1_000_000_000_000_000 : -1_000_000_000_000_000)
-            return
-        }
-        self = Int(Swift.max(-1e15, Swift.min(1e15, value.rounded())))
     }
 }
