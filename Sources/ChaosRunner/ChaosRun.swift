@@ -25,7 +25,8 @@ public struct RunOptions: Sendable {
     }
 
     /// Every scenario name `--scenario` accepts, in the order `all` runs them.
-    public static let scenarios = ["wallet-concurrency", "bank", "inventory-concurrency", "admin-safety", "external-services", "shadow-write"]
+    public static let scenarios = ["wallet-concurrency", "bank", "inventory-concurrency", "admin-safety", "external-services", "shadow-write",
+                                   "pool-exhaustion"]
 }
 
 /// One chaos experiment against a live deployment: safety checks, then each scenario's set-up, workload under
@@ -131,6 +132,7 @@ public final class ChaosRun: Sendable {
         case "inventory-concurrency": return InventoryConcurrencyScenario()
         case "admin-safety": return AdminSafetyScenario()
         case "external-services": return ExternalServicesScenario()
+        case "pool-exhaustion": return PoolExhaustionScenario()
         default: return ShadowWriteScenario()
         }
     }
