@@ -45,6 +45,7 @@ let package = Package(
         .target(
             name: "Telemetry",
             dependencies: [
+                "BallastCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -66,6 +67,7 @@ let package = Package(
         .target(
             name: "Evidence",
             dependencies: [
+                "BallastCore",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings

@@ -1,3 +1,4 @@
+import BallastCore
 import Crypto
 import Foundation
 
@@ -132,7 +133,8 @@ public enum EvidenceTime {
         let fraction = micros - seconds * 1_000_000
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let secondOfDay = seconds - days * 86_400
-        let (year, month, day) = civilDate(daysSinceEpoch: days)
+        let date = CivilDate(daysSinceEpoch: days)
+        let (year, month, day) = (date.year, Int64(date.month), Int64(date.day))
         digits(year, width: 4, into: &out)
         out.append(UInt8(ascii: "-"))
         digits(month, width: 2, into: &out)
@@ -160,19 +162,5 @@ public enum EvidenceTime {
             index -= 1
         }
         out.append(contentsOf: buffer)
-    }
-
-    /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-    static func civilDate(daysSinceEpoch: Int64) -> (Int64, Int64, Int64) {
-        let z = daysSinceEpoch + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthPrime = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * monthPrime + 2) / 5 + 1
-        let month = monthPrime < 10 ? monthPrime + 3 : monthPrime - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        return (year, month, day)
     }
 }

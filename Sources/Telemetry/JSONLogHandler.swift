@@ -1,3 +1,4 @@
+import BallastCore
 import Foundation
 import Logging
 import Synchronization
@@ -313,7 +314,8 @@ public enum LogTime {
     static func format(seconds: Int64, milliseconds: Int) -> String {
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let secondOfDay = Int(seconds - days * 86_400)
-        let (year, month, day) = civil(daysSinceEpoch: days)
+        let date = CivilDate(daysSinceEpoch: days)
+        let (year, month, day) = (date.year, date.month, date.day)
         var out: [UInt8] = []
         out.reserveCapacity(24)
         func digits(_ value: Int, _ count: Int) {
@@ -334,18 +336,5 @@ public enum LogTime {
         digits(secondOfDay % 60, 2); out.append(UInt8(ascii: "."))
         digits(milliseconds, 3); out.append(UInt8(ascii: "Z"))
         return String(decoding: out, as: UTF8.self)
-    }
-
-    /// The proleptic Gregorian date of a day counted from 1970-01-01 (the days-to-civil algorithm).
-    static func civil(daysSinceEpoch: Int64) -> (year: Int64, month: Int, day: Int) {
-        let z = daysSinceEpoch + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let shiftedMonth = (5 * dayOfYear + 2) / 153
-        let day = Int(dayOfYear - (153 * shiftedMonth + 2) / 5 + 1)
-        let month = Int(shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9)
-        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 }

@@ -39,6 +39,13 @@ struct CoreTests {
         #expect(answer.text == #"{"a":9007199254740992,"b":9223372036854775807,"c":1e+300,"d":5}"#)
     }
 
+    @Test func civilDatesAroundTheEpochAndLeapDays() {
+        #expect(CivilDate(daysSinceEpoch: 0) == CivilDate(year: 1970, month: 1, day: 1))
+        #expect(CivilDate(daysSinceEpoch: -1) == CivilDate(year: 1969, month: 12, day: 31))
+        #expect(CivilDate(daysSinceEpoch: 11_016) == CivilDate(year: 2000, month: 2, day: 29))
+        #expect(CivilDate(daysSinceEpoch: -719_468) == CivilDate(year: 0, month: 3, day: 1))
+    }
+
     @Test func aDeadlinePassesAndCancelsTheWork() async {
         await #expect(throws: Deadline.Passed.self) {
             try await Deadline.run(.milliseconds(50)) { try await Task.sleep(for: .seconds(60)) }
