@@ -17,7 +17,7 @@ struct ChaosRunnerTests {
             var options = RunOptions(target: "http://127.0.0.1:\(port)", token: TestApp.adminToken, scenario: scenario)
             // A fixed number of operations (the time box only as a bound), so a loaded machine runs the same workload.
             options.concurrency = 8
-            options.durationSeconds = 60
+            options.durationSeconds = 240
             options.operationLimit = 150
             options.seed = "test-\(scenario)"
             options.failRate = 0.3

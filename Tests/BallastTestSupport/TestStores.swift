@@ -69,7 +69,7 @@ public enum TestStores {
     /// How long a test's request waits for a pooled connection. Longer than the 30 s a server waits: tests
     /// queue hundreds of concurrent writers on a shared two-core machine while other suites run, and they prove
     /// exact outcomes, not latency (the bounded wait itself has a test of its own with a short one).
-    public static let poolWait: Duration = .seconds(120)
+    public static let poolWait: Duration = .seconds(300)
 
     /// How long getting a PostgreSQL connection may take before a test's store counts the server as unreachable.
     /// Longer than the 5 s a server allows, for the same reason: when every suite starts at once on two cores, a new
