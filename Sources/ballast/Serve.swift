@@ -65,7 +65,7 @@ struct Serve: AsyncParsableCommand {
             }
         }
         let services = AppServices(
-            config: config, primary: primary, shadow: shadow, logger: logger,
+            config: config, primary: primary, shadow: shadow, metrics: MetricsRegistry(logSink: .standardOutput), logger: logger,
             startupDatabaseWait: .seconds(databaseWaitSeconds))
         logger.info("starting ballast", metadata: [
             "version": "\(BallastVersion.current)", "environment": "\(config.environment.rawValue)",

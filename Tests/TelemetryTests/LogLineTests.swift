@@ -61,6 +61,14 @@ struct LogLineTests {
         #expect(sink.droppedLines == 0)
     }
 
+    /// The drop counter exists from start-up, at 0, with its help text.
+    @Test func theDropCounterIsThereFromTheStart() {
+        let text = MetricsRegistry(logSink: .memory()).render()
+        #expect(text.contains("# HELP log_lines_dropped_total "))
+        #expect(text.contains("log_lines_dropped_total 0\n"))
+        #expect(!MetricsRegistry().render().contains("log_lines_dropped_total"))
+    }
+
     /// When the output does not take lines (its reader is stuck), the sink keeps at most its capacity, drops and
     /// counts the rest, and never makes the caller wait; once the reader reads again, what was kept arrives.
     @Test func aStuckOutputDropsAndCountsInsteadOfWaiting() async throws {
@@ -79,6 +87,10 @@ struct LogLineTests {
         #expect(ContinuousClock.now - started < .seconds(20), "writing lines must not wait for the output")
         let dropped = sink.droppedLines
         #expect(dropped > 0 && dropped < 5000)
+        // Operators see the drops on /metrics, counted once however often it is scraped.
+        let metrics = MetricsRegistry(logSink: sink)
+        _ = metrics.render()
+        #expect(metrics.render().contains("log_lines_dropped_total \(dropped)\n"), "\(metrics.render())")
         // Read everything: the filler, then the lines the sink kept.
         let reader = pipe.fileHandleForReading
         var received = Data()
