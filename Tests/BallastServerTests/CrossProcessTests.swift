@@ -215,6 +215,52 @@ struct CrossProcessTests {
         }
     }
 
+    /// A run whose body ends after its lease was taken over (its process paused past the lease, then resumed), before
+    /// any renewal could notice: it did not end under its lease. It is recorded `lease_lost`, ending no later than the
+    /// next run began, never `succeeded` overlapping the next run; and it leaves the next holder's lease alone.
+    @Test(arguments: TestStores.kinds)
+    func aRunThatEndsAfterItsLeaseWasTakenIsRecordedLeaseLost(kind: StoreKind) async throws {
+        try await TestStores.withDatabase(kind) { database in
+            let now = database.nowMicros
+            let quick = Job(name: "quick", intervalSeconds: 3600, enabled: true) { _ in
+                // While the body runs, another process takes the lease over and starts its run.
+                try await database.transaction { sql in
+                    try await sql.raw("""
+                        UPDATE job_leases SET holder = 'someone-else', fence = fence + 1, started_at_micros = \(now),
+                            lease_expires_at_micros = \(now) + 30000000
+                        WHERE name = 'quick'
+                        """).run()
+                    try await sql.raw("""
+                        INSERT INTO job_runs (name, fence, holder, started_at_micros) VALUES ('quick', 2, 'someone-else', \(now))
+                        """).run()
+                }
+                return .object(["checked": .integer(1)])
+            }
+            // Renewals come every 10 s: the body ends long before one could notice.
+            let runner = JobRunner(database: database, jobs: [quick], logger: TestStores.logger, leaseSeconds: 30)
+            let result = try await runner.trigger("quick")
+            #expect(result.status == "lease_lost")
+            struct Run: Decodable {
+                let fence: Int64
+                let started_at_micros: Int64
+                let finished_at_micros: Int64?
+                let status: String?
+            }
+            let runs = try await database.read { sql in
+                try await sql.raw("SELECT fence, started_at_micros, finished_at_micros, status FROM job_runs WHERE name = 'quick' ORDER BY fence")
+                    .all(decoding: Run.self)
+            }
+            try #require(runs.count == 2)
+            #expect(runs[0].status == "lease_lost")
+            let finished = try #require(runs[0].finished_at_micros)
+            #expect(finished <= runs[1].started_at_micros, "the lost run is recorded as ending before the next began")
+            let holder = try await database.read { sql in
+                try await sql.raw("SELECT holder FROM job_leases WHERE name = 'quick'").first()?.decode(column: "holder", as: String?.self)
+            }
+            #expect(holder == "someone-else", "the next holder keeps its lease")
+        }
+    }
+
     /// Finding 2: claims are fenced per row and renewed just before each attempt, so a slow batch's later rows are
     /// never delivered by a second dispatcher while the first still holds them.
     @Test(arguments: TestStores.kinds)

@@ -203,7 +203,8 @@ public final class JobRunner: Service, Sendable {
                 race.settle(.finished(.failure(error)))
             }
         }
-        let renewals = Task { if let lost = await self.keepRenewing(lease) { race.settle(lost) } }
+        let knownExpiry = KnownExpiry(lease.expiresAtMicros)
+        let renewals = Task { if let lost = await self.keepRenewing(lease, knownExpiry) { race.settle(lost) } }
         let event = await withTaskCancellationHandler {
             await race.outcome()
         } onCancel: {
@@ -212,20 +213,18 @@ public final class JobRunner: Service, Sendable {
         }
         renewals.cancel()
         let outcome: Result<JSONValue, any Error>
-        var leaseEndedAtMicros: Int64?
         switch event {
         case .finished(let result):
             outcome = result
-        case .leaseLost(let why, let expiredAtMicros):
+        case .leaseLost(let why):
             // The lease is gone: stop the run now; it must not go on beside the next holder's.
             body.cancel()
-            leaseEndedAtMicros = expiredAtMicros
             logger.error("job lost its lease; its run is cancelled", metadata: [
                 "job": .string(job.name), "fence": .stringConvertible(Int(lease.fence)), "why": .string(why),
             ])
             outcome = .failure(LeaseLost(job: job.name, fence: lease.fence, why: why))
         }
-        let status: String
+        var status: String
         var result: JSONValue
         switch outcome {
         case .success(let value):
@@ -247,7 +246,20 @@ public final class JobRunner: Service, Sendable {
         let elapsed = ContinuousClock.now - started
         let micros = elapsed.wholeMicroseconds
         do {
-            try await release(job, lease, status: status, durationMicros: micros, endedAtMicros: leaseEndedAtMicros)
+            let recorded = try await release(job, lease, status: status, durationMicros: micros, knownExpiryMicros: knownExpiry.micros)
+            if recorded != status {
+                // The body ended (a process paused past its lease, then resumed) before a renewal could notice that
+                // the lease had run out: the run did not end under its lease, and says so.
+                logger.error("job ended after its lease had run out", metadata: [
+                    "job": .string(job.name), "fence": .stringConvertible(Int(lease.fence)), "bodyStatus": .string(status),
+                ])
+                if case .object(var fields) = result {
+                    fields["error"] = .string(String(describing: LeaseLost(
+                        job: job.name, fence: lease.fence, why: "the lease ran out before the run ended (its body ended \(status))")))
+                    result = .object(fields)
+                }
+                status = recorded
+            }
         } catch {
             logger.warning("could not record a job run; its lease expires on its own", metadata: [
                 "job": .string(job.name), "error": "\(error)",
@@ -262,32 +274,31 @@ public final class JobRunner: Service, Sendable {
 
     enum RunEvent: Sendable {
         case finished(Result<JSONValue, any Error>)
-        /// Why, and when the lease last held expired (database clock).
-        case leaseLost(String, expiredAtMicros: Int64)
+        /// Why the lease is gone.
+        case leaseLost(String)
     }
 
     /// Renews `lease` every third of its length until cancelled; returns (ending the run) when the lease is gone, or
     /// when no renewal got through and the lease would expire before the next try could; nil when cancelled (the
     /// run ended, or the process is stopping: the body reports that itself).
-    private func keepRenewing(_ lease: JobLease) async -> RunEvent? {
+    private func keepRenewing(_ lease: JobLease, _ knownExpiry: KnownExpiry) async -> RunEvent? {
         let every = Duration.seconds(leaseSeconds) / 3
         // When the last renewal that got through was asked for: the lease runs from no earlier than that moment.
         var renewedAt = ContinuousClock.now
-        var expiresAt = lease.expiresAtMicros
         while !Task.isCancelled {
             try? await Task.sleep(for: every)
             if Task.isCancelled { break }
             let asked = ContinuousClock.now
             do {
                 guard let expiry = try await lease.renew(forSeconds: leaseSeconds) else {
-                    return .leaseLost("another holder took the lease, or it expired", expiredAtMicros: expiresAt)
+                    return .leaseLost("another holder took the lease, or it expired")
                 }
                 renewedAt = asked
-                expiresAt = expiry
+                knownExpiry.micros = expiry
             } catch {
                 // Keep trying while the lease may still be ours; stop before it could have expired.
                 if ContinuousClock.now - renewedAt + every >= .seconds(leaseSeconds) {
-                    return .leaseLost("could not renew the lease before it expired (\(error))", expiredAtMicros: expiresAt)
+                    return .leaseLost("could not renew the lease before it expired (\(error))")
                 }
                 logger.warning("could not renew a job lease; trying again", metadata: [
                     "job": .string(lease.name), "error": "\(error)",
@@ -297,23 +308,63 @@ public final class JobRunner: Service, Sendable {
         return nil
     }
 
-    /// Records the run's end (for a run that lost its lease, when the lease ended, if that was earlier) and lets the
-    /// lease go if this run still holds it.
-    private func release(_ job: Job, _ lease: JobLease, status: String, durationMicros: Int64, endedAtMicros: Int64?) async throws {
+    /// Records how the run ended and lets the lease go, and answers the status recorded. Whether the run still held
+    /// its lease is decided here, in the same transaction that records the end (on PostgreSQL the lease row is locked
+    /// until it commits): a run whose lease ran out before it ended (however its body ended, and whether or not a
+    /// renewal noticed) is recorded `lease_lost`, ending when its lease did: when it expired, or when the next run
+    /// took it over, whichever came first. So recorded runs of one job never overlap.
+    private func release(
+        _ job: Job, _ lease: JobLease, status: String, durationMicros: Int64, knownExpiryMicros: Int64
+    ) async throws -> String {
         let now = database.nowMicros
-        let finished: SQLQueryString = endedAtMicros.map { "CASE WHEN \(now) < \(bind: $0) THEN \(now) ELSE \(bind: $0) END" } ?? now
-        try await database.transaction { sql in
+        let lock = database.dialect == .postgres ? " FOR UPDATE" : ""
+        struct LeaseRow: Decodable {
+            let holder: String?
+            let fence: Int64
+            let lease_expires_at_micros: Int64?
+            let now_micros: Int64
+        }
+        struct NextRun: Decodable {
+            let started_at_micros: Int64?
+        }
+        return try await database.transaction { sql in
+            guard let row = try await sql.raw("""
+                SELECT holder, fence, lease_expires_at_micros, \(now) AS now_micros FROM job_leases
+                WHERE name = \(bind: job.name)\(unsafeRaw: lock)
+                """).first(decoding: LeaseRow.self)
+            else { throw AppError(.internal, "the lease row of \(job.name) is missing") }
+            let ours = row.holder == lease.holder && row.fence == lease.fence
+            if ours, let expires = row.lease_expires_at_micros, expires > row.now_micros {
+                try await sql.raw("""
+                    UPDATE job_runs SET finished_at_micros = \(bind: row.now_micros), status = \(bind: status)
+                    WHERE name = \(bind: job.name) AND fence = \(bind: lease.fence)
+                    """).run()
+                try await sql.raw("""
+                    UPDATE job_leases SET holder = NULL, lease_expires_at_micros = NULL, last_run_at_micros = \(bind: row.now_micros),
+                        last_status = \(bind: status), last_duration_micros = \(bind: durationMicros),
+                        next_run_at_micros = \(nextRun(job))
+                    WHERE name = \(bind: job.name) AND holder = \(bind: lease.holder) AND fence = \(bind: lease.fence)
+                    """).run()
+                return status
+            }
+            // The lease ran out before the run ended. Still this run's row: its expiry is exact. Taken over: no later
+            // than the expiry this run last heard of, nor than the start of the first run after it.
+            var ended = row.now_micros
+            if ours {
+                ended = min(ended, row.lease_expires_at_micros ?? ended)
+            } else {
+                ended = min(ended, knownExpiryMicros)
+                let next = try await sql.raw("""
+                    SELECT min(started_at_micros) AS started_at_micros FROM job_runs
+                    WHERE name = \(bind: job.name) AND fence > \(bind: lease.fence)
+                    """).first(decoding: NextRun.self)
+                if let started = next?.started_at_micros { ended = min(ended, started) }
+            }
             try await sql.raw("""
-                UPDATE job_runs SET finished_at_micros = \(finished), status = \(bind: status)
+                UPDATE job_runs SET finished_at_micros = \(bind: ended), status = 'lease_lost'
                 WHERE name = \(bind: job.name) AND fence = \(bind: lease.fence)
                 """).run()
-            // The schedule and "last run" are this run's only while it still holds the lease.
-            try await sql.raw("""
-                UPDATE job_leases SET holder = NULL, lease_expires_at_micros = NULL, last_run_at_micros = \(now),
-                    last_status = \(bind: status), last_duration_micros = \(bind: durationMicros),
-                    next_run_at_micros = \(nextRun(job))
-                WHERE name = \(bind: job.name) AND holder = \(bind: lease.holder) AND fence = \(bind: lease.fence)
-                """).run()
+            return "lease_lost"
         }
     }
 
@@ -363,6 +414,17 @@ public struct JobLease: Sendable, Equatable {
               AND lease_expires_at_micros > \(database.nowMicros)\(unsafeRaw: lock)
             """).first()
         guard held != nil else { throw LeaseLost(job: name, fence: fence, why: "the lease is no longer held") }
+    }
+}
+
+/// The expiry of a run's lease as the run last heard it from the store (database clock, microseconds): set when the
+/// lease is taken, moved on by each renewal that got through. Never later than the store's own value.
+final class KnownExpiry: Sendable {
+    private let value: Atomic<Int64>
+    init(_ micros: Int64) { value = Atomic(micros) }
+    var micros: Int64 {
+        get { value.load(ordering: .acquiring) }
+        set { value.store(newValue, ordering: .releasing) }
     }
 }
 
