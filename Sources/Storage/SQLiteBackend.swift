@@ -9,8 +9,11 @@ import Synchronization
 
 /// A fixed pool of SQLite connections to one file (or one in-memory database).
 ///
-/// - Every connection gets its own thread in a private thread pool, so a connection waiting on the file lock
-///   never starves the others of threads.
+/// - The connections run their statements on a private thread pool of one thread per core (at most one per
+///   connection), plus one: the one writer of this process that may be waiting on another process's file lock
+///   (`busy_timeout`) holds a thread, and the spare keeps the readers going meanwhile. Readers never wait on a lock in
+///   WAL mode, so more threads than that would only add switching (and, in a process with many stores, thousands of
+///   idle threads).
 /// - Write transactions queue in-process behind a one-permit gate before they take a connection, so writers of
 ///   this process take turns in order instead of spinning on SQLite's lock; other processes on the same file
 ///   are handled by `busy_timeout`.
@@ -52,7 +55,7 @@ final class SQLiteBackend: DatabaseBackend {
                 throw StorageError.unavailable("cannot create the folder \(folder) for sqlite:\(path): \(error)")
             }
         }
-        let threadPool = NIOThreadPool(numberOfThreads: size + 1)
+        let threadPool = NIOThreadPool(numberOfThreads: min(size, max(System.coreCount, 2)) + 1)
         threadPool.start()
         var connections: [SQLiteConnection] = []
         do {
