@@ -126,7 +126,7 @@ extension ChildProcesses {
             let stolen = try await api.call(.POST, "/api/admin/jobs/\(name)/trigger", adminToken, nil, timeout: .seconds(30))
             #expect(stolen.status == 409, "the fast process ran \(name) while a live process held it: \(stolen.body)")
             finish.store(true, ordering: .relaxed)
-            #expect(try await run.value.status == "succeeded")
+            #expect(try await run.value.status == .succeeded)
             let after = try await api.call(.POST, "/api/admin/jobs/\(name)/trigger", adminToken, nil, timeout: .seconds(30))
             #expect(after.status == 200, "once released, the fast process runs it: \(after.body)")
         }

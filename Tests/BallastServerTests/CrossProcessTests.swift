@@ -196,7 +196,7 @@ struct CrossProcessTests {
             let result = try await run.value
             // Well before the body's 30 s: the renewal (every second) found the lease gone and ended the run.
             #expect(ContinuousClock.now - clock < .seconds(20), "the run ended when the renewal found the lease gone")
-            #expect(result.status == "lease_lost")
+            #expect(result.status == .leaseLost)
             let recorded = try await database.read { sql in
                 try await sql.raw("SELECT status FROM job_runs WHERE name = 'long' AND fence = 1").first()?
                     .decode(column: "status", as: String?.self)
@@ -215,23 +215,53 @@ struct CrossProcessTests {
         }
     }
 
-    /// A run whose body ends after its lease was taken over (its process paused past the lease, then resumed), before
-    /// any renewal could notice: it did not end under its lease. It is recorded `lease_lost`, ending no later than the
-    /// next run began, never `succeeded` overlapping the next run; and it leaves the next holder's lease alone.
+    struct RunRow: Decodable {
+        let fence: Int64
+        let started_at_micros: Int64
+        let finished_at_micros: Int64?
+        let status: String?
+    }
+
+    static func runs(_ database: Database, _ job: String) async throws -> [RunRow] {
+        try await database.read { sql in
+            try await sql.raw("""
+                SELECT fence, started_at_micros, finished_at_micros, status FROM job_runs WHERE name = \(bind: job) ORDER BY fence
+                """).all(decoding: RunRow.self)
+        }
+    }
+
+    struct LeaseRow: Decodable {
+        let holder: String?
+        let last_status: String?
+    }
+
+    static func lease(_ database: Database, _ job: String) async throws -> LeaseRow? {
+        try await database.read { sql in
+            try await sql.raw("SELECT holder, last_status FROM job_leases WHERE name = \(bind: job)").first(decoding: LeaseRow.self)
+        }
+    }
+
+    /// A run whose body ends after its lease ran out and another process took it over (its own process paused past the
+    /// lease, then resumed), before any renewal could notice: it did not end under its lease. It is recorded
+    /// `lease_lost`, ending no later than the next run began, never `succeeded` across the next run's start; and it
+    /// leaves the next holder's lease alone.
     @Test(arguments: TestStores.kinds)
     func aRunThatEndsAfterItsLeaseWasTakenIsRecordedLeaseLost(kind: StoreKind) async throws {
         try await TestStores.withDatabase(kind) { database in
             let now = database.nowMicros
             let quick = Job(name: "quick", intervalSeconds: 3600, enabled: true) { _ in
-                // While the body runs, another process takes the lease over and starts its run.
+                // While the body runs, its lease runs out and another process takes it over and starts its run, as
+                // taking a lease does.
                 try await database.transaction { sql in
+                    try await sql.raw("UPDATE job_leases SET lease_expires_at_micros = \(now) - 1 WHERE name = 'quick'").run()
                     try await sql.raw("""
                         UPDATE job_leases SET holder = 'someone-else', fence = fence + 1, started_at_micros = \(now),
                             lease_expires_at_micros = \(now) + 30000000
-                        WHERE name = 'quick'
+                        WHERE name = 'quick' AND lease_expires_at_micros <= \(now)
                         """).run()
                     try await sql.raw("""
-                        INSERT INTO job_runs (name, fence, holder, started_at_micros) VALUES ('quick', 2, 'someone-else', \(now))
+                        INSERT INTO job_runs (name, fence, holder, started_at_micros)
+                        SELECT name, fence, holder, started_at_micros FROM job_leases WHERE name = 'quick'
                         """).run()
                 }
                 return .object(["checked": .integer(1)])
@@ -239,25 +269,78 @@ struct CrossProcessTests {
             // Renewals come every 10 s: the body ends long before one could notice.
             let runner = JobRunner(database: database, jobs: [quick], logger: TestStores.logger, leaseSeconds: 30)
             let result = try await runner.trigger("quick")
-            #expect(result.status == "lease_lost")
-            struct Run: Decodable {
-                let fence: Int64
-                let started_at_micros: Int64
-                let finished_at_micros: Int64?
-                let status: String?
-            }
-            let runs = try await database.read { sql in
-                try await sql.raw("SELECT fence, started_at_micros, finished_at_micros, status FROM job_runs WHERE name = 'quick' ORDER BY fence")
-                    .all(decoding: Run.self)
-            }
+            #expect(result.status == .leaseLost)
+            let runs = try await Self.runs(database, "quick")
             try #require(runs.count == 2)
             #expect(runs[0].status == "lease_lost")
             let finished = try #require(runs[0].finished_at_micros)
             #expect(finished <= runs[1].started_at_micros, "the lost run is recorded as ending before the next began")
-            let holder = try await database.read { sql in
-                try await sql.raw("SELECT holder FROM job_leases WHERE name = 'quick'").first()?.decode(column: "holder", as: String?.self)
+            #expect(try await Self.lease(database, "quick")?.holder == "someone-else", "the next holder keeps its lease")
+        }
+    }
+
+    /// A run whose body ends after its lease ran out, nobody having taken it yet: recorded `lease_lost` (its answer
+    /// too, keeping what the body said), the lease let go with `lease_lost` as the last status, and the next run starts
+    /// after it ended.
+    @Test(arguments: TestStores.kinds)
+    func aRunThatEndsAfterItsLeaseRanOutLetsItGoAsLeaseLost(kind: StoreKind) async throws {
+        try await TestStores.withDatabase(kind) { database in
+            let now = database.nowMicros
+            let expiring = Job(name: "expiring", intervalSeconds: 3600, enabled: true) { parameters in
+                if parameters.lease?.fence == 1 {
+                    try await database.transaction { sql in
+                        try await sql.raw("UPDATE job_leases SET lease_expires_at_micros = \(now) - 1 WHERE name = 'expiring'").run()
+                    }
+                }
+                return .object(["checked": .integer(1)])
             }
-            #expect(holder == "someone-else", "the next holder keeps its lease")
+            let runner = JobRunner(database: database, jobs: [expiring], logger: TestStores.logger, leaseSeconds: 30)
+            let first = try await runner.trigger("expiring")
+            #expect(first.status == .leaseLost)
+            if case .object(let fields) = first.result {
+                #expect(fields["checked"] == .integer(1), "what the body found is still in the answer")
+                #expect(fields["error"]?.string?.contains("ran out") == true)
+            }
+            let lease = try #require(try await Self.lease(database, "expiring"))
+            #expect(lease.holder == nil, "the lease is let go")
+            #expect(lease.last_status == "lease_lost")
+            // The next run takes the lease at once and runs normally, after the first ended.
+            let second = try await runner.trigger("expiring")
+            #expect(second.status == .succeeded)
+            let runs = try await Self.runs(database, "expiring")
+            try #require(runs.count == 2)
+            #expect(runs.map(\.status) == ["lease_lost", "succeeded"])
+            #expect(try #require(runs[0].finished_at_micros) <= runs[1].started_at_micros)
+        }
+    }
+
+    /// A run that never recorded its end (its process was killed, or lost the store) is recorded `lease_lost` by the
+    /// next run to take the lease, ending when that run began.
+    @Test(arguments: TestStores.kinds)
+    func theNextRunRecordsAnUnfinishedOneAsLeaseLost(kind: StoreKind) async throws {
+        try await TestStores.withDatabase(kind) { database in
+            let now = database.nowMicros
+            let job = Job(name: "orphaned", intervalSeconds: 3600, enabled: true) { _ in .object([:]) }
+            let runner = JobRunner(database: database, jobs: [job], logger: TestStores.logger, leaseSeconds: 30)
+            _ = try await runner.statuses()
+            // A process took the lease (fence 7), started its run and died; its lease has run out.
+            try await database.transaction { sql in
+                try await sql.raw("""
+                    UPDATE job_leases SET holder = 'dead-process', fence = 7, started_at_micros = \(now) - 60000000,
+                        lease_expires_at_micros = \(now) - 30000000
+                    WHERE name = 'orphaned'
+                    """).run()
+                try await sql.raw("""
+                    INSERT INTO job_runs (name, fence, holder, started_at_micros)
+                    VALUES ('orphaned', 7, 'dead-process', \(now) - 60000000)
+                    """).run()
+            }
+            #expect(try await runner.trigger("orphaned").status == .succeeded)
+            let runs = try await Self.runs(database, "orphaned")
+            try #require(runs.count == 2)
+            #expect(runs.map(\.fence) == [7, 8])
+            #expect(runs.map(\.status) == ["lease_lost", "succeeded"])
+            #expect(runs[0].finished_at_micros == runs[1].started_at_micros, "it ended no later than the next began")
         }
     }
 

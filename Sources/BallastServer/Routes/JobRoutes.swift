@@ -63,7 +63,7 @@ struct JobBody: Encodable, Sendable {
         enabled = status.enabled
         running = status.running
         lastRunAt = status.lastRunAt
-        lastStatus = status.lastStatus
+        lastStatus = status.lastStatus?.rawValue
         lastDurationSeconds = status.lastDurationSeconds
         nextRunAt = status.nextRunAt
     }
@@ -77,7 +77,7 @@ struct JobRunBody: Encodable, Sendable {
 
     init(_ run: JobRun) {
         name = run.name
-        status = run.status
+        status = run.status.rawValue
         durationSeconds = run.durationSeconds
         result = run.result
     }

@@ -41,16 +41,26 @@ public struct JobStatus: Sendable, Equatable {
     /// A run holds the lease right now, in any process.
     public let running: Bool
     public let lastRunAt: Date?
-    public let lastStatus: String?
+    public let lastStatus: JobRunStatus?
     public let lastDurationSeconds: Double?
     public let nextRunAt: Date?
+}
+
+/// How a run ended, as `job_runs.status`, `lastStatus` and the trigger's answer say it.
+public enum JobRunStatus: String, Sendable, CaseIterable {
+    /// The body finished and the run held its lease to the end.
+    case succeeded
+    /// The body threw, the run holding its lease to the end.
+    case failed
+    /// The lease ran out (expired, or another process took it) before the run ended: whatever the body did after
+    /// that was fenced, and the run is recorded as ending when its lease did.
+    case leaseLost = "lease_lost"
 }
 
 /// How one run ended.
 public struct JobRun: Sendable, Equatable {
     public let name: String
-    /// `succeeded` or `failed`.
-    public let status: String
+    public let status: JobRunStatus
     public let durationSeconds: Double
     public let result: JSONValue
 }

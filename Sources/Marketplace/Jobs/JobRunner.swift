@@ -94,7 +94,8 @@ public final class JobRunner: Service, Sendable {
             return JobStatus(
                 name: job.name, intervalSeconds: job.intervalSeconds, enabled: job.enabled,
                 running: row.map { $0.holder != nil && ($0.lease_expires_at_micros ?? 0) > $0.now_micros } ?? false,
-                lastRunAt: row?.last_run_at_micros.map(StoredTime.date(fromMicros:)), lastStatus: row?.last_status,
+                lastRunAt: row?.last_run_at_micros.map(StoredTime.date(fromMicros:)),
+                lastStatus: row?.last_status.flatMap(JobRunStatus.init(rawValue:)),
                 lastDurationSeconds: row?.last_duration_micros.map { Double($0) / 1_000_000 },
                 nextRunAt: job.enabled ? row?.next_run_at_micros.map(StoredTime.date(fromMicros:)) : nil)
         }
@@ -167,15 +168,22 @@ public final class JobRunner: Service, Sendable {
                   AND (holder IS NULL OR lease_expires_at_micros IS NULL OR lease_expires_at_micros <= \(now))
                 """
             if onlyIfDue { update += " AND (next_run_at_micros IS NULL OR next_run_at_micros <= \(now))" }
-            update += " RETURNING fence, lease_expires_at_micros"
+            update += " RETURNING fence, lease_expires_at_micros, started_at_micros"
             struct FenceRow: Decodable {
                 let fence: Int64
                 let lease_expires_at_micros: Int64
+                let started_at_micros: Int64
             }
             guard let taken = try await sql.raw(update).first(decoding: FenceRow.self) else { return nil }
+            // Earlier runs that never recorded their end (their process died, or could not reach the store) lost their
+            // lease: they are recorded so, ending no later than this run begins.
             try await sql.raw("""
-                INSERT INTO job_runs (name, fence, holder, started_at_micros) VALUES (\(bind: job.name), \(bind: taken.fence),
-                                                                                      \(bind: holder), \(now))
+                UPDATE job_runs SET finished_at_micros = \(bind: taken.started_at_micros), status = \(bind: JobRunStatus.leaseLost.rawValue)
+                WHERE name = \(bind: job.name) AND fence < \(bind: taken.fence) AND finished_at_micros IS NULL
+                """).run()
+            try await sql.raw("""
+                INSERT INTO job_runs (name, fence, holder, started_at_micros)
+                VALUES (\(bind: job.name), \(bind: taken.fence), \(bind: holder), \(bind: taken.started_at_micros))
                 """).run()
             try await audit?(sql)
             return JobLease(name: job.name, holder: holder, fence: taken.fence, expiresAtMicros: taken.lease_expires_at_micros,
@@ -203,8 +211,8 @@ public final class JobRunner: Service, Sendable {
                 race.settle(.finished(.failure(error)))
             }
         }
-        let knownExpiry = KnownExpiry(lease.expiresAtMicros)
-        let renewals = Task { if let lost = await self.keepRenewing(lease, knownExpiry) { race.settle(lost) } }
+        let renewedAt = LastRenewal()
+        let renewals = Task { if let lost = await self.keepRenewing(lease, renewedAt) { race.settle(lost) } }
         let event = await withTaskCancellationHandler {
             await race.outcome()
         } onCancel: {
@@ -224,17 +232,17 @@ public final class JobRunner: Service, Sendable {
             ])
             outcome = .failure(LeaseLost(job: job.name, fence: lease.fence, why: why))
         }
-        var status: String
+        var status: JobRunStatus
         var result: JSONValue
         switch outcome {
         case .success(let value):
-            status = "succeeded"
+            status = .succeeded
             result = value
         case .failure(let error as LeaseLost):
-            status = "lease_lost"
+            status = .leaseLost
             result = .object(["error": .string(String(describing: error))])
         case .failure(let error):
-            status = "failed"
+            status = .failed
             result = .object(["error": .string(String(describing: error))])
             logger.error("job failed", metadata: ["job": .string(job.name), "error": "\(error)"])
         }
@@ -245,28 +253,39 @@ public final class JobRunner: Service, Sendable {
         }
         let elapsed = ContinuousClock.now - started
         let micros = elapsed.wholeMicroseconds
+        // Recorded even when the run was cancelled (a trigger whose caller went away, the process stopping): the
+        // release runs in a task of its own, which does not inherit the cancellation.
+        let bodyStatus = status
         do {
-            let recorded = try await release(job, lease, status: status, durationMicros: micros, knownExpiryMicros: knownExpiry.micros)
-            if recorded != status {
-                // The body ended (a process paused past its lease, then resumed) before a renewal could notice that
-                // the lease had run out: the run did not end under its lease, and says so.
-                logger.error("job ended after its lease had run out", metadata: [
-                    "job": .string(job.name), "fence": .stringConvertible(Int(lease.fence)), "bodyStatus": .string(status),
-                ])
-                if case .object(var fields) = result {
-                    fields["error"] = .string(String(describing: LeaseLost(
-                        job: job.name, fence: lease.fence, why: "the lease ran out before the run ended (its body ended \(status))")))
-                    result = .object(fields)
-                }
-                status = recorded
-            }
+            status = try await Task { try await self.release(job, lease, status: bodyStatus, durationMicros: micros) }.value
         } catch {
+            // Not recorded: the next run to take the lease records this one as lease_lost, ending when it began. The
+            // answer judges on this process's monotonic clock: no renewal got through for a whole lease, so the lease
+            // may have run out before the run ended.
+            if ContinuousClock.now - renewedAt.instant >= .seconds(leaseSeconds) { status = .leaseLost }
             logger.warning("could not record a job run; its lease expires on its own", metadata: [
                 "job": .string(job.name), "error": "\(error)",
             ])
+            if case .object(var fields) = result {
+                fields["unrecorded"] = .string("the run's end could not be recorded: \(error)")
+                result = .object(fields)
+            }
+        }
+        if status != bodyStatus {
+            // The body ended (a process paused past its lease, then resumed) before a renewal could notice that the
+            // lease had run out: the run did not end under its lease, and says so. The body's own error, if any, stays.
+            logger.error("job ended after its lease had run out", metadata: [
+                "job": .string(job.name), "fence": .stringConvertible(Int(lease.fence)), "bodyStatus": .string(bodyStatus.rawValue),
+            ])
+            if case .object(var fields) = result {
+                if let bodyError = fields["error"] { fields["bodyError"] = bodyError }
+                fields["error"] = .string(String(describing: LeaseLost(
+                    job: job.name, fence: lease.fence, why: "the lease ran out before the run ended (its body ended \(bodyStatus.rawValue))")))
+                result = .object(fields)
+            }
         }
         logger.info("job finished", metadata: [
-            "job": .string(job.name), "status": .string(status), "durationMs": .stringConvertible(micros / 1000),
+            "job": .string(job.name), "status": .string(status.rawValue), "durationMs": .stringConvertible(micros / 1000),
             "fence": .stringConvertible(Int(lease.fence)),
         ])
         return JobRun(name: job.name, status: status, durationSeconds: Double(micros) / 1_000_000, result: result)
@@ -281,23 +300,20 @@ public final class JobRunner: Service, Sendable {
     /// Renews `lease` every third of its length until cancelled; returns (ending the run) when the lease is gone, or
     /// when no renewal got through and the lease would expire before the next try could; nil when cancelled (the
     /// run ended, or the process is stopping: the body reports that itself).
-    private func keepRenewing(_ lease: JobLease, _ knownExpiry: KnownExpiry) async -> RunEvent? {
+    private func keepRenewing(_ lease: JobLease, _ renewedAt: LastRenewal) async -> RunEvent? {
         let every = Duration.seconds(leaseSeconds) / 3
-        // When the last renewal that got through was asked for: the lease runs from no earlier than that moment.
-        var renewedAt = ContinuousClock.now
         while !Task.isCancelled {
             try? await Task.sleep(for: every)
             if Task.isCancelled { break }
             let asked = ContinuousClock.now
             do {
-                guard let expiry = try await lease.renew(forSeconds: leaseSeconds) else {
+                guard try await lease.renew(forSeconds: leaseSeconds) != nil else {
                     return .leaseLost("another holder took the lease, or it expired")
                 }
-                renewedAt = asked
-                knownExpiry.micros = expiry
+                renewedAt.instant = asked
             } catch {
                 // Keep trying while the lease may still be ours; stop before it could have expired.
-                if ContinuousClock.now - renewedAt + every >= .seconds(leaseSeconds) {
+                if ContinuousClock.now - renewedAt.instant + every >= .seconds(leaseSeconds) {
                     return .leaseLost("could not renew the lease before it expired (\(error))")
                 }
                 logger.warning("could not renew a job lease; trying again", metadata: [
@@ -308,20 +324,23 @@ public final class JobRunner: Service, Sendable {
         return nil
     }
 
-    /// Records how the run ended and lets the lease go, and answers the status recorded. Whether the run still held
-    /// its lease is decided here, in the same transaction that records the end (on PostgreSQL the lease row is locked
-    /// until it commits): a run whose lease ran out before it ended (however its body ended, and whether or not a
-    /// renewal noticed) is recorded `lease_lost`, ending when its lease did: when it expired, or when the next run
-    /// took it over, whichever came first. So recorded runs of one job never overlap.
-    private func release(
-        _ job: Job, _ lease: JobLease, status: String, durationMicros: Int64, knownExpiryMicros: Int64
-    ) async throws -> String {
-        let now = database.nowMicros
+    /// Records how the run ended, lets the lease go if it is still this run's, and answers the status recorded.
+    ///
+    /// Whether the run still held its lease is decided here, in the transaction that records the end, with the lease
+    /// row locked first (PostgreSQL; SQLite's write lock is already held) and the clock read after the lock: a run
+    /// whose lease ran out before it ended, however its body ended and whether or not a renewal noticed, is recorded
+    /// `lease_lost`. Its end: now, if nobody took the lease over (nobody else can have started); if another run took it,
+    /// no later than that run began. Taking a lease waits for every write a run's fence let through (the fence locks
+    /// the lease row), so the next run's start comes after all of this run's effects: recorded runs of one job never
+    /// overlap, and none of a run's effects falls outside its recorded time.
+    private func release(_ job: Job, _ lease: JobLease, status: JobRunStatus, durationMicros: Int64) async throws -> JobRunStatus {
         let lock = database.dialect == .postgres ? " FOR UPDATE" : ""
         struct LeaseRow: Decodable {
             let holder: String?
             let fence: Int64
             let lease_expires_at_micros: Int64?
+        }
+        struct Clock: Decodable {
             let now_micros: Int64
         }
         struct NextRun: Decodable {
@@ -329,42 +348,38 @@ public final class JobRunner: Service, Sendable {
         }
         return try await database.transaction { sql in
             guard let row = try await sql.raw("""
-                SELECT holder, fence, lease_expires_at_micros, \(now) AS now_micros FROM job_leases
-                WHERE name = \(bind: job.name)\(unsafeRaw: lock)
+                SELECT holder, fence, lease_expires_at_micros FROM job_leases WHERE name = \(bind: job.name)\(unsafeRaw: lock)
                 """).first(decoding: LeaseRow.self)
             else { throw AppError(.internal, "the lease row of \(job.name) is missing") }
+            guard let now = try await sql.raw("SELECT \(database.nowMicros) AS now_micros").first(decoding: Clock.self)?.now_micros
+            else { throw AppError(.internal, "the database's clock gave no answer") }
             let ours = row.holder == lease.holder && row.fence == lease.fence
-            if ours, let expires = row.lease_expires_at_micros, expires > row.now_micros {
-                try await sql.raw("""
-                    UPDATE job_runs SET finished_at_micros = \(bind: row.now_micros), status = \(bind: status)
-                    WHERE name = \(bind: job.name) AND fence = \(bind: lease.fence)
-                    """).run()
-                try await sql.raw("""
-                    UPDATE job_leases SET holder = NULL, lease_expires_at_micros = NULL, last_run_at_micros = \(bind: row.now_micros),
-                        last_status = \(bind: status), last_duration_micros = \(bind: durationMicros),
-                        next_run_at_micros = \(nextRun(job))
-                    WHERE name = \(bind: job.name) AND holder = \(bind: lease.holder) AND fence = \(bind: lease.fence)
-                    """).run()
-                return status
-            }
-            // The lease ran out before the run ended. Still this run's row: its expiry is exact. Taken over: no later
-            // than the expiry this run last heard of, nor than the start of the first run after it.
-            var ended = row.now_micros
-            if ours {
-                ended = min(ended, row.lease_expires_at_micros ?? ended)
-            } else {
-                ended = min(ended, knownExpiryMicros)
+            let held = ours && (row.lease_expires_at_micros ?? 0) > now
+            let recorded: JobRunStatus = held ? status : .leaseLost
+            var ended = now
+            if !ours {
                 let next = try await sql.raw("""
                     SELECT min(started_at_micros) AS started_at_micros FROM job_runs
                     WHERE name = \(bind: job.name) AND fence > \(bind: lease.fence)
                     """).first(decoding: NextRun.self)
                 if let started = next?.started_at_micros { ended = min(ended, started) }
             }
+            // A run the next one already recorded as lease_lost (ending when it began) keeps that record.
             try await sql.raw("""
-                UPDATE job_runs SET finished_at_micros = \(bind: ended), status = 'lease_lost'
-                WHERE name = \(bind: job.name) AND fence = \(bind: lease.fence)
+                UPDATE job_runs SET finished_at_micros = \(bind: ended), status = \(bind: recorded.rawValue)
+                WHERE name = \(bind: job.name) AND fence = \(bind: lease.fence) AND finished_at_micros IS NULL
                 """).run()
-            return "lease_lost"
+            if ours {
+                // Still this run's lease (held, or run out with nobody taking it): it is let go, and the schedule and
+                // "last run" move on.
+                try await sql.raw("""
+                    UPDATE job_leases SET holder = NULL, lease_expires_at_micros = NULL, last_run_at_micros = \(bind: now),
+                        last_status = \(bind: recorded.rawValue), last_duration_micros = \(bind: durationMicros),
+                        next_run_at_micros = \(nextRun(job))
+                    WHERE name = \(bind: job.name) AND holder = \(bind: lease.holder) AND fence = \(bind: lease.fence)
+                    """).run()
+            }
+            return recorded
         }
     }
 
@@ -417,14 +432,13 @@ public struct JobLease: Sendable, Equatable {
     }
 }
 
-/// The expiry of a run's lease as the run last heard it from the store (database clock, microseconds): set when the
-/// lease is taken, moved on by each renewal that got through. Never later than the store's own value.
-final class KnownExpiry: Sendable {
-    private let value: Atomic<Int64>
-    init(_ micros: Int64) { value = Atomic(micros) }
-    var micros: Int64 {
-        get { value.load(ordering: .acquiring) }
-        set { value.store(newValue, ordering: .releasing) }
+/// When the last renewal of a run's lease that got through was asked for (monotonic clock; the taking of the lease
+/// at first): the lease runs from no earlier than that moment.
+final class LastRenewal: Sendable {
+    private let value = Mutex(ContinuousClock.now)
+    var instant: ContinuousClock.Instant {
+        get { value.withLock { $0 } }
+        set { value.withLock { $0 = newValue } }
     }
 }
 
