@@ -24,8 +24,7 @@ func measure(_ body: () async throws -> Void) async rethrows -> Double {
 
 func sampleEvent(_ index: Int) -> EvidenceEvent {
     EvidenceEvent(
-        controlId: EvidenceControl.systemMonitoring, category: EvidenceCategory.processingIntegrity,
-        eventType: EvidenceType.shadowWriteFailure, eventOutcome: "FAILURE", entityType: "listing",
+        .shadowWriteFailure, outcome: .failure, entityType: "listing",
         entityId: "listing-\(index)", requestId: "req-\(index)", details: ["failureType": "injected", "operation": "create"])
 }
 

@@ -7,6 +7,8 @@ extension Duration {
     public var wholeMicroseconds: Int64 { whole(per: 1_000_000) }
     /// Whole milliseconds, toward zero; clamped to the range of `Int64`.
     public var wholeMilliseconds: Int64 { whole(per: 1_000) }
+    /// Whole seconds, toward zero.
+    public var wholeSeconds: Int64 { whole(per: 1) }
     /// Seconds as a floating-point number (for metrics and reports).
     public var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
     /// Milliseconds as a floating-point number (for log lines).

@@ -7,7 +7,7 @@ import Synchronization
 public struct RunOptions: Sendable {
     public var target: String
     public var token: String
-    public var scenario: String
+    public var scenario: ScenarioChoice
     public var concurrency: Int = 16
     /// The whole experiment's time box; `all` shares it between its scenarios.
     public var durationSeconds: Double = 30
@@ -18,15 +18,86 @@ public struct RunOptions: Sendable {
     /// A request not answered within this many seconds counts as unanswered.
     public var requestTimeoutSeconds: Int64 = 10
 
-    public init(target: String, token: String, scenario: String) {
+    /// What `ballast chaos run` accepts for each option.
+    public enum Limits {
+        public static let concurrency = 1...512
+        public static let durationSeconds: ClosedRange<Double> = 1...86_400
+        public static let requestTimeoutSeconds: ClosedRange<Int64> = 1...600
+        /// Characters in `--seed`.
+        public static let seedLength = 200
+    }
+
+    public init(target: String, token: String, scenario: ScenarioChoice) {
         self.target = target
         self.token = token
         self.scenario = scenario
     }
+}
 
-    /// Every scenario name `--scenario` accepts, in the order `all` runs them.
-    public static let scenarios = ["wallet-concurrency", "bank", "inventory-concurrency", "admin-safety", "external-services", "shadow-write",
-                                   "pool-exhaustion"]
+/// The scenarios, by the names `--scenario` accepts, in the order `all` runs them.
+public enum ScenarioName: String, Sendable, CaseIterable {
+    case walletConcurrency = "wallet-concurrency"
+    case bank
+    case inventoryConcurrency = "inventory-concurrency"
+    case adminSafety = "admin-safety"
+    case externalServices = "external-services"
+    case shadowWrite = "shadow-write"
+    case poolExhaustion = "pool-exhaustion"
+}
+
+/// What `--scenario` asks for: one scenario, or all of them in order.
+public enum ScenarioChoice: Sendable, Equatable, CustomStringConvertible {
+    case all
+    case one(ScenarioName)
+
+    /// `all` or a scenario's name; nil for anything else.
+    public init?(_ text: String) {
+        if text == "all" {
+            self = .all
+        } else if let name = ScenarioName(rawValue: text) {
+            self = .one(name)
+        } else {
+            return nil
+        }
+    }
+
+    /// What `--scenario` accepts, for help and error messages.
+    public static var accepted: String { ScenarioName.allCases.map(\.rawValue).joined(separator: ", ") + " or all" }
+
+    public var scenarios: [ScenarioName] {
+        switch self {
+        case .all: ScenarioName.allCases
+        case .one(let name): [name]
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .all: "all"
+        case .one(let name): name.rawValue
+        }
+    }
+}
+
+/// Why a workload stopped before its time was up.
+enum StopReason: Sendable, Equatable, CustomStringConvertible {
+    /// An operation could not be carried out at all (not an error answer: those are counted).
+    case operationFailed(String)
+    /// The target's chaos was switched off under the run (its steady-state guard, or an operator), and why.
+    case chaosSwitchedOff(String)
+    /// Three looks at the target in a row got no healthy answer: the run goes no further.
+    case targetSilent
+    /// The run was cancelled (Ctrl-C).
+    case interrupted
+
+    var description: String {
+        switch self {
+        case .operationFailed(let why): "an operation failed: \(why)"
+        case .chaosSwitchedOff(let why): "the target switched chaos off: \(why)"
+        case .targetSilent: "target stopped answering"
+        case .interrupted: "interrupted"
+        }
+    }
 }
 
 /// One chaos experiment against a live deployment: safety checks, then each scenario's set-up, workload under
@@ -67,9 +138,6 @@ public final class ChaosRun: Sendable {
     /// Seconds taken off a scenario's start for `since=` filters: the target's clock is known to about a second.
     static let clockMargin: TimeInterval = 2
 
-    /// Why a workload stopped when the target went silent; the run does not go on to further scenarios then.
-    static let targetSilent = "target stopped answering"
-
     private func execute() async -> RunReport {
         var report = RunReport(
             target: options.target, seed: seed, concurrency: options.concurrency, durationSeconds: options.durationSeconds,
@@ -83,23 +151,26 @@ public final class ChaosRun: Sendable {
             report.finishedAt = Date()
             return report
         }
-        let names = options.scenario == "all" ? RunOptions.scenarios : [options.scenario]
+        let names = options.scenario.scenarios
         let share = options.durationSeconds / Double(names.count)
         let runTag = String(seed.prefix(8)) + "-" + String(UInt32.random(in: .min ... .max), radix: 36)
         log("chaos run against \(options.target) (\(report.environment ?? "?"), version \(report.targetVersion ?? "?")): "
             + "scenario \(options.scenario), seed \(seed), concurrency \(options.concurrency), \(Int(options.durationSeconds)) s, fail rate \(options.failRate)")
         let clock = target.withLock { $0?.clock } ?? TargetClock()
+        var targetSilent = false
         for name in names {
             if Task.isCancelled { break }
             let scenario = Self.make(name)
-            let context = ScenarioContext(api: api, scenario: name, seed: seed, runTag: runTag, concurrency: options.concurrency,
+            let context = ScenarioContext(api: api, scenario: name.rawValue, seed: seed, runTag: runTag, concurrency: options.concurrency,
                                           failRate: options.failRate, timeline: timeline,
                                           startedAt: clock.now.addingTimeInterval(-Self.clockMargin))
-            let result = await runScenario(scenario, context, seconds: share)
+            let (result, stop) = await runScenario(scenario, context, seconds: share)
             report.scenarios.append(result)
-            if result.stoppedEarly == Self.targetSilent { break }
+            // A silent target ends the run: no further scenarios, and no final checks it could not answer.
+            targetSilent = stop == .targetSilent
+            if targetSilent { break }
         }
-        if !Task.isCancelled, report.scenarios.last?.stoppedEarly != Self.targetSilent {
+        if !Task.isCancelled, !targetSilent {
             report.scenarios.append(await finalChecks())
         }
         report.timeline = timeline.points
@@ -125,15 +196,15 @@ public final class ChaosRun: Sendable {
         return .passed
     }
 
-    static func make(_ name: String) -> any Scenario {
+    static func make(_ name: ScenarioName) -> any Scenario {
         switch name {
-        case "wallet-concurrency": return WalletConcurrencyScenario()
-        case "bank": return BankScenario()
-        case "inventory-concurrency": return InventoryConcurrencyScenario()
-        case "admin-safety": return AdminSafetyScenario()
-        case "external-services": return ExternalServicesScenario()
-        case "pool-exhaustion": return PoolExhaustionScenario()
-        default: return ShadowWriteScenario()
+        case .walletConcurrency: WalletConcurrencyScenario()
+        case .bank: BankScenario()
+        case .inventoryConcurrency: InventoryConcurrencyScenario()
+        case .adminSafety: AdminSafetyScenario()
+        case .externalServices: ExternalServicesScenario()
+        case .shadowWrite: ShadowWriteScenario()
+        case .poolExhaustion: PoolExhaustionScenario()
         }
     }
 
@@ -163,10 +234,12 @@ public final class ChaosRun: Sendable {
     }
 
     /// Set-up, workload (with chaos when the scenario needs it), restore, checks.
-    private func runScenario(_ scenario: any Scenario, _ context: ScenarioContext, seconds: Double) async -> ScenarioReport {
+    private func runScenario(
+        _ scenario: any Scenario, _ context: ScenarioContext, seconds: Double
+    ) async -> (ScenarioReport, StopReason?) {
         let name = scenario.name
         let start = timeline.elapsedSeconds
-        var stoppedEarly: String?
+        var stoppedEarly: StopReason?
         var failure: String?
         var checks: [Check] = []
         var window: FaultWindow?
@@ -188,7 +261,7 @@ public final class ChaosRun: Sendable {
             stoppedEarly = await workload(scenario, context, seconds: seconds, chaosOn: window != nil)
             await closeChaos()
             faultsInjected = ((try? await api.metricSum("chaos_injected_faults_total")) ?? faultsBefore) - faultsBefore
-            if !Task.isCancelled, stoppedEarly != Self.targetSilent {
+            if !Task.isCancelled, stoppedEarly != .targetSilent {
                 checks = try await Self.uncancelled { try await scenario.check(context) }
                 checks.append(serverErrorsCheck(name))
             }
@@ -200,7 +273,8 @@ public final class ChaosRun: Sendable {
         let totals = timeline.totals(name)
         let end = timeline.elapsedSeconds
         let report = ScenarioReport(
-            name: name, startSecond: start, endSecond: end, plannedSeconds: seconds, stoppedEarly: stoppedEarly, error: failure,
+            name: name, startSecond: start, endSecond: end, plannedSeconds: seconds, stoppedEarly: stoppedEarly?.description,
+            error: failure,
             operations: totals.operations, succeeded: totals.ok, refused: totals.refused, errors: totals.errors,
             noAnswer: totals.noAnswer, statusCounts: totals.statusCounts,
             operationsPerSecond: Double(totals.operations) / max(0.001, end - start),
@@ -209,7 +283,7 @@ public final class ChaosRun: Sendable {
             chaos: window, figures: [], checks: checks)
         log(report.name + ": " + (stoppedEarly.map { "stopped early: \($0)" } ?? failure.map { "could not finish: \($0)" } ?? "done")
             + String(format: " (%d requests, %d errors)", report.operations, report.errors))
-        return report
+        return (report, stoppedEarly)
     }
 
     /// I6/I10: the workload saw no 5xx and no answer it did not expect.
@@ -264,7 +338,7 @@ public final class ChaosRun: Sendable {
     /// The workload: `concurrency` workers taking operation numbers in turn until time is up, beside a monitor that
     /// stops them when the target's guard switches chaos off or the target stops answering. Answers why it
     /// stopped early, or nil.
-    private func workload(_ scenario: any Scenario, _ context: ScenarioContext, seconds: Double, chaosOn: Bool) async -> String? {
+    private func workload(_ scenario: any Scenario, _ context: ScenarioContext, seconds: Double, chaosOn: Bool) async -> StopReason? {
         let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
         let shared = WorkloadState()
         let seed = self.seed
@@ -282,7 +356,7 @@ public final class ChaosRun: Sendable {
                         do {
                             try await scenario.operation(number, &random, context)
                         } catch {
-                            if !Task.isCancelled { shared.stop("an operation failed: \(error)") }
+                            if !Task.isCancelled { shared.stop(.operationFailed("\(error)")) }
                             return
                         }
                     }
@@ -306,15 +380,17 @@ public final class ChaosRun: Sendable {
             }
             await group.waitForAll()
         }
-        if Task.isCancelled { return "interrupted" }
+        if Task.isCancelled { return .interrupted }
         return shared.stopReason
     }
 
     /// One look at the target: is it answering, has chaos been switched off under us, how many faults so far.
-    private func monitor(chaosOn: Bool, silentChecks: inout Int, lastFaults: inout Double) async -> String? {
-        guard let reply = try? await api.send(.GET, "/health", token: .some(nil), timeout: .seconds(3)), reply.status == 200 else {
+    private func monitor(chaosOn: Bool, silentChecks: inout Int, lastFaults: inout Double) async -> StopReason? {
+        // Any answer counts: a target whose pool is saturated answers /health 503 ("database down" within its 2 s)
+        // while it goes on serving, and that is what a scenario may be testing. Silent is no answer at all.
+        guard let reply = try? await api.send(.GET, "/health", token: .some(nil), timeout: .seconds(3)) else {
             silentChecks += 1
-            return silentChecks >= 3 ? Self.targetSilent : nil
+            return silentChecks >= 3 ? .targetSilent : nil
         }
         silentChecks = 0
         if let faults = try? await api.metricSum("chaos_injected_faults_total") {
@@ -323,7 +399,7 @@ public final class ChaosRun: Sendable {
         }
         guard chaosOn, let chaos = reply.json?["chaos"] else { return nil }
         if chaos["enabled"]?.bool == false {
-            return "the target switched chaos off: " + (chaos["reason"]?.string ?? "no reason given")
+            return .chaosSwitchedOff(chaos["reason"]?.string ?? "no reason given")
         }
         return nil
     }
@@ -376,7 +452,7 @@ public final class ChaosRun: Sendable {
 /// The workload's shared counters: the next operation number and why it stopped early.
 final class WorkloadState: Sendable {
     private let next = Mutex(0)
-    private let reason = Mutex<String?>(nil)
+    private let reason = Mutex<StopReason?>(nil)
     private let done = Mutex(0)
 
     /// Workers that have finished (time up, operation limit reached, or stopped).
@@ -384,9 +460,9 @@ final class WorkloadState: Sendable {
     func workerDone() { done.withLock { $0 += 1 } }
 
     func nextNumber() -> Int { next.withLock { value in defer { value += 1 }; return value } }
-    var stopReason: String? { reason.withLock { $0 } }
+    var stopReason: StopReason? { reason.withLock { $0 } }
     /// Keeps the first reason given.
-    func stop(_ why: String) { reason.withLock { $0 = $0 ?? why } }
+    func stop(_ why: StopReason) { reason.withLock { $0 = $0 ?? why } }
 }
 
 /// The run was refused before anything ran (production target, not an admin token, target not answering).

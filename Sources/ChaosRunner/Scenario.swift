@@ -1,5 +1,6 @@
 import BallastCore
 import Foundation
+import NIOCore
 import NIOHTTP1
 import Synchronization
 
@@ -12,7 +13,7 @@ public struct ChaosPlan: Sendable {
 /// One experiment: it creates what it needs through the API, runs operations chosen by the seed, then checks
 /// its invariants through the API. Scenario objects hold what their clients were told, to compare at the end.
 protocol Scenario: AnyObject, Sendable {
-    var name: String { get }
+    var scenario: ScenarioName { get }
     /// The fault injection it needs, or nil.
     var chaos: ChaosPlan? { get }
     /// Creates its users, wallets, products or listings.
@@ -21,6 +22,11 @@ protocol Scenario: AnyObject, Sendable {
     func operation(_ number: Int, _ random: inout SeededRandom, _ context: ScenarioContext) async throws
     /// Checks its invariants once the workload is over and fault injection is back as it was.
     func check(_ context: ScenarioContext) async throws -> [Check]
+}
+
+extension Scenario {
+    /// Its name, as reports and checks show it.
+    var name: String { scenario.rawValue }
 }
 
 /// A deterministic generator (SplitMix64): the same seed gives the same numbers on every machine.
@@ -70,11 +76,11 @@ struct ScenarioContext: Sendable {
     @discardableResult
     func call(
         _ method: HTTPMethod, _ path: String, token: String?? = nil, body: JSONValue? = nil, headers: [String: String] = [:],
-        refusals: Set<String> = []
+        refusals: Set<String> = [], timeout: TimeAmount? = nil
     ) async throws -> Reply? {
         let started = ContinuousClock.now
         do {
-            let reply = try await api.send(method, path, token: token, body: body, headers: headers)
+            let reply = try await api.send(method, path, token: token, body: body, headers: headers, timeout: timeout)
             let outcome: OutcomeKind
             if reply.isSuccess {
                 outcome = .ok
@@ -95,7 +101,8 @@ struct ScenarioContext: Sendable {
     /// (up to four times), so the outcome is known unless the target stopped answering. A 409
     /// idempotency_key_in_use (the first attempt still running) is waited out the same way.
     func idempotent(
-        _ method: HTTPMethod, _ path: String, key: String, token: String?? = nil, body: JSONValue, refusals: Set<String> = []
+        _ method: HTTPMethod, _ path: String, key: String, token: String?? = nil, body: JSONValue, refusals: Set<String> = [],
+        timeout: TimeAmount? = nil
     ) async throws -> Reply? {
         var delay = Duration.milliseconds(50)
         for attempt in 0..<4 {
@@ -104,7 +111,7 @@ struct ScenarioContext: Sendable {
                 delay *= 4
             }
             let reply = try await call(method, path, token: token, body: body, headers: ["Idempotency-Key": key],
-                                       refusals: refusals.union(["idempotency_key_in_use"]))
+                                       refusals: refusals.union(["idempotency_key_in_use"]), timeout: timeout)
             if let reply, reply.errorCode != "idempotency_key_in_use" { return reply }
         }
         return nil

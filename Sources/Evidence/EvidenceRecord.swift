@@ -73,26 +73,49 @@ public struct EvidenceEvent: Sendable, Equatable {
     }
 }
 
-/// The event types and controls the marketplace writes (SPEC §5, §7).
-public enum EvidenceType {
-    public static let shadowWriteFailure = "SHADOW_WRITE_FAILURE"
-    public static let shadowWriteDiscrepancy = "SHADOW_WRITE_DISCREPANCY"
+/// The kinds of event the marketplace writes (SPEC §5, §7). Each kind has its one control and category, so a
+/// producer names only the kind and its outcome (``EvidenceEvent/init(_:outcome:entityType:entityId:requestId:details:key:)``).
+/// The log itself stores strings: it keeps, verifies and lists records of kinds this version does not know.
+public enum EvidenceType: String, Sendable, CaseIterable {
+    case shadowWriteFailure = "SHADOW_WRITE_FAILURE"
+    case shadowWriteDiscrepancy = "SHADOW_WRITE_DISCREPANCY"
     /// The verifier made the shadow match the primary for a discrepancy it had recorded.
-    public static let shadowWriteRepaired = "SHADOW_WRITE_REPAIRED"
-    public static let chaosConfigChanged = "CHAOS_CONFIG_CHANGED"
-    public static let notificationDeadLettered = "NOTIFICATION_DEAD_LETTERED"
-    public static let adminAction = "ADMIN_ACTION"
-    public static let invariantViolation = "INVARIANT_VIOLATION"
+    case shadowWriteRepaired = "SHADOW_WRITE_REPAIRED"
+    case chaosConfigChanged = "CHAOS_CONFIG_CHANGED"
+    case notificationDeadLettered = "NOTIFICATION_DEAD_LETTERED"
+    case adminAction = "ADMIN_ACTION"
+    case invariantViolation = "INVARIANT_VIOLATION"
+
+    /// Admin actions are change management; everything else is system monitoring.
+    public var control: EvidenceControl { self == .adminAction ? .changeManagement : .systemMonitoring }
+    public var category: EvidenceCategory { self == .adminAction ? .changeManagement : .processingIntegrity }
 }
 
-public enum EvidenceControl {
+/// How the recorded event came out.
+public enum EvidenceOutcome: String, Sendable, CaseIterable {
+    case success = "SUCCESS"
+    case failure = "FAILURE"
+    case discrepancy = "DISCREPANCY"
+}
+
+public enum EvidenceControl: String, Sendable, CaseIterable {
     /// System monitoring: shadow and chaos events.
-    public static let systemMonitoring = "CC-7.2"
+    case systemMonitoring = "CC-7.2"
     /// Change management: admin actions.
-    public static let changeManagement = "CC-8.1"
+    case changeManagement = "CC-8.1"
 }
 
-public enum EvidenceCategory {
-    public static let processingIntegrity = "ProcessingIntegrity"
-    public static let changeManagement = "ChangeManagement"
+public enum EvidenceCategory: String, Sendable, CaseIterable {
+    case processingIntegrity = "ProcessingIntegrity"
+    case changeManagement = "ChangeManagement"
+}
+
+extension EvidenceEvent {
+    /// An event of one of the marketplace's own kinds: its control and category follow from the kind.
+    public init(_ type: EvidenceType, outcome: EvidenceOutcome, entityType: String? = nil, entityId: String? = nil,
+                requestId: String? = nil, details: CanonicalJSON = .object([:]), key: String? = nil) {
+        self.init(controlId: type.control.rawValue, category: type.category.rawValue, eventType: type.rawValue,
+                  eventOutcome: outcome.rawValue, entityType: entityType, entityId: entityId, requestId: requestId,
+                  details: details, key: key)
+    }
 }

@@ -209,7 +209,7 @@ public final class Database: Sendable, Service {
             if clock.now >= deadline { break }
             try await Task.sleep(for: .milliseconds(500))
         }
-        throw StorageError.unavailable("\(url) did not answer within \(timeout.components.seconds) s (\(lastError))")
+        throw StorageError.unavailable("\(url) did not answer within \(timeout.wholeSeconds) s (\(lastError))")
     }
 }
 

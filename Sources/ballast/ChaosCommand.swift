@@ -19,7 +19,7 @@ struct ChaosCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run a scenario against a target and check the invariants through its API.",
             discussion: """
-                Scenarios: \(RunOptions.scenarios.joined(separator: ", ")), all. Each creates its own users, wallets, \
+                Scenarios: \(ScenarioChoice.accepted). Each creates its own users, wallets, \
                 products and listings, switches fault injection on where it needs it (and back to what it was afterwards, \
                 also on Ctrl-C), runs its workload, then checks its invariants. Refuses a target whose /health says \
                 production. Exit status: 0 every invariant held, 1 one broke, 2 stopped early or undecided, 3 refused, \
@@ -32,13 +32,13 @@ struct ChaosCommand: AsyncParsableCommand {
         @Option(help: "An admin's token (default: BALLAST_ADMIN_TOKEN).")
         var token: String?
 
-        @Option(help: "Which scenario to run: \(RunOptions.scenarios.joined(separator: ", ")) or all.")
+        @Option(help: "Which scenario to run: \(ScenarioChoice.accepted).")
         var scenario: String
 
-        @Option(help: "Requests in flight at once (1-512).")
+        @Option(help: "Requests in flight at once (\(RunOptions.Limits.concurrency.lowerBound)-\(RunOptions.Limits.concurrency.upperBound)).")
         var concurrency = 16
 
-        @Option(help: "Seconds of workload in all (all shares them between its scenarios; 1-86400).")
+        @Option(help: "Seconds of workload in all (all shares them between its scenarios; \(Int(RunOptions.Limits.durationSeconds.lowerBound))-\(Int(RunOptions.Limits.durationSeconds.upperBound))).")
         var duration = 30.0
 
         @Option(help: "Fixes the sequence of operations and the faults injected (default: random, printed).")
@@ -50,7 +50,7 @@ struct ChaosCommand: AsyncParsableCommand {
         @Option(help: "At most this many operations per scenario, within the time box (default: as many as fit).")
         var operations: Int?
 
-        @Option(help: "Seconds to wait for an answer before a request counts as unanswered (1-600).")
+        @Option(help: "Seconds to wait for an answer before a request counts as unanswered (\(RunOptions.Limits.requestTimeoutSeconds.lowerBound)-\(RunOptions.Limits.requestTimeoutSeconds.upperBound)).")
         var requestTimeout: Int64 = 10
 
         @Option(help: "Write the JSON report (every figure and check) to this file.")
@@ -60,23 +60,26 @@ struct ChaosCommand: AsyncParsableCommand {
         var reportHtml: String?
 
         func validate() throws {
-            guard scenario == "all" || RunOptions.scenarios.contains(scenario) else {
-                throw ValidationError("--scenario must be one of \(RunOptions.scenarios.joined(separator: ", ")) or all (got \"\(scenario)\")")
+            guard ScenarioChoice(scenario) != nil else {
+                throw ValidationError("--scenario must be one of \(ScenarioChoice.accepted) (got \"\(scenario)\")")
             }
-            guard (1...512).contains(concurrency) else { throw ValidationError("--concurrency must be from 1 to 512 (got \(concurrency))") }
-            guard duration.isFinite, (1...86_400).contains(duration) else {
-                throw ValidationError("--duration must be from 1 to 86400 seconds (got \(duration))")
+            let limits = RunOptions.Limits.self
+            guard limits.concurrency.contains(concurrency) else {
+                throw ValidationError("--concurrency must be from \(limits.concurrency.lowerBound) to \(limits.concurrency.upperBound) (got \(concurrency))")
+            }
+            guard duration.isFinite, limits.durationSeconds.contains(duration) else {
+                throw ValidationError("--duration must be from \(Int(limits.durationSeconds.lowerBound)) to \(Int(limits.durationSeconds.upperBound)) seconds (got \(duration))")
             }
             guard failRate.isFinite, (0...1).contains(failRate) else { throw ValidationError("--fail-rate must be from 0.0 to 1.0 (got \(failRate))") }
             guard let url = URL(string: target), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
                 throw ValidationError("--target must be an http:// or https:// URL (got \"\(target)\")")
             }
-            guard (1...600).contains(requestTimeout) else {
-                throw ValidationError("--request-timeout must be from 1 to 600 seconds (got \(requestTimeout))")
+            guard limits.requestTimeoutSeconds.contains(requestTimeout) else {
+                throw ValidationError("--request-timeout must be from \(limits.requestTimeoutSeconds.lowerBound) to \(limits.requestTimeoutSeconds.upperBound) seconds (got \(requestTimeout))")
             }
             if let operations, operations < 1 { throw ValidationError("--operations must be at least 1 (got \(operations))") }
-            if let seed, seed.isEmpty || seed.count > 200 || seed.contains(where: \.isNewline) {
-                throw ValidationError("--seed must be one line of 1 to 200 characters")
+            if let seed, seed.isEmpty || seed.count > limits.seedLength || seed.contains(where: \.isNewline) {
+                throw ValidationError("--seed must be one line of 1 to \(limits.seedLength) characters")
             }
             guard resolvedToken != nil else { throw ValidationError("--token is required (or set BALLAST_ADMIN_TOKEN)") }
         }
@@ -87,7 +90,8 @@ struct ChaosCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            var options = RunOptions(target: target, token: resolvedToken ?? "", scenario: scenario)
+            guard let choice = ScenarioChoice(scenario) else { throw ValidationError("--scenario must be one of \(ScenarioChoice.accepted)") }
+            var options = RunOptions(target: target, token: resolvedToken ?? "", scenario: choice)
             options.concurrency = concurrency
             options.durationSeconds = duration
             options.seed = seed

@@ -9,17 +9,17 @@ import Testing
 struct ChaosRunnerTests {
     static let environment = ["APP_ENV": "staging", "MIGRATE_ON_START": "true"]
 
-    @Test(arguments: TestStores.kinds, RunOptions.scenarios)
-    func scenarioHoldsItsInvariants(kind: StoreKind, scenario: String) async throws {
+    @Test(arguments: TestStores.kinds, ScenarioName.allCases)
+    func scenarioHoldsItsInvariants(kind: StoreKind, scenario: ScenarioName) async throws {
         try await TestApp.run(kind, environment: Self.environment, shadow: .fresh, live: true) { app in
             let port = try #require(app.port)
             let before = try await app.request(.get, "/api/admin/chaos", token: TestApp.adminToken)
-            var options = RunOptions(target: "http://127.0.0.1:\(port)", token: TestApp.adminToken, scenario: scenario)
+            var options = RunOptions(target: "http://127.0.0.1:\(port)", token: TestApp.adminToken, scenario: .one(scenario))
             // A fixed number of operations (the time box only as a bound), so a loaded machine runs the same workload.
             options.concurrency = 8
             options.durationSeconds = 240
             options.operationLimit = 150
-            options.seed = "test-\(scenario)"
+            options.seed = "test-\(scenario.rawValue)"
             options.failRate = 0.3
             // Outcomes are checked here, not latency: on a loaded machine a request may wait its turn for long.
             options.requestTimeoutSeconds = 60
@@ -29,12 +29,12 @@ struct ChaosRunnerTests {
             #expect(failed.isEmpty, "\(failed.map { "\($0.invariant) \($0.name): \($0.detail ?? "")" })")
             #expect(report.outcome == .passed, "\(report.scenarioSummary) \(report.message ?? "")")
             #expect(report.exitCode == 0)
-            let run = try #require(report.scenarios.first { $0.name == scenario })
+            let run = try #require(report.scenarios.first { $0.name == scenario.rawValue })
             #expect(run.operations >= 100, "the workload ran: \(run.operations) requests")
             #expect(run.stoppedEarly == nil)
             #expect(run.errors == 0)
             #expect(run.checks.count >= 3)
-            if scenario == "shadow-write" {
+            if scenario == .shadowWrite {
                 // Faults at rate 0.3 leave discrepancies, so the evidence comparison had something to compare.
                 let evidence = run.checks.first { $0.name == "one evidence record per discrepancy found" }
                 #expect((evidence?.figures.first { $0.name == "discrepancies" }?.value.int ?? 0) > 0)
@@ -43,7 +43,7 @@ struct ChaosRunnerTests {
             #expect(report.checks.filter { $0.scenario == "target" }.map(\.invariant) == ["I7", "I1-I3"])
             if run.chaos != nil {
                 #expect(run.faultsInjected > 0, "faults were injected at rate 0.3")
-                #expect(report.faultWindows.map(\.scenario) == [scenario])
+                #expect(report.faultWindows.map(\.scenario) == [scenario.rawValue])
                 #expect(report.chaosRestored == true)
             }
             // The chaos settings are back as they were (only the version and the reason moved on).
@@ -55,7 +55,7 @@ struct ChaosRunnerTests {
             let json = try JSONSerialization.jsonObject(with: try report.jsonData()) as? [String: Any]
             #expect((json?["scenarios"] as? [Any])?.count == 2)
             let html = HTMLReport.render(report)
-            #expect(html.contains("<svg") && html.contains(scenario) && !html.contains("<script") && !html.contains("http-equiv"))
+            #expect(html.contains("<svg") && html.contains(scenario.rawValue) && !html.contains("<script") && !html.contains("http-equiv"))
         }
     }
 
@@ -66,7 +66,7 @@ struct ChaosRunnerTests {
             let set = try await app.request(.put, "/api/admin/chaos", token: TestApp.adminToken,
                                             body: #"{"enabled": true, "failRate": 0.05, "durationSeconds": 600, "seed": "operator"}"#)
             let expiresBefore = try #require(set.json["expiresAt"] as? String)
-            var options = RunOptions(target: "http://127.0.0.1:\(port)", token: TestApp.adminToken, scenario: "shadow-write")
+            var options = RunOptions(target: "http://127.0.0.1:\(port)", token: TestApp.adminToken, scenario: .one(.shadowWrite))
             // At least four seconds pass between reading the settings and restoring them.
             options.concurrency = 4
             options.durationSeconds = 4
@@ -88,7 +88,7 @@ struct ChaosRunnerTests {
     func aProductionTargetIsRefusedBeforeAnythingRuns() async throws {
         try await TestApp.run(.sqlite, environment: ["APP_ENV": "production", "MIGRATE_ON_START": "true"], live: true) { app in
             let port = try #require(app.port)
-            let report = await ChaosRun(RunOptions(target: "http://127.0.0.1:\(port)", token: TestApp.adminToken, scenario: "all")).run()
+            let report = await ChaosRun(RunOptions(target: "http://127.0.0.1:\(port)", token: TestApp.adminToken, scenario: .all)).run()
             #expect(report.outcome == .refused)
             #expect(report.exitCode == 3)
             #expect(report.message?.contains("production") == true)
@@ -103,7 +103,7 @@ struct ChaosRunnerTests {
         try await TestApp.run(.sqlite, environment: Self.environment, live: true) { app in
             let port = try #require(app.port)
             let member = try await app.createUser()
-            let report = await ChaosRun(RunOptions(target: "http://127.0.0.1:\(port)", token: member, scenario: "bank")).run()
+            let report = await ChaosRun(RunOptions(target: "http://127.0.0.1:\(port)", token: member, scenario: .one(.bank))).run()
             #expect(report.outcome == .refused)
             #expect(report.message?.contains("admin") == true)
         }

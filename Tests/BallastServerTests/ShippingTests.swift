@@ -192,7 +192,7 @@ struct ShippingTests {
                 $0.body = #"{"amount":640,"currency":"USD"}"#
             }
             let trial = try await rates.quote(destination: destination, items: [])
-            #expect(trial == ShippingQuote(amount: 640, source: .provider))
+            #expect(trial == ShippingQuote(amountMinor: 640, source: .provider))
             #expect(breaker.state == .closed)
             #expect(provider.requests.count == 6)
             #expect(metrics.render().contains(#"circuit_breaker_state{dependency="shipping_rates"} 0"#))

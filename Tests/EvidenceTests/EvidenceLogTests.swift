@@ -10,7 +10,7 @@ import Testing
 
 func event(_ index: Int, type: String = "SHADOW_WRITE_FAILURE", entity: String? = nil) -> EvidenceEvent {
     EvidenceEvent(
-        controlId: EvidenceControl.systemMonitoring, category: EvidenceCategory.processingIntegrity, eventType: type,
+        controlId: EvidenceControl.systemMonitoring.rawValue, category: EvidenceCategory.processingIntegrity.rawValue, eventType: type,
         eventOutcome: "FAILURE", entityType: "listing", entityId: entity ?? "listing-\(index)", requestId: "req-\(index)",
         details: ["index": .integer(Int64(index)), "failureType": "injected"])
 }

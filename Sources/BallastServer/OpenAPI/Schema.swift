@@ -19,10 +19,12 @@ enum Schema {
         .object(["type": "string", "enum": .array(values.map { .string($0) })])
     }
 
-    /// A primitive schema that also accepts `null`.
+    /// A primitive schema that also accepts `null`. An enumeration lists `null` among its values too: in OpenAPI 3.0.3
+    /// `nullable` does not widen an `enum`.
     static func nullable(_ schema: JSONValue) -> JSONValue {
         guard case .object(var members) = schema else { return schema }
         members["nullable"] = true
+        if case .array(let values)? = members["enum"] { members["enum"] = .array(values + [.null]) }
         return .object(members)
     }
 

@@ -1,3 +1,4 @@
+import BallastCore
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -25,7 +26,7 @@ struct HealthRoutes<Context: BallastRequestContext> {
             status: status,
             version: BallastVersion.current,
             environment: services.config.environment.rawValue,
-            uptimeSeconds: Int((ContinuousClock.now - services.startedAt).components.seconds),
+            uptimeSeconds: Int((ContinuousClock.now - services.startedAt).wholeSeconds),
             checks: .init(database: database, shadow: shadow),
             chaos: .init(enabled: chaos.isLive(), failRate: chaos.failRate, scope: chaos.scope.rawValue,
                          seed: chaos.seed, expiresAt: chaos.expiresAt.map(RFC3339.string(from:)), reason: chaos.reason))

@@ -53,7 +53,7 @@ struct ListingBody: Encodable, Sendable {
         id = listing.id.description
         ownerId = listing.ownerId.description
         title = listing.title
-        price = listing.price
+        price = listing.priceMinor
         version = listing.version
         createdAt = listing.createdAt
         updatedAt = listing.updatedAt

@@ -68,10 +68,10 @@ struct OrderBody: Encodable, Sendable {
         status = order.status.rawValue
         buyerId = order.buyerId.description
         walletId = order.walletId.description
-        items = order.items.map { Item(productId: $0.productId.description, quantity: $0.quantity, unitPrice: $0.unitPrice) }
-        subtotal = order.subtotal
-        shipping = order.shipping
-        total = order.total
+        items = order.items.map { Item(productId: $0.productId.description, quantity: $0.quantity, unitPrice: $0.unitPriceMinor) }
+        subtotal = order.subtotalMinor
+        shipping = order.shippingMinor
+        total = order.totalMinor
         shippingSource = order.shippingSource.rawValue
         destination = DestinationBody(country: order.destination.country, postalCode: order.destination.postalCode)
         createdAt = order.createdAt

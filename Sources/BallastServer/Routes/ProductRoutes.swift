@@ -85,7 +85,7 @@ struct ProductBody: Encodable, Sendable {
         sellerId = product.sellerId.description
         sku = product.sku
         name = product.name
-        price = product.price
+        price = product.priceMinor
         stock = product.stock
         status = product.status.rawValue
         createdAt = product.createdAt

@@ -64,7 +64,7 @@ struct WalletBody: Encodable, Sendable {
         id = wallet.id.description
         ownerId = wallet.ownerId.description
         currency = wallet.currency.code
-        balance = wallet.balance
+        balance = wallet.balanceMinor
         createdAt = wallet.createdAt
     }
 }
@@ -80,8 +80,8 @@ struct LedgerEntryBody: Encodable, Sendable {
     init(_ entry: LedgerEntry) {
         id = entry.id.description
         kind = entry.kind.rawValue
-        amount = entry.amount
-        balanceAfter = entry.balanceAfter
+        amount = entry.amountMinor
+        balanceAfter = entry.balanceAfterMinor
         reference = entry.reference
         createdAt = entry.createdAt
     }
@@ -124,7 +124,7 @@ struct TransferBody: Encodable, Sendable {
 
     init(_ transfer: TransferResult, caller: User) {
         id = transfer.id.description
-        amount = transfer.amount
+        amount = transfer.amountMinor
         from = WalletBody(transfer.from)
         to = caller.isAdmin || transfer.to.ownerId == caller.id
             ? .wallet(WalletBody(transfer.to)) : .idOnly(transfer.to.id.description)

@@ -7,7 +7,7 @@ import Synchronization
 /// and without confirmation. Destructive changes must need confirm, never happen with open orders, and each
 /// change must leave exactly one ADMIN_ACTION record whose before/after states chain up to the product's state.
 final class AdminSafetyScenario: Scenario {
-    let name = "admin-safety"
+    let scenario = ScenarioName.adminSafety
     let chaos: ChaosPlan? = ChaosPlan(scope: "all_writes")
     private let shop = Shop(opening: 500_000)
 

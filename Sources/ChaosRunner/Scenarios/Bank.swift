@@ -4,7 +4,7 @@ import Synchronization
 /// Random transfers between members' wallets (each by the owner of the source), with withdrawals, top-ups and
 /// transfers attempted from someone else's wallet. Money only moves: the total is what came in minus what went out.
 final class BankScenario: Scenario {
-    let name = "bank"
+    let scenario = ScenarioName.bank
     let chaos: ChaosPlan? = nil
     static let opening: Int64 = 50_000
     static let accounts = 8

@@ -4,7 +4,7 @@ import Foundation
 /// Orders while shipping quotes, emails, pushes and event handlers fail at the chosen rate: every order must
 /// still go through, with a valid shipping price, and none of its notifications may be lost.
 final class ExternalServicesScenario: Scenario {
-    let name = "external-services"
+    let scenario = ScenarioName.externalServices
     let chaos: ChaosPlan? = ChaosPlan(scope: "all_writes")
     private let shop = Shop(opening: 50_000_000)
     static let fallbackUS: Int64 = 500

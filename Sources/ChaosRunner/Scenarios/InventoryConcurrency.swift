@@ -3,7 +3,7 @@ import Foundation
 /// Buyers racing for a few products with little stock, while some cancel, the seller restocks and the admin
 /// ships; shadow writes, notifications, events and shipping quotes fail at the chosen rate meanwhile.
 final class InventoryConcurrencyScenario: Scenario {
-    let name = "inventory-concurrency"
+    let scenario = ScenarioName.inventoryConcurrency
     let chaos: ChaosPlan? = ChaosPlan(scope: "all_writes")
     private let shop = Shop(opening: 300_000)
 

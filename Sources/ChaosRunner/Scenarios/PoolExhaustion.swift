@@ -1,5 +1,6 @@
 import BallastCore
 import Foundation
+import NIOCore
 import Synchronization
 
 /// The connection pool saturated on purpose: every worker sends its debits and credits in pairs at once to one hot
@@ -9,7 +10,7 @@ import Synchronization
 /// exactly once) and never another 5xx or silence; afterwards the money adds up to what clients were told, and once
 /// the load is gone single requests are served again.
 final class PoolExhaustionScenario: Scenario {
-    let name = "pool-exhaustion"
+    let scenario = ScenarioName.poolExhaustion
     let chaos: ChaosPlan? = nil
     // Small enough that debits are refused for funds now and then: refusals travel the saturated path too.
     static let opening: Int64 = 20_000
@@ -17,6 +18,9 @@ final class PoolExhaustionScenario: Scenario {
     static let maximumSends = 20
     /// How many reads, one after the other, must all be served once the load is gone.
     static let recoveryReads = 20
+    /// How long each request may take: longer than a server lets a request wait for a connection (30 s) before it
+    /// answers 503, so a request queued behind the saturated pool gets its answer instead of counting as unanswered.
+    static let answerWithin: TimeAmount = .seconds(45)
 
     private let setup = Mutex(Accounts())
     private let book = MoneyBook()
@@ -54,7 +58,8 @@ final class PoolExhaustionScenario: Scenario {
         let token: String?? = debit ? .some(owner) : nil
         for _ in 0..<Self.maximumSends {
             let reply = try await context.idempotent(.POST, path, key: key, token: token, body: body,
-                                                     refusals: ["insufficient_funds", "service_unavailable"])
+                                                     refusals: ["insufficient_funds", "service_unavailable"],
+                                                     timeout: Self.answerWithin)
             answers.withLock { $0.sent += 1 }
             guard let reply else { return book.unknown(wallet, debit ? -amount : amount) }
             if reply.status >= 500 {

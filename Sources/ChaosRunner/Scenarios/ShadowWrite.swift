@@ -7,7 +7,7 @@ import Synchronization
 /// verifier must find exactly the listings whose last shadow write failed, explain each by an injected fault,
 /// and every failure must have exactly one evidence record; a repair run leaves nothing open.
 final class ShadowWriteScenario: Scenario {
-    let name = "shadow-write"
+    let scenario = ScenarioName.shadowWrite
     let chaos: ChaosPlan? = ChaosPlan(scope: "shadow_write_only")
 
     private struct Latest: Sendable {

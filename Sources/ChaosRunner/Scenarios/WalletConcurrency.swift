@@ -4,7 +4,7 @@ import Synchronization
 /// Many clients debiting and crediting a few wallets at once, most of them one hot wallet; some debits are sent
 /// twice at the same moment with one Idempotency-Key; some clients try to take money from someone else's wallet.
 final class WalletConcurrencyScenario: Scenario {
-    let name = "wallet-concurrency"
+    let scenario = ScenarioName.walletConcurrency
     let chaos: ChaosPlan? = nil
     static let opening: Int64 = 200_000
 

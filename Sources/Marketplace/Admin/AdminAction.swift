@@ -37,8 +37,7 @@ public enum AdminAction {
         ]
         details.merge(extra) { current, _ in current }
         return EvidenceEvent(
-            controlId: EvidenceControl.changeManagement, category: EvidenceCategory.changeManagement,
-            eventType: EvidenceType.adminAction, eventOutcome: "SUCCESS", entityType: entityType, entityId: entityId,
+            .adminAction, outcome: .success, entityType: entityType, entityId: entityId,
             requestId: actor.requestId, details: .object(details))
     }
 
@@ -46,7 +45,7 @@ public enum AdminAction {
     public static func state(_ product: Product) -> CanonicalJSON {
         [
             "status": .string(product.status.rawValue),
-            "price": .integer(product.price),
+            "price": .integer(product.priceMinor),
             "stock": .integer(product.stock),
             "deleted": .bool(product.deletedAt != nil),
         ]

@@ -23,7 +23,7 @@ public struct Product: Sendable, Equatable {
     public let sellerId: UserID
     public let sku: String
     public let name: String
-    public let price: Int64
+    public let priceMinor: Int64
     public let stock: Int64
     public let unitsStocked: Int64
     public let status: ProductStatus
@@ -45,14 +45,14 @@ public struct NewProduct: Sendable {
 
     public let sku: String
     public let name: String
-    public let price: Int64
+    public let priceMinor: Int64
     public let stock: Int64
 
     public init(_ body: JSONValue) throws {
         let input = try Self.shape.validate(body)
         sku = try input.text(Self.sku)
         name = try input.text(Self.name)
-        price = try input.integer(Self.price)
+        priceMinor = try input.integer(Self.price)
         stock = try input.integer(Self.stock)
     }
 }
@@ -64,13 +64,13 @@ public struct ProductEdit: Sendable, Equatable {
     public static let shape = ObjectShape([name, price], atLeastOneOf: ["name", "price"])
 
     public let name: String?
-    public let price: Int64?
+    public let priceMinor: Int64?
 
     public init(_ body: JSONValue) throws {
         let input = try Self.shape.validate(body)
         name = try input.optionalText(Self.name)
-        price = try input.optionalInteger(Self.price)
-        guard name != nil || price != nil else {
+        priceMinor = try input.optionalInteger(Self.price)
+        guard name != nil || priceMinor != nil else {
             throw AppError(.validationFailed, "send name and/or price to change", details: ["field": "name"])
         }
     }

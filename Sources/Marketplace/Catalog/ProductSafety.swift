@@ -17,14 +17,14 @@ public struct ProductImpact: Sendable, Equatable {
     public let inTransit: Int64
     public let unitsInOpenOrders: Int64
     /// What this product's lines in open orders were paid: money that a refund would give back.
-    public let revenueAtRisk: Int64
+    public let revenueAtRiskMinor: Int64
 
     public var json: JSONValue {
         .object([
             "productId": .string(productId.description), "status": .string(status.rawValue), "stock": .integer(stock),
             "openOrders": .integer(openOrders), "awaitingShipment": .integer(awaitingShipment),
             "inTransit": .integer(inTransit), "unitsInOpenOrders": .integer(unitsInOpenOrders),
-            "revenueAtRisk": .integer(revenueAtRisk),
+            "revenueAtRisk": .integer(revenueAtRiskMinor),
         ])
     }
 }
@@ -255,7 +255,7 @@ extension ProductService {
             return ProductImpact(
                 productId: product.id, status: product.status, stock: product.stock,
                 awaitingShipment: paid?.orders ?? 0, inTransit: shipped?.orders ?? 0,
-                unitsInOpenOrders: mine.reduce(0) { $0 + $1.units }, revenueAtRisk: mine.reduce(0) { $0 + $1.revenue })
+                unitsInOpenOrders: mine.reduce(0) { $0 + $1.units }, revenueAtRiskMinor: mine.reduce(0) { $0 + $1.revenue })
         }
     }
 }

@@ -82,7 +82,7 @@ public struct ProductService: Sendable {
                 INSERT INTO products (id, seller_id, sku, name, price, stock, units_stocked, status,
                                       created_at_micros, updated_at_micros)
                 VALUES (\(bind: id.description), \(bind: seller.id.description), \(bind: new.sku), \(bind: new.name),
-                        \(bind: new.price), \(bind: new.stock), \(bind: new.stock), 'draft', \(bind: now), \(bind: now))
+                        \(bind: new.priceMinor), \(bind: new.stock), \(bind: new.stock), 'draft', \(bind: now), \(bind: now))
                 ON CONFLICT (seller_id, sku) WHERE deleted_at_micros IS NULL DO NOTHING
                 RETURNING \(unsafeRaw: ProductRow.columnList)
                 """).first(decoding: ProductRow.self)
@@ -99,7 +99,7 @@ public struct ProductService: Sendable {
     public func edit(_ id: ProductID, _ edit: ProductEdit, by caller: User, requestId: String?) async throws -> Product {
         try await audited("edit", id, by: caller, requestId: requestId) { _, sql in
             try await update(id, sql, """
-                name = COALESCE(\(bind: edit.name), name), price = COALESCE(\(bind: edit.price), price)
+                name = COALESCE(\(bind: edit.name), name), price = COALESCE(\(bind: edit.priceMinor), price)
                 """)
         }
     }
@@ -210,7 +210,7 @@ struct ProductRow: Decodable {
             throw StorageError.missingReturnedRow("products row \(self.id) is unreadable")
         }
         return Product(
-            id: id, sellerId: seller, sku: sku, name: name, price: price, stock: stock, unitsStocked: units_stocked,
+            id: id, sellerId: seller, sku: sku, name: name, priceMinor: price, stock: stock, unitsStocked: units_stocked,
             status: status, createdAt: StoredTime.date(fromMicros: created_at_micros),
             updatedAt: StoredTime.date(fromMicros: updated_at_micros),
             deletedAt: deleted_at_micros.map(StoredTime.date(fromMicros:)))

@@ -199,8 +199,7 @@ public struct ChaosService: Sendable {
 
     static func changeEvidence(before: ChaosState, after: ChaosState, actor: String, requestId: String?) -> EvidenceEvent {
         EvidenceEvent(
-            controlId: EvidenceControl.systemMonitoring, category: EvidenceCategory.processingIntegrity,
-            eventType: EvidenceType.chaosConfigChanged, eventOutcome: "SUCCESS", entityType: "chaos_config",
+            .chaosConfigChanged, outcome: .success, entityType: "chaos_config",
             entityId: "chaos", requestId: requestId,
             details: [
                 "actor": .string(actor),

@@ -112,8 +112,7 @@ public struct InvariantAuditor: Sendable {
         if !report.violations.isEmpty {
             let events = report.violations.map { violation in
                 EvidenceEvent(
-                    controlId: EvidenceControl.systemMonitoring, category: EvidenceCategory.processingIntegrity,
-                    eventType: EvidenceType.invariantViolation, eventOutcome: "FAILURE", entityType: violation.entityType,
+                    .invariantViolation, outcome: .failure, entityType: violation.entityType,
                     entityId: violation.entityId,
                     details: ["invariant": .string(violation.invariant), "message": .string(violation.message),
                               "fence": lease.map { .integer($0.fence) } ?? .null])

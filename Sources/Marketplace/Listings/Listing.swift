@@ -10,7 +10,7 @@ public struct Listing: Sendable, Equatable {
     public let id: ListingID
     public let ownerId: UserID
     public let title: String
-    public let price: Int64
+    public let priceMinor: Int64
     public let version: Int64
     public let createdAtMicros: Int64
     public let updatedAtMicros: Int64
@@ -28,12 +28,12 @@ public struct NewListing: Sendable {
     public static let shape = ObjectShape([title, price])
 
     public let title: String
-    public let price: Int64
+    public let priceMinor: Int64
 
     public init(_ body: JSONValue) throws {
         let input = try Self.shape.validate(body)
         title = try input.text(Self.title)
-        price = try input.integer(Self.price)
+        priceMinor = try input.integer(Self.price)
     }
 }
 
@@ -44,13 +44,13 @@ public struct ListingEdit: Sendable {
     public static let shape = ObjectShape([title, price], atLeastOneOf: ["title", "price"])
 
     public let title: String?
-    public let price: Int64?
+    public let priceMinor: Int64?
 
     public init(_ body: JSONValue) throws {
         let input = try Self.shape.validate(body)
         title = try input.optionalText(Self.title)
-        price = try input.optionalInteger(Self.price)
-        guard title != nil || price != nil else {
+        priceMinor = try input.optionalInteger(Self.price)
+        guard title != nil || priceMinor != nil else {
             throw AppError(.validationFailed, "send title and/or price to change", details: ["field": "title"])
         }
     }

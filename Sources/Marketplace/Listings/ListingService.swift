@@ -21,7 +21,7 @@ public struct ListingService: Sendable {
         let (listing, write) = try await database.transaction { sql in
             guard let row = try await sql.raw("""
                 INSERT INTO listings (id, owner_id, title, price, version, created_at_micros, updated_at_micros)
-                VALUES (\(bind: id.description), \(bind: owner.id.description), \(bind: new.title), \(bind: new.price), 1,
+                VALUES (\(bind: id.description), \(bind: owner.id.description), \(bind: new.title), \(bind: new.priceMinor), 1,
                         \(bind: now), \(bind: now))
                 RETURNING \(unsafeRaw: ListingRow.columnList)
                 """).first(decoding: ListingRow.self)
@@ -61,7 +61,7 @@ public struct ListingService: Sendable {
     /// Changes title and/or price (owner or admin; anyone else gets 404) and raises the version.
     public func update(_ id: ListingID, _ edit: ListingEdit, by caller: User, requestId: String?) async throws -> Listing {
         try await change(id, .update, by: caller, requestId: requestId, """
-            title = COALESCE(\(bind: edit.title), title), price = COALESCE(\(bind: edit.price), price)
+            title = COALESCE(\(bind: edit.title), title), price = COALESCE(\(bind: edit.priceMinor), price)
             """)
     }
 
@@ -122,7 +122,7 @@ struct ListingRow: Decodable {
         guard let id = ListingID(id), let owner = UserID(owner_id) else {
             throw StorageError.missingReturnedRow("listings row \(self.id) is unreadable")
         }
-        return Listing(id: id, ownerId: owner, title: title, price: price, version: version, createdAtMicros: created_at_micros,
+        return Listing(id: id, ownerId: owner, title: title, priceMinor: price, version: version, createdAtMicros: created_at_micros,
                        updatedAtMicros: updated_at_micros, deletedAtMicros: deleted_at_micros)
     }
 }

@@ -293,8 +293,7 @@ public final class NotificationDispatcher: Service, Sendable {
                     """).first() != nil
                 else { return false }
                 try await evidence.append([EvidenceEvent(
-                    controlId: EvidenceControl.systemMonitoring, category: EvidenceCategory.processingIntegrity,
-                    eventType: EvidenceType.notificationDeadLettered, eventOutcome: "FAILURE", entityType: "notification",
+                    .notificationDeadLettered, outcome: .failure, entityType: "notification",
                     entityId: notification.id,
                     details: ["channel": .string(channel), "template": .string(notification.template),
                               "attempts": .integer(Int64(attempts)), "lastError": .string(String(reason.prefix(300)))],

@@ -17,7 +17,7 @@ public struct OrderItem: Sendable, Equatable {
     public let productId: ProductID
     public let sellerId: UserID
     public let quantity: Int64
-    public let unitPrice: Int64
+    public let unitPriceMinor: Int64
 }
 
 /// An order: stock taken and the buyer's wallet charged, in one transaction.
@@ -27,9 +27,9 @@ public struct Order: Sendable, Equatable {
     public let walletId: WalletID
     public let status: OrderStatus
     public let items: [OrderItem]
-    public let subtotal: Int64
-    public let shipping: Int64
-    public let total: Int64
+    public let subtotalMinor: Int64
+    public let shippingMinor: Int64
+    public let totalMinor: Int64
     public let shippingSource: ShippingQuote.Source
     public let destination: Destination
     public let createdAt: Date

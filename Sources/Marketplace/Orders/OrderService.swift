@@ -49,12 +49,12 @@ public struct OrderService: Sendable {
 
         var subtotal: Int64 = 0
         for item in items {
-            let (line, lineOverflow) = item.unitPrice.multipliedReportingOverflow(by: item.quantity)
+            let (line, lineOverflow) = item.unitPriceMinor.multipliedReportingOverflow(by: item.quantity)
             let (sum, sumOverflow) = subtotal.addingReportingOverflow(line)
             guard !lineOverflow, !sumOverflow else { throw tooExpensive() }
             subtotal = sum
         }
-        let (total, overflow) = subtotal.addingReportingOverflow(quote.amount)
+        let (total, overflow) = subtotal.addingReportingOverflow(quote.amountMinor)
         guard !overflow, let charge = Amount(total) else { throw tooExpensive() }
 
         // The payment, then the order and its items (no row of an order may exist without its payment; the
@@ -68,7 +68,7 @@ public struct OrderService: Sendable {
             """
         let orderValues: SQLQueryString = """
             \(bind: id.description), \(bind: buyer.id.description), \(bind: request.walletId.description), 'paid',
-            \(bind: subtotal), \(bind: quote.amount), \(bind: total), \(bind: quote.source.rawValue),
+            \(bind: subtotal), \(bind: quote.amountMinor), \(bind: total), \(bind: quote.source.rawValue),
             \(bind: request.destination.country), \(bind: request.destination.postalCode), \(bind: now), \(bind: now)
             """
         var itemValues: SQLQueryString = ""
@@ -76,7 +76,7 @@ public struct OrderService: Sendable {
             itemValues += index == 0 ? "" : ", "
             itemValues += """
                 (\(bind: id.description), \(bind: item.productId.description), \(bind: item.sellerId.description),
-                 \(bind: item.quantity), \(bind: item.unitPrice))
+                 \(bind: item.quantity), \(bind: item.unitPriceMinor))
                 """
         }
         let itemColumns: SQLQueryString = "order_items (order_id, product_id, seller_id, quantity, unit_price)"
@@ -98,8 +98,8 @@ public struct OrderService: Sendable {
         try await Outbox.enqueue(Self.notifications(order: id, buyer: buyer.id, items: items, total: total), in: sql)
         let created = StoredTime.date(fromMicros: now)
         return Order(
-            id: id, buyerId: buyer.id, walletId: request.walletId, status: .paid, items: items, subtotal: subtotal,
-            shipping: quote.amount, total: total, shippingSource: quote.source, destination: request.destination,
+            id: id, buyerId: buyer.id, walletId: request.walletId, status: .paid, items: items, subtotalMinor: subtotal,
+            shippingMinor: quote.amountMinor, totalMinor: total, shippingSource: quote.source, destination: request.destination,
             createdAt: created, updatedAt: created)
     }
 
@@ -113,7 +113,7 @@ public struct OrderService: Sendable {
             RETURNING seller_id, price
             """).first(decoding: TakenStock.self)
         if let taken, let seller = UserID(taken.seller_id) {
-            return OrderItem(productId: item.productId, sellerId: seller, quantity: item.quantity, unitPrice: taken.price)
+            return OrderItem(productId: item.productId, sellerId: seller, quantity: item.quantity, unitPriceMinor: taken.price)
         }
         let productId = item.productId.description
         guard let product = try await ProductService.fetch(item.productId, sql)?.product(), product.deletedAt == nil else {
@@ -203,7 +203,7 @@ public struct OrderService: Sendable {
                     """).run()
             }
             try failpoints.hit(Failpoint.cancelAfterStockReturn)
-            guard let total = Amount(order.total) else { throw StorageError.missingReturnedRow("orders \(id) total") }
+            guard let total = Amount(order.totalMinor) else { throw StorageError.missingReturnedRow("orders \(id) total") }
             _ = try await wallets.refund(order: id, to: order.walletId, total: total, sql)
             return order
         }
@@ -285,8 +285,8 @@ struct OrderRow: Decodable {
               let status = OrderStatus(rawValue: status), let source = ShippingQuote.Source(rawValue: shipping_source)
         else { throw StorageError.missingReturnedRow("orders row \(self.id) is unreadable") }
         return Order(
-            id: id, buyerId: buyer, walletId: wallet, status: status, items: items, subtotal: subtotal, shipping: shipping,
-            total: total, shippingSource: source,
+            id: id, buyerId: buyer, walletId: wallet, status: status, items: items, subtotalMinor: subtotal, shippingMinor: shipping,
+            totalMinor: total, shippingSource: source,
             destination: Destination(country: destination_country, postalCode: destination_postal_code),
             createdAt: StoredTime.date(fromMicros: created_at_micros), updatedAt: StoredTime.date(fromMicros: updated_at_micros))
     }
@@ -302,6 +302,6 @@ struct OrderItemRow: Decodable {
         guard let product = ProductID(product_id), let seller = UserID(seller_id) else {
             throw StorageError.missingReturnedRow("order_items row for \(product_id) is unreadable")
         }
-        return OrderItem(productId: product, sellerId: seller, quantity: quantity, unitPrice: unit_price)
+        return OrderItem(productId: product, sellerId: seller, quantity: quantity, unitPriceMinor: unit_price)
     }
 }

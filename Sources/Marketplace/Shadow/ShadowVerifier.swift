@@ -34,13 +34,16 @@ public struct VerifierResult: Sendable, Equatable {
     public init() {}
 }
 
+/// What kind of difference between the stores a discrepancy is (`discrepancyType`).
+public enum DiscrepancyKind: String, Sendable, CaseIterable {
+    case missingInShadow = "missing_in_shadow"
+    case missingInPrimary = "missing_in_primary"
+    case mismatch
+}
+
 /// One difference between the stores, after re-checking.
 struct Discrepancy: Sendable, Equatable {
-    enum Kind: String, Sendable {
-        case missingInShadow = "missing_in_shadow"
-        case missingInPrimary = "missing_in_primary"
-        case mismatch
-    }
+    typealias Kind = DiscrepancyKind
 
     let entityId: String
     let kind: Kind
@@ -292,7 +295,7 @@ public struct ShadowVerifier: Sendable {
         let rows = try await primary.read { sql in
             try await sql.raw("""
                 SELECT DISTINCT entity_id FROM evidence_records
-                WHERE event_type = \(bind: EvidenceType.shadowWriteFailure) AND entity_type = \(bind: Self.entityType)
+                WHERE event_type = \(bind: EvidenceType.shadowWriteFailure.rawValue) AND entity_type = \(bind: Self.entityType)
                   AND details LIKE '%"failureType":"injected"%'
                 """).all(decoding: Row.self)
         }
@@ -341,8 +344,7 @@ public struct ShadowVerifier: Sendable {
                             \(bind: expected ? 1 : 0), 'open', \(bind: now))
                     """).run()
                 events.append(EvidenceEvent(
-                    controlId: EvidenceControl.systemMonitoring, category: EvidenceCategory.processingIntegrity,
-                    eventType: EvidenceType.shadowWriteDiscrepancy, eventOutcome: "DISCREPANCY",
+                    .shadowWriteDiscrepancy, outcome: .discrepancy,
                     entityType: Self.entityType, entityId: discrepancy.entityId,
                     details: [
                         "discrepancyType": .string(discrepancy.kind.rawValue),
@@ -398,8 +400,7 @@ public struct ShadowVerifier: Sendable {
                 }
                 try await evidence.append(chunk.map { discrepancy in
                     EvidenceEvent(
-                        controlId: EvidenceControl.systemMonitoring, category: EvidenceCategory.processingIntegrity,
-                        eventType: EvidenceType.shadowWriteRepaired, eventOutcome: "SUCCESS",
+                        .shadowWriteRepaired, outcome: .success,
                         entityType: Self.entityType, entityId: discrepancy.entityId,
                         details: ["discrepancyType": .string(discrepancy.kind.rawValue),
                                   "fields": .array(discrepancy.fields.map { .string($0) })])

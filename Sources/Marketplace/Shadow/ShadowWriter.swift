@@ -205,7 +205,7 @@ public final class ShadowWriter: Service, Sendable {
         try await sql.raw("""
             INSERT INTO listings (id, owner_id, title, price, version, created_at_micros, updated_at_micros, deleted)
             VALUES (\(bind: listing.id.description), \(bind: listing.ownerId.description), \(bind: listing.title),
-                    \(bind: listing.price), \(bind: listing.version), \(bind: listing.createdAtMicros),
+                    \(bind: listing.priceMinor), \(bind: listing.version), \(bind: listing.createdAtMicros),
                     \(bind: listing.updatedAtMicros), \(bind: listing.deletedAtMicros == nil ? 0 : 1))
             ON CONFLICT (id) DO UPDATE SET
                 owner_id = excluded.owner_id, title = excluded.title, price = excluded.price, version = excluded.version,
@@ -235,8 +235,7 @@ public final class ShadowWriter: Service, Sendable {
         ]
         if let error { details["error"] = .string(String(error.prefix(300))) }
         _ = evidence.submit(EvidenceEvent(
-            controlId: EvidenceControl.systemMonitoring, category: EvidenceCategory.processingIntegrity,
-            eventType: EvidenceType.shadowWriteFailure, eventOutcome: "FAILURE", entityType: write.entityType,
+            .shadowWriteFailure, outcome: .failure, entityType: write.entityType,
             entityId: write.entityId, requestId: write.requestId, details: .object(details), key: write.failureKey),
             completing: write.outbox)
     }

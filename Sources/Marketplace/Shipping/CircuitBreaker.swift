@@ -38,6 +38,10 @@ public struct CircuitBreakerStateMachine: Sendable, Equatable {
 
     public init(consecutiveFailureLimit: Int = 5, window: Int = 20, failureRatio: Double = 0.5,
                 openNanoseconds: UInt64 = 30_000_000_000) {
+        precondition(consecutiveFailureLimit >= 1, "a breaker opens after at least one failure")
+        precondition(window >= 1, "the failure window holds at least one call")
+        precondition(failureRatio > 0 && failureRatio <= 1, "the failure ratio is a fraction in (0, 1]")
+        precondition(openNanoseconds > 0, "an open breaker stays open for some time")
         self.consecutiveFailureLimit = consecutiveFailureLimit
         self.window = window
         self.failureRatio = failureRatio
@@ -60,6 +64,15 @@ public struct CircuitBreakerStateMachine: Sendable, Equatable {
 
     /// Records how a permitted call ended.
     public mutating func record(success: Bool, now: UInt64) {
+        defer {
+            // What the closed state keeps never reaches what would have opened it.
+            if case .closed = state {
+                precondition(recent.count <= window, "the failure window holds at most its size")
+                precondition(consecutiveFailures < consecutiveFailureLimit, "a closed breaker is under its failure limit")
+            } else {
+                precondition(recent.isEmpty && consecutiveFailures == 0, "an open or half-open breaker keeps no history")
+            }
+        }
         switch state {
         case .halfOpen:
             if success {
@@ -67,7 +80,7 @@ public struct CircuitBreakerStateMachine: Sendable, Equatable {
                 consecutiveFailures = 0
                 recent.removeAll()
             } else {
-                state = .open(untilNanoseconds: now + openNanoseconds)
+                state = .open(untilNanoseconds: reopen(now))
             }
         case .closed:
             consecutiveFailures = success ? 0 : consecutiveFailures + 1
@@ -76,7 +89,7 @@ public struct CircuitBreakerStateMachine: Sendable, Equatable {
             let failures = recent.filter { $0 }.count
             if consecutiveFailures >= consecutiveFailureLimit
                 || (recent.count == window && Double(failures) >= failureRatio * Double(window)) {
-                state = .open(untilNanoseconds: now + openNanoseconds)
+                state = .open(untilNanoseconds: reopen(now))
                 consecutiveFailures = 0
                 recent.removeAll()
             }
@@ -84,6 +97,12 @@ public struct CircuitBreakerStateMachine: Sendable, Equatable {
             // A call permitted before the breaker opened, reporting late: the open period stands.
             break
         }
+    }
+
+    /// When an open period starting `now` ends (the far future rather than a wrapped-around past).
+    private func reopen(_ now: UInt64) -> UInt64 {
+        let (until, overflow) = now.addingReportingOverflow(openNanoseconds)
+        return overflow ? .max : until
     }
 }
 

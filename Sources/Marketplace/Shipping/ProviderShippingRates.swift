@@ -64,7 +64,7 @@ public struct ProviderShippingRates: ShippingRates {
 
     public func quote(destination: Destination, items: [ShippedItem]) async throws -> ShippingQuote {
         do {
-            return ShippingQuote(amount: try await providerAmount(destination, items), source: .provider)
+            return ShippingQuote(amountMinor: try await providerAmount(destination, items), source: .provider)
         } catch let failure as FailedCall {
             Counter(label: "shipping_quote_fallbacks_total", dimensions: [("reason", failure.reason)], factory: metrics).increment()
             logger.warning("shipping quote failed", metadata: ["reason": .string(failure.reason), "detail": "\(failure)"])
@@ -74,7 +74,7 @@ public struct ProviderShippingRates: ShippingRates {
                 throw AppError(.shippingUnavailable, "shipping cannot be priced right now; try again in \(retryAfter) s",
                                details: ["reason": .string(failure.reason)], retryAfterSeconds: retryAfter)
             }
-            return ShippingQuote(amount: FallbackShippingRates.amount(for: destination), source: .fallback)
+            return ShippingQuote(amountMinor: FallbackShippingRates.amount(for: destination), source: .fallback)
         }
     }
 

@@ -32,18 +32,18 @@ public struct ShippedItem: Sendable, Equatable {
 
 /// A shipping price in USD minor units and where it came from.
 public struct ShippingQuote: Sendable, Equatable {
-    public enum Source: String, Sendable {
+    public enum Source: String, Sendable, CaseIterable {
         /// The configured rate provider answered.
         case provider
         /// The fixed table, because no provider is configured or it failed.
         case fallback
     }
 
-    public let amount: Int64
+    public let amountMinor: Int64
     public let source: Source
 
-    public init(amount: Int64, source: Source) {
-        self.amount = amount
+    public init(amountMinor: Int64, source: Source) {
+        self.amountMinor = amountMinor
         self.source = source
     }
 }
@@ -66,6 +66,6 @@ public struct FallbackShippingRates: ShippingRates {
     }
 
     public func quote(destination: Destination, items: [ShippedItem]) async throws -> ShippingQuote {
-        ShippingQuote(amount: Self.amount(for: destination), source: .fallback)
+        ShippingQuote(amountMinor: Self.amount(for: destination), source: .fallback)
     }
 }

@@ -56,21 +56,21 @@ public struct Wallet: Sendable, Equatable {
     public let id: WalletID
     public let ownerId: UserID
     public let currency: Currency
-    public let balance: Int64
+    public let balanceMinor: Int64
     public let createdAt: Date
 }
 
 /// One immutable line of a wallet's ledger.
 public struct LedgerEntry: Sendable, Equatable {
-    public enum Kind: String, Sendable {
+    public enum Kind: String, Sendable, CaseIterable {
         case credit, debit
     }
 
     public let id: LedgerEntryID
     public let walletId: WalletID
     public let kind: Kind
-    public let amount: Int64
-    public let balanceAfter: Int64
+    public let amountMinor: Int64
+    public let balanceAfterMinor: Int64
     public let reference: String?
     public let createdAt: Date
     /// Position in the whole ledger (newest has the largest); the list cursor.
@@ -82,7 +82,7 @@ public struct TransferResult: Sendable, Equatable {
     public let id: TransferID
     public let from: Wallet
     public let to: Wallet
-    public let amount: Int64
+    public let amountMinor: Int64
 }
 
 /// A credit or debit and the wallet as it now is.

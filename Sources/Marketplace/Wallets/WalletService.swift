@@ -74,7 +74,7 @@ public struct WalletService: Sendable {
                 """).run()
         }
         count("create", "success")
-        return Wallet(id: id, ownerId: owner.id, currency: currency, balance: 0, createdAt: StoredTime.date(fromMicros: now))
+        return Wallet(id: id, ownerId: owner.id, currency: currency, balanceMinor: 0, createdAt: StoredTime.date(fromMicros: now))
     }
 
     /// A top-up (admins only: money entering the system). Refused with 422 if the balance would pass
@@ -163,9 +163,9 @@ public struct WalletService: Sendable {
             try await sql.raw("""
                 INSERT INTO wallet_transactions (id, wallet_id, kind, amount, balance_after, reference, created_at_micros)
                 VALUES (\(bind: LedgerEntryID().description), \(bind: source.description), 'debit', \(bind: amount.minorUnits),
-                        \(bind: from.balance), \(bind: reference), \(bind: now)),
+                        \(bind: from.balanceMinor), \(bind: reference), \(bind: now)),
                        (\(bind: LedgerEntryID().description), \(bind: target.description), 'credit', \(bind: amount.minorUnits),
-                        \(bind: to.balance), \(bind: reference), \(bind: now))
+                        \(bind: to.balanceMinor), \(bind: reference), \(bind: now))
                 """).run()
             try await sql.raw("""
                 INSERT INTO transfers (id, from_wallet_id, to_wallet_id, amount, created_by, created_at_micros)
@@ -173,7 +173,7 @@ public struct WalletService: Sendable {
                         \(bind: amount.minorUnits), \(bind: caller.id.description), \(bind: StoredTime.nowMicros()))
                 """).run()
             count("transfer", "success")
-            return TransferResult(id: id, from: from, to: to, amount: amount.minorUnits)
+            return TransferResult(id: id, from: from, to: to, amountMinor: amount.minorUnits)
         } catch let error as AppError {
             count("transfer", error.code.rawValue)
             throw error
@@ -299,7 +299,7 @@ public struct WalletService: Sendable {
         guard let row = try await sql.raw("""
             INSERT INTO wallet_transactions (id, wallet_id, kind, amount, balance_after, reference, order_id, created_at_micros)
             VALUES (\(bind: id.description), \(bind: wallet.id.description), \(bind: kind.rawValue), \(bind: amount.minorUnits),
-                    \(bind: wallet.balance), \(bind: reference), \(bind: order?.description), \(bind: now))
+                    \(bind: wallet.balanceMinor), \(bind: reference), \(bind: order?.description), \(bind: now))
             RETURNING \(unsafeRaw: LedgerRow.columns.joined(separator: ", "))
             """).first(decoding: LedgerRow.self)
         else { throw StorageError.missingReturnedRow("wallet_transactions insert") }
@@ -329,7 +329,7 @@ struct WalletRow: Decodable {
         guard let id = WalletID(id), let owner = UserID(owner_id), let currency = Currency(currency) else {
             throw StorageError.missingReturnedRow("wallets row \(self.id) is unreadable")
         }
-        return Wallet(id: id, ownerId: owner, currency: currency, balance: balance, createdAt: StoredTime.date(fromMicros: created_at_micros))
+        return Wallet(id: id, ownerId: owner, currency: currency, balanceMinor: balance, createdAt: StoredTime.date(fromMicros: created_at_micros))
     }
 }
 
@@ -428,7 +428,7 @@ struct LedgerRow: Decodable {
         guard let id = LedgerEntryID(id), let wallet = WalletID(wallet_id), let kind = LedgerEntry.Kind(rawValue: kind) else {
             throw StorageError.missingReturnedRow("wallet_transactions row \(self.id) is unreadable")
         }
-        return LedgerEntry(id: id, walletId: wallet, kind: kind, amount: amount, balanceAfter: balance_after,
+        return LedgerEntry(id: id, walletId: wallet, kind: kind, amountMinor: amount, balanceAfterMinor: balance_after,
                            reference: reference, createdAt: StoredTime.date(fromMicros: created_at_micros), entryNo: entry_no)
     }
 }
