@@ -163,6 +163,10 @@ public final class Database: Sendable, Service {
         }
     }
 
+    /// What a `SELECT` adds to hold the rows it reads until the transaction ends: `FOR UPDATE` on PostgreSQL; nothing
+    /// on SQLite, whose write transaction (`BEGIN IMMEDIATE`) already holds the whole file.
+    public var rowLock: String { dialect == .postgres ? " FOR UPDATE" : "" }
+
     /// ``nowMicros`` read once.
     public func currentMicros() async throws -> Int64 {
         try await read { sql in

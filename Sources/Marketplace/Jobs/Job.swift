@@ -52,8 +52,9 @@ public enum JobRunStatus: String, Sendable, CaseIterable {
     case succeeded
     /// The body threw, the run holding its lease to the end.
     case failed
-    /// The lease ran out (expired, or another process took it) before the run ended: whatever the body did after
-    /// that was fenced, and the run is recorded as ending when its lease did.
+    /// The lease ran out (expired, or another process took it) before the run ended, or the run's end could not be
+    /// recorded: whatever the body did after that was fenced. Recorded as ending when the run noticed, and never
+    /// later than the next run began (the next run records one that never recorded its end).
     case leaseLost = "lease_lost"
 }
 

@@ -1,6 +1,7 @@
 import BallastCore
 import Foundation
 import Logging
+import Metrics
 import SQLKit
 import ServiceLifecycle
 import Storage
@@ -32,10 +33,13 @@ public final class JobRunner: Service, Sendable {
     let holder = UUID().uuidString.lowercased()
     private let rowsExist = Atomic<Bool>(false)
 
+    let metrics: any MetricsFactory
+
     public init(
         database: Database, jobs: [Job], logger: Logger, leaseSeconds: Int64 = JobRunner.defaultLeaseSeconds,
-        isReady: @escaping @Sendable () -> Bool = { true }
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance, isReady: @escaping @Sendable () -> Bool = { true }
     ) {
+        self.metrics = metrics
         precondition(leaseSeconds >= 3, "a lease is renewed every third of it: at least three seconds")
         self.database = database
         self.jobs = jobs
@@ -60,11 +64,12 @@ public final class JobRunner: Service, Sendable {
         guard let job = job(named: name) else {
             throw AppError(.notFound, "no job named \(name); GET /api/admin/jobs lists them")
         }
+        let asked = ContinuousClock.now
         guard let lease = try await acquire(job, onlyIfDue: false, audit: audit) else {
             throw AppError(.jobRunning, "\(name) is running; wait for it to finish and trigger it again",
                            details: ["job": .string(name)])
         }
-        return await execute(job, parameters, lease)
+        return await execute(job, parameters, lease, askedAt: asked)
     }
 
     // MARK: Listing
@@ -130,8 +135,9 @@ public final class JobRunner: Service, Sendable {
                 """).all(decoding: NameRow.self)
         }.map(\.name)
         for job in jobs where job.enabled && due.contains(job.name) {
+            let asked = ContinuousClock.now
             guard let lease = try await acquire(job, onlyIfDue: true, audit: nil) else { continue }
-            _ = await execute(job, .init(), lease)
+            _ = await execute(job, .init(), lease, askedAt: asked)
         }
     }
 
@@ -152,41 +158,59 @@ public final class JobRunner: Service, Sendable {
     }
 
     /// Takes the job's lease if it is free or expired (on the database's clock), and for a scheduled run only if the
-    /// run is due (checked in the same conditional update, so two schedulers never both run one interval's run);
-    /// raises the fencing token, records the run, and runs `audit` in that transaction.
+    /// run is due (decided with the lease row locked, so two schedulers never both run one interval's run); raises the
+    /// fencing token, records the run, and runs `audit` in that transaction.
     private func acquire(
         _ job: Job, onlyIfDue: Bool, audit: (@Sendable (Transaction) async throws -> Void)?
     ) async throws -> JobLease? {
         try await ensureRows()
-        let now = database.nowMicros
         let holder = self.holder, leaseMicros = leaseSeconds * 1_000_000
         return try await database.transaction { sql in
-            var update: SQLQueryString = """
-                UPDATE job_leases SET holder = \(bind: holder), lease_expires_at_micros = \(now) + \(bind: leaseMicros),
-                    started_at_micros = \(now), fence = fence + 1
-                WHERE name = \(bind: job.name)
-                  AND (holder IS NULL OR lease_expires_at_micros IS NULL OR lease_expires_at_micros <= \(now))
-                """
-            if onlyIfDue { update += " AND (next_run_at_micros IS NULL OR next_run_at_micros <= \(now))" }
-            update += " RETURNING fence, lease_expires_at_micros, started_at_micros"
-            struct FenceRow: Decodable {
+            // The row is locked first and the clock read after: an update that waited behind a fenced write of the
+            // previous run (which only locks the row) would otherwise carry a start from before that write committed.
+            struct Current: Decodable {
+                let holder: String?
                 let fence: Int64
-                let lease_expires_at_micros: Int64
-                let started_at_micros: Int64
+                let lease_expires_at_micros: Int64?
+                let next_run_at_micros: Int64?
             }
-            guard let taken = try await sql.raw(update).first(decoding: FenceRow.self) else { return nil }
+            guard let current = try await sql.raw("""
+                SELECT holder, fence, lease_expires_at_micros, next_run_at_micros FROM job_leases
+                WHERE name = \(bind: job.name)\(unsafeRaw: database.rowLock)
+                """).first(decoding: Current.self)
+            else { return nil }
+            let now = try await JobLease.clock(sql, database)
+            let free = current.holder == nil || (current.lease_expires_at_micros ?? Int64.min) <= now
+            guard free else { return nil }
+            if onlyIfDue, let next = current.next_run_at_micros, next > now { return nil }
+            // Recorded times never run backwards, even if the database's clock steps back: a run starts no earlier
+            // than the last recorded end.
+            struct LastEnd: Decodable {
+                let finished_at_micros: Int64?
+            }
+            let lastEnd = try await sql.raw("""
+                SELECT max(finished_at_micros) AS finished_at_micros FROM job_runs WHERE name = \(bind: job.name)
+                """).first(decoding: LastEnd.self)?.finished_at_micros
+            let start = max(now, lastEnd ?? now)
+            let fence = current.fence + 1
+            let expires = now + leaseMicros
+            try await sql.raw("""
+                UPDATE job_leases SET holder = \(bind: holder), lease_expires_at_micros = \(bind: expires),
+                    started_at_micros = \(bind: start), fence = \(bind: fence)
+                WHERE name = \(bind: job.name) AND fence = \(bind: current.fence)
+                """).run()
             // Earlier runs that never recorded their end (their process died, or could not reach the store) lost their
             // lease: they are recorded so, ending no later than this run begins.
             try await sql.raw("""
-                UPDATE job_runs SET finished_at_micros = \(bind: taken.started_at_micros), status = \(bind: JobRunStatus.leaseLost.rawValue)
-                WHERE name = \(bind: job.name) AND fence < \(bind: taken.fence) AND finished_at_micros IS NULL
+                UPDATE job_runs SET finished_at_micros = \(bind: start), status = \(bind: JobRunStatus.leaseLost.rawValue)
+                WHERE name = \(bind: job.name) AND fence < \(bind: fence) AND finished_at_micros IS NULL
                 """).run()
             try await sql.raw("""
                 INSERT INTO job_runs (name, fence, holder, started_at_micros)
-                VALUES (\(bind: job.name), \(bind: taken.fence), \(bind: holder), \(bind: taken.started_at_micros))
+                VALUES (\(bind: job.name), \(bind: fence), \(bind: holder), \(bind: start))
                 """).run()
             try await audit?(sql)
-            return JobLease(name: job.name, holder: holder, fence: taken.fence, expiresAtMicros: taken.lease_expires_at_micros,
+            return JobLease(name: job.name, holder: holder, fence: fence, expiresAtMicros: expires,
                             database: database)
         }
     }
@@ -198,7 +222,9 @@ public final class JobRunner: Service, Sendable {
     /// body is cancelled, without waiting for a body slow to notice (a task group would wait for it). Whatever that
     /// body still does is fenced: its writes that matter check the lease first (``JobLease/hold(in:)``), and the
     /// lease has expired. So the run is recorded as ending when its lease did.
-    private func execute(_ job: Job, _ parameters: Job.Parameters, _ lease: JobLease) async -> JobRun {
+    ///
+    /// `askedAt` is when the lease was asked for (monotonic clock): the lease runs from no earlier than that moment.
+    private func execute(_ job: Job, _ parameters: Job.Parameters, _ lease: JobLease, askedAt: ContinuousClock.Instant) async -> JobRun {
         let started = ContinuousClock.now
         var parameters = parameters
         parameters.lease = lease
@@ -211,7 +237,7 @@ public final class JobRunner: Service, Sendable {
                 race.settle(.finished(.failure(error)))
             }
         }
-        let renewedAt = LastRenewal()
+        let renewedAt = LastRenewal(askedAt)
         let renewals = Task { if let lost = await self.keepRenewing(lease, renewedAt) { race.settle(lost) } }
         let event = await withTaskCancellationHandler {
             await race.outcome()
@@ -259,10 +285,9 @@ public final class JobRunner: Service, Sendable {
         do {
             status = try await Task { try await self.release(job, lease, status: bodyStatus, durationMicros: micros) }.value
         } catch {
-            // Not recorded: the next run to take the lease records this one as lease_lost, ending when it began. The
-            // answer judges on this process's monotonic clock: no renewal got through for a whole lease, so the lease
-            // may have run out before the run ended.
-            if ContinuousClock.now - renewedAt.instant >= .seconds(leaseSeconds) { status = .leaseLost }
+            // Not recorded: the next run to take the lease records this one as lease_lost, ending no later than it
+            // began; the answer says the same.
+            status = .leaseLost
             logger.warning("could not record a job run; its lease expires on its own", metadata: [
                 "job": .string(job.name), "error": "\(error)",
             ])
@@ -284,6 +309,7 @@ public final class JobRunner: Service, Sendable {
                 result = .object(fields)
             }
         }
+        Counter(label: "job_runs_total", dimensions: [("job", job.name), ("status", status.rawValue)], factory: metrics).increment()
         logger.info("job finished", metadata: [
             "job": .string(job.name), "status": .string(status.rawValue), "durationMs": .stringConvertible(micros / 1000),
             "fence": .stringConvertible(Int(lease.fence)),
@@ -334,25 +360,20 @@ public final class JobRunner: Service, Sendable {
     /// the lease row), so the next run's start comes after all of this run's effects: recorded runs of one job never
     /// overlap, and none of a run's effects falls outside its recorded time.
     private func release(_ job: Job, _ lease: JobLease, status: JobRunStatus, durationMicros: Int64) async throws -> JobRunStatus {
-        let lock = database.dialect == .postgres ? " FOR UPDATE" : ""
         struct LeaseRow: Decodable {
             let holder: String?
             let fence: Int64
             let lease_expires_at_micros: Int64?
-        }
-        struct Clock: Decodable {
-            let now_micros: Int64
         }
         struct NextRun: Decodable {
             let started_at_micros: Int64?
         }
         return try await database.transaction { sql in
             guard let row = try await sql.raw("""
-                SELECT holder, fence, lease_expires_at_micros FROM job_leases WHERE name = \(bind: job.name)\(unsafeRaw: lock)
+                SELECT holder, fence, lease_expires_at_micros FROM job_leases WHERE name = \(bind: job.name)\(unsafeRaw: database.rowLock)
                 """).first(decoding: LeaseRow.self)
             else { throw AppError(.internal, "the lease row of \(job.name) is missing") }
-            guard let now = try await sql.raw("SELECT \(database.nowMicros) AS now_micros").first(decoding: Clock.self)?.now_micros
-            else { throw AppError(.internal, "the database's clock gave no answer") }
+            let now = try await JobLease.clock(sql, database)
             let ours = row.holder == lease.holder && row.fence == lease.fence
             let held = ours && (row.lease_expires_at_micros ?? 0) > now
             let recorded: JobRunStatus = held ? status : .leaseLost
@@ -364,9 +385,11 @@ public final class JobRunner: Service, Sendable {
                     """).first(decoding: NextRun.self)
                 if let started = next?.started_at_micros { ended = min(ended, started) }
             }
-            // A run the next one already recorded as lease_lost (ending when it began) keeps that record.
+            // A run the next one already recorded as lease_lost (ending when it began) keeps that record. An end never
+            // comes before the run's start, even if the database's clock stepped back.
             try await sql.raw("""
-                UPDATE job_runs SET finished_at_micros = \(bind: ended), status = \(bind: recorded.rawValue)
+                UPDATE job_runs SET status = \(bind: recorded.rawValue),
+                    finished_at_micros = CASE WHEN started_at_micros > \(bind: ended) THEN started_at_micros ELSE \(bind: ended) END
                 WHERE name = \(bind: job.name) AND fence = \(bind: lease.fence) AND finished_at_micros IS NULL
                 """).run()
             if ours {
@@ -407,35 +430,56 @@ public struct JobLease: Sendable, Equatable {
 
     /// Extends the lease from now (database clock) and answers its new expiry; nil when it is no longer this run's.
     func renew(forSeconds seconds: Int64) async throws -> Int64? {
-        let now = database.nowMicros
-        return try await database.transaction { sql in
+        try await database.transaction { sql in
+            guard let now = try await heldNow(sql) else { return nil }
+            let expires = now + seconds * 1_000_000
             try await sql.raw("""
-                UPDATE job_leases SET lease_expires_at_micros = \(now) + \(bind: seconds * 1_000_000)
+                UPDATE job_leases SET lease_expires_at_micros = \(bind: expires)
                 WHERE name = \(bind: name) AND holder = \(bind: holder) AND fence = \(bind: fence)
-                  AND lease_expires_at_micros > \(now)
-                RETURNING lease_expires_at_micros
-                """).first()?.decode(column: "lease_expires_at_micros", as: Int64.self)
+                """).run()
+            return expires
         }
     }
 
     /// The fence of a write: inside the writing transaction, throws ``LeaseLost`` (rolling the write back) unless
     /// this run still holds an unexpired lease. On PostgreSQL the lease row stays locked until the transaction ends,
-    /// so no other run can take it between the check and the commit.
+    /// so no other run can take it between the check and the commit (taking it waits for the lock).
     public func hold(in sql: Transaction) async throws {
-        let lock = database.dialect == .postgres ? " FOR UPDATE" : ""
-        let held = try await sql.raw("""
-            SELECT fence FROM job_leases
-            WHERE name = \(bind: name) AND holder = \(bind: holder) AND fence = \(bind: fence)
-              AND lease_expires_at_micros > \(database.nowMicros)\(unsafeRaw: lock)
-            """).first()
-        guard held != nil else { throw LeaseLost(job: name, fence: fence, why: "the lease is no longer held") }
+        guard try await heldNow(sql) != nil else { throw LeaseLost(job: name, fence: fence, why: "the lease is no longer held") }
+    }
+
+    /// Locks this run's lease row, then reads the database's clock: the time, if the lease is still this run's and
+    /// unexpired then, else nil. Reading the clock after the lock matters on PostgreSQL: a check that waited for the
+    /// lock behind another transaction would otherwise judge expiry by the time it started waiting.
+    private func heldNow(_ sql: Transaction) async throws -> Int64? {
+        struct Expiry: Decodable {
+            let lease_expires_at_micros: Int64?
+        }
+        guard let row = try await sql.raw("""
+            SELECT lease_expires_at_micros FROM job_leases
+            WHERE name = \(bind: name) AND holder = \(bind: holder) AND fence = \(bind: fence)\(unsafeRaw: database.rowLock)
+            """).first(decoding: Expiry.self), let expires = row.lease_expires_at_micros
+        else { return nil }
+        let now = try await Self.clock(sql, database)
+        return expires > now ? now : nil
+    }
+
+    /// The database's clock, read in a statement of its own.
+    static func clock(_ sql: Transaction, _ database: Database) async throws -> Int64 {
+        struct Clock: Decodable {
+            let now_micros: Int64
+        }
+        guard let now = try await sql.raw("SELECT \(database.nowMicros) AS now_micros").first(decoding: Clock.self)?.now_micros
+        else { throw StorageError.missingReturnedRow("the database's clock") }
+        return now
     }
 }
 
 /// When the last renewal of a run's lease that got through was asked for (monotonic clock; the taking of the lease
 /// at first): the lease runs from no earlier than that moment.
 final class LastRenewal: Sendable {
-    private let value = Mutex(ContinuousClock.now)
+    private let value: Mutex<ContinuousClock.Instant>
+    init(_ instant: ContinuousClock.Instant) { value = Mutex(instant) }
     var instant: ContinuousClock.Instant {
         get { value.withLock { $0 } }
         set { value.withLock { $0 = newValue } }
