@@ -85,7 +85,7 @@ public final class FaultInjector: Sendable {
         self.counters = Dictionary(uniqueKeysWithValues: points.map { ($0.name, PointCounter(point: $0)) })
         self.metrics = metrics
         self.logger = logger
-        Gauge(label: "chaos_enabled", factory: metrics).record(state.enabled ? 1 : 0)
+        Self.publish(state, metrics)
     }
 
     /// The settings in force.
@@ -103,7 +103,19 @@ public final class FaultInjector: Sendable {
             current = Snapshot(state: safe)
             live.store(safe.enabled, ordering: .releasing)
         }
-        Gauge(label: "chaos_enabled", factory: metrics).record(safe.enabled ? 1 : 0)
+        Self.publish(safe, metrics)
+    }
+
+    /// `chaos_enabled` and the end of its time box, as the settings in force say.
+    private static func publish(_ state: ChaosState, _ metrics: any MetricsFactory) {
+        Gauge(label: "chaos_enabled", factory: metrics).record(state.enabled ? 1 : 0)
+        let end = state.enabled ? state.expiresAt.map(\.timeIntervalSince1970) ?? 0 : 0
+        Gauge(label: "chaos_time_box_end_timestamp_seconds", factory: metrics).record(end)
+    }
+
+    /// Counts a switch-off by the steady-state guard (`chaos_guard_trips_total`).
+    public func recordGuardTrip() {
+        Counter(label: "chaos_guard_trips_total", factory: metrics).increment()
     }
 
     /// Whether the time box has run out while injection is still marked enabled (the monitor then records the

@@ -1,9 +1,11 @@
 import BallastConfig
 import BallastCore
 import Logging
+import Metrics
 import PostgresNIO
 import SQLKit
 import ServiceLifecycle
+import Synchronization
 
 /// One store (the primary or the shadow): a pool of connections to SQLite or PostgreSQL, the one transaction
 /// helper every write goes through, and plain reads.
@@ -21,6 +23,9 @@ public final class Database: Sendable, Service {
     public let poolWait: Duration
     let backend: any DatabaseBackend
     let logger: Logger
+
+    /// Where waits for a connection are reported (`db_pool_wait_seconds`, `db_pool_timeouts_total`), once set.
+    private let poolMetrics = Mutex<PoolMetrics?>(nil)
 
     /// Serialization failures and deadlocks are retried this many times in all before giving up.
     public static let maxTransactionAttempts = 5
@@ -58,6 +63,36 @@ public final class Database: Sendable, Service {
         }
     }
 
+    /// Reports from now on how long callers wait for a connection and how many give up, as `store` ("primary",
+    /// "shadow").
+    public func observePool(_ factory: any MetricsFactory, store: String) {
+        let metrics = PoolMetrics(
+            wait: Timer(label: "db_pool_wait_seconds", dimensions: [("store", store)], factory: factory),
+            timeouts: Counter(label: "db_pool_timeouts_total", dimensions: [("store", store)], factory: factory))
+        poolMetrics.withLock { $0 = metrics }
+    }
+
+    /// Runs `body` on a pooled connection, reporting the wait for it.
+    private func withConnection<R: Sendable>(
+        write: Bool, _ body: (any SQLDatabase, ConnectionLease) async throws -> R
+    ) async throws -> R {
+        let metrics = poolMetrics.withLock { $0 }
+        guard let metrics else { return try await backend.withConnection(write: write, wait: poolWait, body) }
+        let asked = ContinuousClock.now
+        do {
+            return try await backend.withConnection(write: write, wait: poolWait) { sql, lease in
+                metrics.wait.recordNanoseconds((ContinuousClock.now - asked).wholeNanoseconds)
+                return try await body(sql, lease)
+            }
+        } catch let error as StorageError {
+            switch error {
+            case .poolTimeout, .poolQueueFull: metrics.timeouts.increment()
+            default: break
+            }
+            throw error
+        }
+    }
+
     /// Keeps the pool alive until the task is cancelled or the service group shuts down, then closes it.
     public func run() async throws {
         try await backend.run()
@@ -67,7 +102,7 @@ public final class Database: Sendable, Service {
     /// statements.
     public func read<R: Sendable>(_ body: (any SQLDatabase) async throws -> R) async throws -> R {
         do {
-            return try await backend.withConnection(write: false, wait: poolWait) { sql, _ in try await body(sql) }
+            return try await withConnection(write: false) { sql, _ in try await body(sql) }
         } catch {
             throw ErrorClassifier.translate(error)
         }
@@ -82,7 +117,7 @@ public final class Database: Sendable, Service {
         while true {
             attempt += 1
             do {
-                return try await backend.withConnection(write: true, wait: poolWait) { sql, lease in
+                return try await withConnection(write: true) { sql, lease in
                     try await Self.runOnce(sql, lease: lease, begin: backend.beginStatement) { try await body(Transaction($0)) }
                 }
             } catch {
@@ -106,7 +141,7 @@ public final class Database: Sendable, Service {
     public func snapshot<R: Sendable>(_ body: (any SQLDatabase) async throws -> R) async throws -> R {
         let begin = dialect == .postgres ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN DEFERRED"
         do {
-            return try await backend.withConnection(write: false, wait: poolWait) { sql, lease in
+            return try await withConnection(write: false) { sql, lease in
                 try await Self.runOnce(sql, lease: lease, begin: begin, body: body)
             }
         } catch {
@@ -241,4 +276,10 @@ extension Database {
             return try await body(database)
         }
     }
+}
+
+/// The pool's two figures for one store.
+struct PoolMetrics: Sendable {
+    let wait: Timer
+    let timeouts: Counter
 }

@@ -108,6 +108,8 @@ struct ChaosAndEvidenceTests {
             #expect(state.reason?.contains("steady-state guard") == true)
             let health = try await app.request(.get, "/health").json["chaos"] as? [String: Any]
             #expect((health?["reason"] as? String)?.contains("steady-state guard") == true)
+            #expect(try await app.metric("chaos_guard_trips_total") == 1)
+            #expect(try await app.metric("chaos_enabled") == 0)
             let records = try await chaosEvidence(app)
             #expect(((records.last?["details"] as? [String: Any])?["reason"] as? String)?.contains("5xx") == true)
         }
@@ -200,6 +202,8 @@ struct ChaosAndEvidenceTests {
             #expect(mismatch.json["valid"] as? Bool == false)
             #expect(try await app.request(.get, "/api/admin/evidence/verify?digest=junk", token: TestApp.adminToken).status
                     == .unprocessableContent)
+            #expect(try await app.metric(#"evidence_chain_verifications_total{result="valid"}"#) == 2)
+            #expect(try await app.metric(#"evidence_chain_verifications_total{result="invalid"}"#) == 1)
         }
     }
 }

@@ -48,6 +48,9 @@ struct JobTests {
                 SELECT count(*) AS n FROM evidence_records WHERE event_type = 'INVARIANT_VIOLATION' AND entity_id = \(bind: wallet)
                 """) == 1)
             #expect(try await app.adminActions("ledger-invariant-auditor").count == 2)
+            #expect(try await app.metric(#"invariant_violations_total{invariant="I2"}"#) == 2)
+            #expect(try await app.metric(#"invariant_violations_total{invariant="I1"}"#) == 0)
+            #expect(try await app.metric(#"job_runs_total{job="ledger-invariant-auditor",status="succeeded"}"#) == 2)
 
             let cleanup = try await app.request(.post, "/api/admin/jobs/idempotency-key-cleanup/trigger", token: TestApp.adminToken)
             #expect((cleanup.json["result"] as? [String: Any])?["deleted"] as? Int == 0)

@@ -66,6 +66,7 @@ struct PoolExhaustionTests {
                         #expect(reply.errorCode == "service_unavailable")
                         #expect(reply.headers[.retryAfter] == "1")
                     }
+                    #expect(try await app.metric(#"db_pool_timeouts_total{store="primary"}"#) >= 200, "every refusal is counted")
                     await holders.value
                     #expect(try await app.balance(wallet) == 1_000, "a refused debit took money")
                     #expect(try await app.ledgerCount(wallet) == 1)

@@ -124,8 +124,11 @@ public final class AppServices: Sendable {
             jobs: Self.jobs(config: config, primary: primary, shadow: shadow, writer: shadowWriter, evidence: evidence,
                             appender: evidenceAppender, idempotency: idempotency, failpoints: failpoints, metrics: metrics,
                             logger: logger),
-            logger: logger, leaseSeconds: Int64(config.jobLeaseSeconds), isReady: { readiness.isReady })
+            logger: logger, leaseSeconds: Int64(config.jobLeaseSeconds), metrics: metrics.factory, isReady: { readiness.isReady })
         self.startupDatabaseWait = startupDatabaseWait
+        primary.observePool(metrics.factory, store: "primary")
+        shadow?.observePool(metrics.factory, store: "shadow")
+        preinitializeMetrics(subscribers: eventSubscribers.map(\.0))
     }
 
     /// The jobs every process schedules (one run at a time across all of them).
@@ -138,7 +141,8 @@ public final class AppServices: Sendable {
             ShadowVerifier(primary: primary, shadow: $0, evidence: evidence, appender: appender, writer: writer,
                            metrics: metrics.factory, logger: logger, failpoints: failpoints)
         }
-        let auditor = InvariantAuditor(database: primary, evidence: evidence, logger: logger, failpoints: failpoints)
+        let auditor = InvariantAuditor(database: primary, evidence: evidence, logger: logger, failpoints: failpoints,
+                                       metrics: metrics.factory)
         return [
             Job(name: "shadow-discrepancy-verifier", intervalSeconds: config.shadowVerifierIntervalSeconds,
                 enabled: config.shadowVerifierEnabled && verifier != nil) { parameters in

@@ -23,7 +23,7 @@ public enum BallastApp {
         OpenAPIRoutes(environment: services.config.environment, jobNames: services.jobs.jobNames).register(on: router)
         UserRoutes(users: services.users).register(on: router)
         ChaosRoutes(chaos: services.chaos).register(on: router)
-        EvidenceRoutes(evidence: services.evidence).register(on: router)
+        EvidenceRoutes(evidence: services.evidence, metrics: services.metrics.factory).register(on: router)
         WalletRoutes(wallets: services.wallets, commands: services.walletCommands).register(on: router)
         ListingRoutes(listings: services.listings).register(on: router)
         NotificationRoutes(notifications: services.notifications).register(on: router)

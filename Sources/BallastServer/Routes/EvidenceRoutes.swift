@@ -4,11 +4,14 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Marketplace
+import Metrics
 import NIOCore
 
 /// `GET /api/admin/evidence` (filtered, paginated, chain order) and `GET /api/admin/evidence/verify`.
 struct EvidenceRoutes<Context: BallastRequestContext> {
     let evidence: EvidenceLog
+    /// Where each verification's result is counted (`evidence_chain_verifications_total{result}`).
+    let metrics: any MetricsFactory
 
     func register(on router: Router<Context>) {
         router.get("/api/admin/evidence") { request, context in
@@ -25,6 +28,8 @@ struct EvidenceRoutes<Context: BallastRequestContext> {
             _ = try context.requireAdmin()
             let digest = try QueryInput(request).text(EvidenceQuery.digest).flatMap(EvidenceDigest.init)
             let result = try await evidence.verify(digest: digest)
+            Counter(label: "evidence_chain_verifications_total", dimensions: [("result", result.valid ? "valid" : "invalid")],
+                    factory: metrics).increment()
             return try JSONResponse.make(.ok, VerificationBody(result))
         }
     }

@@ -41,6 +41,7 @@ public struct ChaosMonitor: Service {
             if chaos.injector.isPastTimeBox {
                 chaos.switchOffNow(reason: "time box expired")
             } else if let reason = guardWindow.tripReason(abortErrorRate: state.abortErrorRate) {
+                chaos.injector.recordGuardTrip()
                 chaos.switchOffNow(reason: reason)
             }
         }

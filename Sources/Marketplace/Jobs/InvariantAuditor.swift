@@ -3,6 +3,7 @@ import ChaosKit
 import Evidence
 import Foundation
 import Logging
+import Metrics
 import SQLKit
 import Storage
 
@@ -23,7 +24,13 @@ public struct InvariantAuditor: Sendable {
         public static let betweenReads = "auditor.between_reads"
     }
 
-    public init(database: Database, evidence: EvidenceLog, logger: Logger, failpoints: Failpoints? = nil) {
+    let metrics: any MetricsFactory
+
+    public init(
+        database: Database, evidence: EvidenceLog, logger: Logger, failpoints: Failpoints? = nil,
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance
+    ) {
+        self.metrics = metrics
         self.database = database
         self.evidence = evidence
         self.logger = logger
@@ -120,6 +127,9 @@ public struct InvariantAuditor: Sendable {
             try await database.transaction { sql in
                 try await lease?.hold(in: sql)
                 try await evidence.append(events, in: sql)
+            }
+            for violation in report.violations {
+                Counter(label: "invariant_violations_total", dimensions: [("invariant", violation.invariant)], factory: metrics).increment()
             }
             logger.error("invariant violations found", metadata: ["count": .stringConvertible(report.violations.count)])
         }

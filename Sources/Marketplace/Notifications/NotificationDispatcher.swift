@@ -347,9 +347,9 @@ public final class NotificationDispatcher: Service, Sendable {
                 SELECT status, CAST(count(*) AS BIGINT) AS n FROM notifications WHERE status IN ('pending', 'dead') GROUP BY status
                 """).all(decoding: Row.self)
         }
-        for status in ["pending", "dead"] {
-            Gauge(label: "notifications_\(status)", factory: metrics).record(Double(rows.first { $0.status == status }?.n ?? 0))
-        }
+        let count = { (status: String) in Double(rows.first { $0.status == status }?.n ?? 0) }
+        Gauge(label: "notifications_pending", factory: metrics).record(count("pending"))
+        Gauge(label: "notifications_dead", factory: metrics).record(count("dead"))
     }
 }
 

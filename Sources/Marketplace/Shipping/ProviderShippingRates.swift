@@ -41,6 +41,9 @@ public struct ProviderShippingRates: ShippingRates {
         self.logger = logger
     }
 
+    /// Every reason a quote may come from the fixed table (each ``FailedCall``'s `reason`).
+    public static let fallbackReasons = ["circuit_open", "injected", "timeout", "unreachable", "http_status", "invalid_reply"]
+
     /// Why a quote did not come from the provider (`shipping_quote_fallbacks_total{reason}`).
     enum FailedCall: Error, Equatable {
         case circuitOpen(retryAfterSeconds: Int)
