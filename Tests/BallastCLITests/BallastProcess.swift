@@ -1,12 +1,10 @@
+import BallastTestSupport
 import Foundation
 import Synchronization
 
 /// Runs the built `ballast` executable as a separate process, the way a user or a supervisor would.
-final class BallastProcess: @unchecked Sendable {
-    let process = Process()
-    private let stdoutPipe = Pipe()
-    private let stderrPipe = Pipe()
-    private let output = Mutex((stdout: Data(), stderr: Data()))
+final class BallastProcess: Sendable {
+    let process: ChildProcess
 
     /// The `ballast` binary next to the test bundle in the build folder.
     static var executable: URL {
@@ -23,30 +21,12 @@ final class BallastProcess: @unchecked Sendable {
     }
 
     init(_ arguments: [String], environment: [String: String], workingDirectory: URL? = nil) throws {
-        process.executableURL = Self.executable
-        process.arguments = arguments
         // Only what the test passes, plus PATH and HOME: the developer's own settings must not leak in.
         var variables = environment
         let inherited = ProcessInfo.processInfo.environment
         variables["PATH"] = inherited["PATH"] ?? "/usr/bin:/bin"
         variables["HOME"] = inherited["HOME"] ?? "/tmp"
-        process.environment = variables
-        if let workingDirectory { process.currentDirectoryURL = workingDirectory }
-        process.standardOutput = stdoutPipe
-        process.standardError = stderrPipe
-        process.standardInput = FileHandle.nullDevice
-        // Drain both pipes as output arrives, so a chatty process never blocks on a full pipe.
-        stdoutPipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let chunk = handle.availableData
-            guard let self, !chunk.isEmpty else { return }
-            self.output.withLock { $0.stdout.append(chunk) }
-        }
-        stderrPipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let chunk = handle.availableData
-            guard let self, !chunk.isEmpty else { return }
-            self.output.withLock { $0.stderr.append(chunk) }
-        }
-        try process.run()
+        process = try ChildProcess(Self.executable.path, arguments, environment: variables, workingDirectory: workingDirectory?.path)
     }
 
     /// Runs to completion (at most `timeout`) and returns exit status and output.
@@ -59,38 +39,24 @@ final class BallastProcess: @unchecked Sendable {
         return (status, child.readStdout(), child.readStderr())
     }
 
-    /// Waits for the process to exit; kills it and throws after `timeout`.
+    /// Waits for the process to exit and its output to drain; kills it and throws after `timeout`.
     func wait(timeout: Duration) async throws -> Int32 {
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning {
-            if ContinuousClock.now >= deadline {
-                process.terminate()
-                kill(process.processIdentifier, SIGKILL)
-                throw TimedOut(what: "ballast \(process.arguments ?? [])")
-            }
-            try await Task.sleep(for: .milliseconds(50))
+        do {
+            return try await process.wait(timeout: timeout)
+        } catch {
+            throw TimedOut(what: process.description)
         }
-        // Give the readers a moment to collect the last bytes written before exit.
-        try await Task.sleep(for: .milliseconds(100))
-        return process.terminationStatus
     }
 
-    func signal(_ signal: Int32) {
-        kill(process.processIdentifier, signal)
-    }
+    func signal(_ signal: Int32) { process.signal(signal) }
 
     /// Kills the process (SIGKILL) if it still runs and waits, at most `timeout`, until it is gone. Never blocks
     /// longer than that, so a test's clean-up cannot hang the run.
-    func stop(timeout: Duration = .seconds(30)) {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning, ContinuousClock.now < deadline { usleep(20_000) }
-    }
+    func stop(timeout: Duration = .seconds(30)) { process.stop(timeout: timeout) }
 
     /// Everything the process wrote to stdout so far (after exit: all of it, once the pipe has drained).
-    func readStdout() -> String { output.withLock { String(decoding: $0.stdout, as: UTF8.self) } }
-    func readStderr() -> String { output.withLock { String(decoding: $0.stderr, as: UTF8.self) } }
+    func readStdout() -> String { process.standardOutput }
+    func readStderr() -> String { process.standardError }
 
     struct TimedOut: Error, CustomStringConvertible {
         let what: String

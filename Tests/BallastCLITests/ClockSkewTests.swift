@@ -25,7 +25,7 @@ extension ChildProcesses {
         func aProcessWithAFastClockTakesOverNothingStillHeld() async throws {
             let folder = try CLITests.scratchFolder()
             defer { try? FileManager.default.removeItem(at: folder) }
-            let library = try ClockShift.build(in: folder)
+            let library = try await ClockShift.build(in: folder)
             try await TestStores.withFreshURL(.postgres) { url in
                 try await FakeWebhook.with(handling: .zero) { webhook in
                     let port = try freeLoopbackPort()
@@ -200,16 +200,14 @@ enum ClockShift {
         """
 
     /// Compiles the library into `folder` with the C compiler on PATH (the toolchain's).
-    static func build(in folder: URL) throws -> URL {
+    static func build(in folder: URL) async throws -> URL {
         let file = folder.appendingPathComponent("clock_shift.c")
         let library = folder.appendingPathComponent("clock_shift.so")
         try source.write(to: file, atomically: true, encoding: .utf8)
-        let compiler = Process()
-        compiler.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        compiler.arguments = ["clang", "-shared", "-fPIC", "-O1", "-o", library.path, file.path, "-ldl"]
-        try compiler.run()
-        compiler.waitUntilExit()
-        guard compiler.terminationStatus == 0 else { throw BallastProcess.TimedOut(what: "the clock library to compile") }
+        let compiler = try ChildProcess("/usr/bin/env", ["clang", "-shared", "-fPIC", "-O1", "-o", library.path, file.path, "-ldl"])
+        guard try await compiler.wait(timeout: .seconds(120)) == 0 else {
+            throw BallastProcess.TimedOut(what: "the clock library to compile: \(compiler.standardError)")
+        }
         return library
     }
 }

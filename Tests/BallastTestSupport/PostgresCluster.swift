@@ -92,26 +92,16 @@ public final class PostgresCluster: Sendable {
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("ballast-pg-tool-\(UUID().uuidString.prefix(8)).log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: log) }
-        let output = try FileHandle(forWritingTo: log)
-        defer { try? output.close() }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: program)
-        process.arguments = arguments
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let deadline = ContinuousClock.now + .seconds(120)
-        while process.isRunning {
-            if ContinuousClock.now > deadline {
-                process.terminate()
-                throw Failed(description: "\(program) \(arguments.joined(separator: " ")) did not finish")
-            }
-            try await Task.sleep(for: .milliseconds(20))
+        let process = try ChildProcess(program, arguments, output: .file(log.path))
+        let status: Int32
+        do {
+            status = try await process.wait(timeout: .seconds(120))
+        } catch {
+            throw Failed(description: "\(program) \(arguments.joined(separator: " ")) did not finish")
         }
-        guard process.terminationStatus == 0 else {
+        guard status == 0 else {
             let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-            throw Failed(description: "\(program) \(arguments.joined(separator: " ")) failed (\(process.terminationStatus)): \(text)")
+            throw Failed(description: "\(program) \(arguments.joined(separator: " ")) failed (\(status)): \(text)")
         }
     }
 }
