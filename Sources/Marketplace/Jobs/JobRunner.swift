@@ -164,25 +164,44 @@ public final class JobRunner: Service, Sendable {
         _ job: Job, onlyIfDue: Bool, audit: (@Sendable (Transaction) async throws -> Void)?
     ) async throws -> JobLease? {
         try await ensureRows()
-        let holder = self.holder, leaseMicros = leaseSeconds * 1_000_000
+        // Each taking of a lease has a holder name of its own: a fence number repeats if the store is rebuilt, and an
+        // old run of this process must never pass for a new one.
+        let holder = "\(self.holder)/\(UUID().uuidString.lowercased().prefix(8))", leaseMicros = leaseSeconds * 1_000_000
+        let firstSchedule = self.nextRun(job)
         return try await database.transaction { sql in
-            // The row is locked first and the clock read after: an update that waited behind a fenced write of the
-            // previous run (which only locks the row) would otherwise carry a start from before that write committed.
             struct Current: Decodable {
                 let holder: String?
                 let fence: Int64
                 let lease_expires_at_micros: Int64?
                 let next_run_at_micros: Int64?
             }
-            guard let current = try await sql.raw("""
-                SELECT holder, fence, lease_expires_at_micros, next_run_at_micros FROM job_leases
-                WHERE name = \(bind: job.name)\(unsafeRaw: database.rowLock)
-                """).first(decoding: Current.self)
-            else { return nil }
+            func read(locked: Bool) async throws -> Current? {
+                try await sql.raw("""
+                    SELECT holder, fence, lease_expires_at_micros, next_run_at_micros FROM job_leases
+                    WHERE name = \(bind: job.name)\(unsafeRaw: locked ? database.rowLock : "")
+                    """).first(decoding: Current.self)
+            }
+            func takeable(_ row: Current, at now: Int64) -> Bool {
+                let free = row.holder == nil || (row.lease_expires_at_micros ?? Int64.min) <= now
+                return free && (!onlyIfDue || (row.next_run_at_micros ?? Int64.min) <= now)
+            }
+            // A look without the lock first: an attempt that will not take the lease never holds its row (paused
+            // there, it would hold up the holder's renewals and fenced writes).
+            var seen = try await read(locked: false)
+            if seen == nil {
+                // The row is gone (the store was rebuilt under running processes): it is made again, as at start-up.
+                try await sql.raw("""
+                    INSERT INTO job_leases (name, next_run_at_micros) VALUES (\(bind: job.name), \(firstSchedule))
+                    ON CONFLICT (name) DO NOTHING
+                    """).run()
+                seen = try await read(locked: false)
+            }
+            guard let seen, takeable(seen, at: try await JobLease.clock(sql, database)) else { return nil }
+            // Then the row is locked and the clock read after: an update that waited behind a fenced write of the
+            // previous run (which only locks the row) would otherwise carry a start from before that write committed.
+            guard let current = try await read(locked: true) else { return nil }
             let now = try await JobLease.clock(sql, database)
-            let free = current.holder == nil || (current.lease_expires_at_micros ?? Int64.min) <= now
-            guard free else { return nil }
-            if onlyIfDue, let next = current.next_run_at_micros, next > now { return nil }
+            guard takeable(current, at: now) else { return nil }
             // Recorded times never run backwards, even if the database's clock steps back: a run starts no earlier
             // than the last recorded end.
             struct LastEnd: Decodable {
@@ -194,11 +213,13 @@ public final class JobRunner: Service, Sendable {
             let start = max(now, lastEnd ?? now)
             let fence = current.fence + 1
             let expires = now + leaseMicros
-            try await sql.raw("""
+            guard try await sql.raw("""
                 UPDATE job_leases SET holder = \(bind: holder), lease_expires_at_micros = \(bind: expires),
                     started_at_micros = \(bind: start), fence = \(bind: fence)
                 WHERE name = \(bind: job.name) AND fence = \(bind: current.fence)
-                """).run()
+                RETURNING fence
+                """).first() != nil
+            else { return nil }
             // Earlier runs that never recorded their end (their process died, or could not reach the store) lost their
             // lease: they are recorded so, ending no later than this run begins.
             try await sql.raw("""
@@ -285,8 +306,10 @@ public final class JobRunner: Service, Sendable {
         do {
             status = try await Task { try await self.release(job, lease, status: bodyStatus, durationMicros: micros) }.value
         } catch {
-            // Not recorded: the next run to take the lease records this one as lease_lost, ending no later than it
-            // began; the answer says the same.
+            // Not recorded (as far as this process can tell): the next run to take the lease records this one as
+            // lease_lost, ending no later than it began, and the answer says the same. (If the commit went through and
+            // only its answer was lost, the record keeps the body's status; the answer's `unrecorded` says why they may
+            // differ.)
             status = .leaseLost
             logger.warning("could not record a job run; its lease expires on its own", metadata: [
                 "job": .string(job.name), "error": "\(error)",
@@ -369,10 +392,18 @@ public final class JobRunner: Service, Sendable {
             let started_at_micros: Int64?
         }
         return try await database.transaction { sql in
-            guard let row = try await sql.raw("""
-                SELECT holder, fence, lease_expires_at_micros FROM job_leases WHERE name = \(bind: job.name)\(unsafeRaw: database.rowLock)
-                """).first(decoding: LeaseRow.self)
-            else { throw AppError(.internal, "the lease row of \(job.name) is missing") }
+            func read(locked: Bool) async throws -> LeaseRow? {
+                try await sql.raw("""
+                    SELECT holder, fence, lease_expires_at_micros FROM job_leases
+                    WHERE name = \(bind: job.name)\(unsafeRaw: locked ? database.rowLock : "")
+                    """).first(decoding: LeaseRow.self)
+            }
+            // The row is locked only while it may still be this run's: a run whose lease another took over never
+            // holds the new holder's row (paused there, it would hold up its renewals). A fence only grows, so a row
+            // that is not this run's now never becomes it again.
+            guard let seen = try await read(locked: false) else { throw AppError(.internal, "the lease row of \(job.name) is missing") }
+            let mayBeOurs = seen.holder == lease.holder && seen.fence == lease.fence
+            let row = mayBeOurs ? try await read(locked: true) ?? seen : seen
             let now = try await JobLease.clock(sql, database)
             let ours = row.holder == lease.holder && row.fence == lease.fence
             let held = ours && (row.lease_expires_at_micros ?? 0) > now
