@@ -78,11 +78,17 @@ extension JSONValue {
         return try? JSONDecoder().decode(JSONValue.self, from: data)
     }
 
-    /// The text of this value with sorted keys and slashes as they are.
-    public var text: String {
+    /// The one encoder of canonical JSON text: sorted keys, slashes as they are. Stored idempotency keys hash a
+    /// request body in this form, so its settings never change.
+    public static let canonicalEncoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: (try? encoder.encode(self)) ?? Data("null".utf8), as: UTF8.self)
+        return encoder
+    }()
+
+    /// The text of this value with sorted keys and slashes as they are.
+    public var text: String {
+        String(decoding: (try? Self.canonicalEncoder.encode(self)) ?? Data("null".utf8), as: UTF8.self)
     }
 
     public subscript(key: String) -> JSONValue? {

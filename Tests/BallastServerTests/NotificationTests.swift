@@ -91,6 +91,24 @@ struct NotificationTests {
         }
     }
 
+    /// A delivered notification whose outcome the store could not take at first is recorded `sent` once the store
+    /// answers (the write is fenced by the claim and tried again while the claim lasts): never left pending, to be
+    /// delivered a second time when its claim expires.
+    @Test(arguments: TestStores.kinds)
+    func aDeliveryWhoseOutcomeTheStoreRefusedOnceIsRecordedNotSentAgain(kind: StoreKind) async throws {
+        try await FakeProvider.with { provider in
+            try await TestApp.run(kind, environment: Self.webhook(provider)) { (app: TestApp) async throws in
+                _ = try await app.placeNotifiedOrder()
+                try app.services.failpoints.arm(NotificationDispatcher.Failpoint.beforeRecord, .once)
+                #expect(try await app.services.dispatcher.runOnce() == 2)
+                #expect(provider.requests.count == 2)
+                #expect(try await app.notificationStatuses() == ["sent": 2], "the refused write was written again")
+                #expect(try await app.services.dispatcher.runOnce() == 0)
+                #expect(provider.requests.count == 2, "nothing was delivered twice")
+            }
+        }
+    }
+
     @Test(arguments: TestStores.kinds)
     func a429IsHonouredBeforeTheNextAttempt(kind: StoreKind) async throws {
         try await FakeProvider.with { provider in

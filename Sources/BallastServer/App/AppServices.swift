@@ -116,7 +116,8 @@ public final class AppServices: Sendable {
             settings: .init(maxAttempts: config.notifyMaxAttempts, retryBaseMilliseconds: config.notifyRetryBaseMilliseconds,
                             retryMaxMilliseconds: config.notifyRetryMaxMilliseconds,
                             claimSeconds: Int64(config.notifyClaimSeconds)),
-            injector: injector, evidence: evidence, metrics: metrics.factory, logger: logger, isReady: { readiness.isReady })
+            injector: injector, evidence: evidence, metrics: metrics.factory, logger: logger, failpoints: failpoints,
+            isReady: { readiness.isReady })
         self.notifications = NotificationAdmin(database: primary, evidence: evidence)
         self.discrepancies = Discrepancies(database: primary)
         self.jobs = JobRunner(

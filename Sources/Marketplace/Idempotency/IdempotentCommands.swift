@@ -67,7 +67,7 @@ public struct IdempotentCommands: Sendable {
             return CommandAnswer(status: status, body: try render(value), value: value)
         }
         let key = try IdempotencyStore.validateKey(rawKey)
-        let canonical = String(decoding: try Self.canonicalEncoder.encode(command.body), as: UTF8.self)
+        let canonical = String(decoding: try JSONValue.canonicalEncoder.encode(command.body), as: UTF8.self)
         let hash = IdempotencyStore.requestHash(method: command.method, path: command.path, canonicalBody: canonical)
         switch try await store.claim(user: caller, key: key, requestHash: hash) {
         case .replay(let stored):
@@ -110,12 +110,4 @@ public struct IdempotentCommands: Sendable {
     }
 
     static let releaseAttempts = 10
-
-    /// The body's canonical JSON for the request hash: sorted keys, slashes as they are. (Stored hashes depend on
-    /// these bytes: keep them.)
-    static let canonicalEncoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
 }

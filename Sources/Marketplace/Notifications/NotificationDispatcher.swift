@@ -58,11 +58,20 @@ public final class NotificationDispatcher: Service, Sendable {
     let metrics: any MetricsFactory
     let logger: Logger
     let isReady: @Sendable () -> Bool
+    let failpoints: Failpoints?
+
+    /// Failpoints for tests of the store failing at the worst moment.
+    public enum Failpoint {
+        /// Before an attempt's outcome is written (the notification has been delivered or not by then).
+        public static let beforeRecord = "notify.before_record"
+    }
 
     public init(
         database: Database, transport: any NotificationTransport, settings: Settings, injector: FaultInjector,
-        evidence: EvidenceLog, metrics: any MetricsFactory, logger: Logger, isReady: @escaping @Sendable () -> Bool = { true }
+        evidence: EvidenceLog, metrics: any MetricsFactory, logger: Logger, failpoints: Failpoints? = nil,
+        isReady: @escaping @Sendable () -> Bool = { true }
     ) {
+        self.failpoints = failpoints
         self.database = database
         self.transport = transport
         self.settings = settings
@@ -238,6 +247,7 @@ public final class NotificationDispatcher: Service, Sendable {
     /// Records how the attempt ended, only while this claim still holds the row (its token); a write that matches
     /// nothing is not an error: another dispatcher owns the row now and records its own attempts.
     private func record(_ claimed: Claimed, _ outcome: DeliveryOutcome) async throws {
+        try failpoints?.hit(Failpoint.beforeRecord)
         let notification = claimed.notification
         let now = database.nowMicros
         let attempts = notification.attempts + 1
