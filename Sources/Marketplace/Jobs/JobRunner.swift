@@ -421,7 +421,8 @@ public final class JobRunner: Service, Sendable {
             try await sql.raw("""
                 UPDATE job_runs SET status = \(bind: recorded.rawValue),
                     finished_at_micros = CASE WHEN started_at_micros > \(bind: ended) THEN started_at_micros ELSE \(bind: ended) END
-                WHERE name = \(bind: job.name) AND fence = \(bind: lease.fence) AND finished_at_micros IS NULL
+                WHERE name = \(bind: job.name) AND fence = \(bind: lease.fence) AND holder = \(bind: lease.holder)
+                  AND finished_at_micros IS NULL
                 """).run()
             if ours {
                 // Still this run's lease (held, or run out with nobody taking it): it is let go, and the schedule and
