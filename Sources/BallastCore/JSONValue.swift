@@ -79,17 +79,20 @@ extension JSONValue {
     }
 
     /// The one encoder of canonical JSON text: sorted keys, slashes as they are. Stored idempotency keys hash a
-    /// request body in this form, so its settings never change.
-    public static let canonicalEncoder: JSONEncoder = {
+    /// request body in this form, so its settings never change; it is private so that nobody can change them.
+    private static let canonicalEncoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }()
 
-    /// The text of this value with sorted keys and slashes as they are.
-    public var text: String {
-        String(decoding: (try? Self.canonicalEncoder.encode(self)) ?? Data("null".utf8), as: UTF8.self)
+    /// This value as canonical JSON text: sorted keys, slashes as they are.
+    public func canonicalText() throws -> String {
+        String(decoding: try Self.canonicalEncoder.encode(self), as: UTF8.self)
     }
+
+    /// The text of this value with sorted keys and slashes as they are.
+    public var text: String { (try? canonicalText()) ?? "null" }
 
     public subscript(key: String) -> JSONValue? {
         if case .object(let fields) = self { return fields[key] }

@@ -84,11 +84,8 @@ public final class Database: Sendable, Service {
                 metrics.wait.recordNanoseconds((ContinuousClock.now - asked).wholeNanoseconds)
                 return try await body(sql, lease)
             }
-        } catch let error as StorageError {
-            switch error {
-            case .poolTimeout, .poolQueueFull: metrics.timeouts.increment()
-            default: break
-            }
+        } catch {
+            metrics.countGiveUp(error)
             throw error
         }
     }
@@ -173,9 +170,15 @@ public final class Database: Sendable, Service {
     /// PostgreSQL only: `body` on a pooled connection with the driver's own typed API, for the few read paths
     /// where the generic row layer is the bottleneck (evidence verification). `nil` on SQLite. No transaction.
     public func withPostgresConnection<R: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R? {
+        let metrics = poolMetrics.withLock { $0 }
+        let asked = ContinuousClock.now
         do {
-            return try await backend.withPostgresConnection(wait: poolWait, body)
+            return try await backend.withPostgresConnection(wait: poolWait) { connection in
+                metrics?.wait.recordNanoseconds((ContinuousClock.now - asked).wholeNanoseconds)
+                return try await body(connection)
+            }
         } catch {
+            metrics?.countGiveUp(error)
             throw ErrorClassifier.translate(error)
         }
     }
@@ -282,4 +285,12 @@ extension Database {
 struct PoolMetrics: Sendable {
     let wait: Timer
     let timeouts: Counter
+
+    /// Counts `error` if it is the pool giving up on a caller (its wait ran out, or too many already waited).
+    func countGiveUp(_ error: any Error) {
+        switch error as? StorageError {
+        case .poolTimeout?, .poolQueueFull?: timeouts.increment()
+        default: break
+        }
+    }
 }

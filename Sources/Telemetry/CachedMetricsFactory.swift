@@ -1,7 +1,7 @@
 import Metrics
 import Synchronization
 
-/// A metrics factory that makes each counter and timer handler once per label set and hands out the same one
+/// A metrics factory that makes each counter, timer and gauge handler once per label set and hands out the same one
 /// afterwards. Code records metrics as `Counter(label:dimensions:factory:)` where the event happens; without
 /// this, every such call would look its series up in the registry under the registry's lock.
 ///
@@ -29,6 +29,8 @@ struct CachedMetricsFactory: MetricsFactory {
     private final class Handlers: Sendable {
         let counters = Mutex<[Key: any CounterHandler]>([:])
         let timers = Mutex<[Key: any TimerHandler]>([:])
+        /// Gauges (recorders that keep the last value), the only recorders Ballast makes.
+        let gauges = Mutex<[Key: any RecorderHandler]>([:])
     }
 
     private let base: any MetricsFactory
@@ -69,13 +71,21 @@ struct CachedMetricsFactory: MetricsFactory {
     }
 
     func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
-        base.makeRecorder(label: label, dimensions: dimensions, aggregate: aggregate)
+        guard !aggregate else { return base.makeRecorder(label: label, dimensions: dimensions, aggregate: true) }
+        let key = Key(label, dimensions)
+        if let cached = handlers.gauges.withLock({ $0[key] }) { return cached }
+        let made = base.makeRecorder(label: label, dimensions: dimensions, aggregate: false)
+        return handlers.gauges.withLock { gauges in
+            if let raced = gauges[key] { return raced }
+            if gauges.count < Self.capacity { gauges[key] = made }
+            return made
+        }
     }
 
     // Cached handlers live as long as the registry; destroying one series is not something Ballast does.
     func destroyCounter(_ handler: any CounterHandler) {}
     func destroyTimer(_ handler: any TimerHandler) {}
     func destroyMeter(_ handler: any MeterHandler) { base.destroyMeter(handler) }
-    func destroyRecorder(_ handler: any RecorderHandler) { base.destroyRecorder(handler) }
+    func destroyRecorder(_ handler: any RecorderHandler) {}
     func destroyFloatingPointCounter(_ handler: any FloatingPointCounterHandler) { base.destroyFloatingPointCounter(handler) }
 }

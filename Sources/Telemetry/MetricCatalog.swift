@@ -40,7 +40,7 @@ public enum MetricCatalog {
                           labels: ["route", "constraint"]),
         // Stores
         MetricDescription("db_pool_wait_seconds", .histogram,
-                          "Time a caller waited for a pooled database connection, by store (primary, shadow).",
+                          "Time a caller waited before its database work could start, by store (primary, shadow): for a free pooled connection, and on SQLite for its turn to write.",
                           labels: ["store"]),
         MetricDescription("db_pool_timeouts_total", .counter,
                           "Callers that gave up waiting for a pooled database connection (answered 503), by store.",
@@ -63,7 +63,7 @@ public enum MetricCatalog {
         MetricDescription("notifications_pending", .gauge, "Notifications waiting to be delivered (in the outbox, across every process)."),
         MetricDescription("notifications_dead", .gauge, "Notifications given up after every retry, not yet sent again by an admin."),
         MetricDescription("shipping_quote_fallbacks_total", .counter,
-                          "Shipping quotes taken from the fixed table because the provider's answer was unusable, by reason.",
+                          "Shipping quotes the provider could not give usably, by reason (the order then used the fixed table, or was refused with 503 under SHIPPING_FAILURE_POLICY=block).",
                           labels: ["reason"]),
         MetricDescription("circuit_breaker_state", .gauge, "State of a dependency's circuit breaker: 0 closed, 1 open, 2 half-open.",
                           labels: ["dependency"]),

@@ -4,6 +4,13 @@ import Testing
 
 @Suite("Durations and deadlines")
 struct CoreTests {
+    /// Stored idempotency keys hash request bodies in this form: its bytes must never change.
+    @Test func canonicalTextHasFixedBytes() throws {
+        let value: JSONValue = ["b": 1, "a": "x/y é", "c": [true, .null, 1.5], "A": ["z": "\u{1}"]]
+        #expect(try value.canonicalText() == #"{"A":{"z":"\u0001"},"a":"x/y é","b":1,"c":[true,null,1.5]}"#)
+        #expect(value.text == (try value.canonicalText()))
+    }
+
     @Test func wholeUnitsTruncateTowardZero() {
         let duration = Duration.seconds(2) + .nanoseconds(1_234_567)
         #expect(duration.wholeNanoseconds == 2_001_234_567)

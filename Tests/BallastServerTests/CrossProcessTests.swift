@@ -344,6 +344,30 @@ struct CrossProcessTests {
         }
     }
 
+    /// A lease row lost with a rebuilt store (its runs kept) is made again by the scheduler, with its fence carried on
+    /// from the recorded runs: the next run neither collides with an old run's record nor waits for a restart.
+    @Test(arguments: TestStores.kinds)
+    func aLostLeaseRowIsMadeAgainWithItsFenceCarriedOn(kind: StoreKind) async throws {
+        try await TestStores.withDatabase(kind) { database in
+            let job = Job(name: "rebuilt", intervalSeconds: 3600, enabled: true) { _ in .object([:]) }
+            let runner = JobRunner(database: database, jobs: [job], logger: TestStores.logger, leaseSeconds: 30)
+            #expect(try await runner.trigger("rebuilt").status == .succeeded)
+            try await database.transaction { sql in
+                try await sql.raw("DELETE FROM job_leases WHERE name = 'rebuilt'").run()
+            }
+            try await runner.runDueJobs()
+            struct Fence: Decodable { let fence: Int64 }
+            let row = try await database.read { sql in
+                try await sql.raw("SELECT fence FROM job_leases WHERE name = 'rebuilt'").first(decoding: Fence.self)
+            }
+            #expect(row?.fence == 1, "the scheduler made the row again, its fence carried on from the recorded run")
+            #expect(try await runner.trigger("rebuilt").status == .succeeded)
+            let runs = try await Self.runs(database, "rebuilt")
+            #expect(runs.map(\.fence) == [1, 2])
+            #expect(runs.map(\.status) == ["succeeded", "succeeded"])
+        }
+    }
+
     /// Finding 2: claims are fenced per row and renewed just before each attempt, so a slow batch's later rows are
     /// never delivered by a second dispatcher while the first still holds them.
     @Test(arguments: TestStores.kinds)

@@ -12,26 +12,26 @@ extension AppServices {
         let registry = metrics
         Gauge(label: "ballast_info", dimensions: [("version", BallastVersion.current), ("environment", config.environment.rawValue)],
               factory: registry.factory).record(1)
-        registry.preinitialize("wallet_operations_total", ["create", "credit", "debit", "transfer"].flatMap { operation in
-            ["success", ErrorCode.insufficientFunds.rawValue].map { [operation, $0] }
+        registry.preinitialize("wallet_operations_total", WalletService.Operation.allCases.flatMap { operation in
+            ["success", ErrorCode.insufficientFunds.rawValue].map { [operation.rawValue, $0] }
         })
         registry.preinitialize("orders_total", [["created"], ["replayed"]])
         registry.preinitialize("order_transitions_total", [OrderStatus.shipped, .delivered, .cancelled].map { [$0.rawValue] })
         registry.preinitialize("invariant_violations_total", [["I1"], ["I2"], ["I3"], ["I4"]])
         registry.preinitialize("notifications_total", NotificationChannel.allCases.flatMap { channel in
-            ["sent", "retry", "throttled", "dead", "claim_lost"].map { [channel.rawValue, $0] }
+            NotificationDispatcher.AttemptOutcome.allCases.map { [channel.rawValue, $0.rawValue] }
         })
         registry.preinitialize("notifications_pending")
         registry.preinitialize("notifications_dead")
-        registry.preinitialize("shipping_quote_fallbacks_total", ProviderShippingRates.fallbackReasons.map { [$0] })
-        registry.preinitialize("circuit_breaker_state", [["shipping_rates"]])
+        registry.preinitialize("shipping_quote_fallbacks_total", ProviderShippingRates.FallbackReason.allCases.map { [$0.rawValue] })
+        registry.preinitialize("circuit_breaker_state", [[ProviderShippingRates.dependency]])
         registry.preinitialize("peer_values_clamped_total", [["notify_webhook", "retry_after"]])
-        registry.preinitialize("domain_events_total", DomainEvent.names.map { [$0] })
-        let handlers = ["audit-log"] + subscribers
-        registry.preinitialize("event_handler_failures_total", DomainEvent.names.flatMap { event in
-            handlers.flatMap { handler in ["error", "timeout", "injected", "dropped"].map { [event, handler, $0] } }
+        registry.preinitialize("domain_events_total", DomainEvent.Kind.allCases.map { [$0.rawValue] })
+        let handlers = [Self.auditLogSubscriber] + subscribers
+        registry.preinitialize("event_handler_failures_total", DomainEvent.Kind.allCases.flatMap { event in
+            handlers.flatMap { handler in EventBus.FailureReason.allCases.map { [event.rawValue, handler, $0.rawValue] } }
         })
-        let listing = "listing"
+        let listing = ShadowWrite.shadowedEntityType
         let operations = ShadowWrite.Operation.allCases.map(\.rawValue)
         registry.preinitialize("shadow_write_failures_total", operations.flatMap { operation in
             ShadowFailure.allCases.map { [listing, operation, $0.rawValue] }
@@ -47,7 +47,7 @@ extension AppServices {
         registry.preinitialize("chaos_guard_trips_total")
         registry.preinitialize("chaos_injected_faults_total", FaultPoint.all.map { [$0.entityType, $0.operation] })
         registry.preinitialize("evidence_appended_total")
-        registry.preinitialize("evidence_dropped_total", (EvidenceType.allCases.map(\.rawValue) + ["shadow_completion"]).map { [$0] })
+        registry.preinitialize("evidence_dropped_total", (EvidenceType.allCases.map(\.rawValue) + [EvidenceAppender.completionLabel]).map { [$0] })
         registry.preinitialize("evidence_chain_verifications_total", [["valid"], ["invalid"]])
         registry.preinitialize("job_runs_total", jobs.jobNames.flatMap { job in JobRunStatus.allCases.map { [job, $0.rawValue] } })
         let stores = shadow == nil ? [["primary"]] : [["primary"], ["shadow"]]

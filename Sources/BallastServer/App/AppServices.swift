@@ -51,6 +51,9 @@ public final class AppServices: Sendable {
     public let startupDatabaseWait: Duration
     let readiness: Readiness
 
+    /// The built-in event subscriber: one log line and one count per event.
+    static let auditLogSubscriber = "audit-log"
+
     /// `eventSubscribers` join the built-in ones (tests add failing ones).
     public init(
         config: AppConfig, primary: Database, shadow: Database?, metrics: MetricsRegistry = MetricsRegistry(),
@@ -93,14 +96,14 @@ public final class AppServices: Sendable {
             eventLogger.info("domain event", metadata: ["event": .string(event.name)])
         }
         self.events = EventBus(
-            subscribers: [("audit-log", auditLog)] + eventSubscribers, injector: injector, metrics: metrics.factory, logger: logger)
+            subscribers: [(Self.auditLogSubscriber, auditLog)] + eventSubscribers, injector: injector, metrics: metrics.factory, logger: logger)
         self.products = ProductService(database: primary, evidence: evidence, failpoints: failpoints, events: events, reads: reads)
         self.orders = OrderService(
             database: primary, wallets: wallets, failpoints: failpoints, metrics: metrics.factory, reads: reads, events: events)
         if let url = config.shippingRatesURL {
             self.shippingRates = ProviderShippingRates(
                 url: url, timeout: .milliseconds(config.shippingTimeoutMilliseconds), policy: config.shippingFailurePolicy,
-                breaker: CircuitBreaker(dependency: "shipping_rates", metrics: metrics.factory), injector: injector,
+                breaker: CircuitBreaker(dependency: ProviderShippingRates.dependency, metrics: metrics.factory), injector: injector,
                 metrics: metrics.factory, logger: logger)
         } else {
             self.shippingRates = FallbackShippingRates()

@@ -10,17 +10,23 @@ public enum DomainEvent: Sendable, Equatable {
     case orderCancelled(Order)
     case productDisabled(Product)
 
-    /// Every event's name, for metrics that exist from start-up (each case's ``name``; the catalog test checks them).
-    public static let names = ["order_placed", "order_cancelled", "product_disabled"]
+    /// What kind of event it is; its raw value is the event's name in logs and metrics.
+    public enum Kind: String, Sendable, CaseIterable {
+        case orderPlaced = "order_placed"
+        case orderCancelled = "order_cancelled"
+        case productDisabled = "product_disabled"
+    }
 
-    /// The event's name in logs and metrics.
-    public var name: String {
+    public var kind: Kind {
         switch self {
-        case .orderPlaced: return "order_placed"
-        case .orderCancelled: return "order_cancelled"
-        case .productDisabled: return "product_disabled"
+        case .orderPlaced: return .orderPlaced
+        case .orderCancelled: return .orderCancelled
+        case .productDisabled: return .productDisabled
         }
     }
+
+    /// The event's name in logs and metrics.
+    public var name: String { kind.rawValue }
 }
 
 /// Delivers domain events to in-process subscribers, after commit and off the request path: `publish` only
@@ -30,6 +36,18 @@ public enum DomainEvent: Sendable, Equatable {
 /// `events.dispatch` is checked per delivery.
 public final class EventBus: Service, Sendable {
     public typealias Handler = @Sendable (DomainEvent) async throws -> Void
+
+    /// Why a subscriber did not get or handle an event (`event_handler_failures_total{reason}`).
+    public enum FailureReason: String, Sendable, CaseIterable {
+        /// The queue was full when it was published.
+        case dropped
+        /// The `events.dispatch` fault point failed it on purpose.
+        case injected
+        /// The subscriber took longer than ``EventBus/handlerTimeout``.
+        case timeout
+        /// The subscriber threw.
+        case error
+    }
 
     public static let capacity = 10_000
     public static let workerCount = 2
@@ -63,7 +81,7 @@ public final class EventBus: Service, Sendable {
     /// Queues `event` for every subscriber. Never waits, never throws.
     public func publish(_ event: DomainEvent, requestId: String?) {
         for subscriber in subscribers where !queue.tryPush(Delivery(event: event, subscriber: subscriber, requestId: requestId)) {
-            failed(event, subscriber.name, reason: "dropped", requestId: requestId, error: "the event queue is full")
+            failed(event, subscriber.name, reason: .dropped, requestId: requestId, error: "the event queue is full")
         }
     }
 
@@ -93,23 +111,23 @@ public final class EventBus: Service, Sendable {
     private func deliver(_ delivery: Delivery) async {
         let name = delivery.subscriber.name
         if case .fail(let fault)? = injector.check(.eventsDispatch, entityId: nil, requestId: delivery.requestId) {
-            failed(delivery.event, name, reason: "injected", requestId: delivery.requestId, error: fault.description)
+            failed(delivery.event, name, reason: .injected, requestId: delivery.requestId, error: fault.description)
             return
         }
         do {
             try await Deadline.run(Self.handlerTimeout) { try await delivery.subscriber.handler(delivery.event) }
         } catch is Deadline.Passed {
-            failed(delivery.event, name, reason: "timeout", requestId: delivery.requestId, error: "no answer within \(Self.handlerTimeout)")
+            failed(delivery.event, name, reason: .timeout, requestId: delivery.requestId, error: "no answer within \(Self.handlerTimeout)")
         } catch {
-            failed(delivery.event, name, reason: "error", requestId: delivery.requestId, error: String(describing: error))
+            failed(delivery.event, name, reason: .error, requestId: delivery.requestId, error: String(describing: error))
         }
     }
 
-    private func failed(_ event: DomainEvent, _ handler: String, reason: String, requestId: String?, error: String) {
+    private func failed(_ event: DomainEvent, _ handler: String, reason: FailureReason, requestId: String?, error: String) {
         Counter(label: "event_handler_failures_total",
-                dimensions: [("event", event.name), ("handler", handler), ("reason", reason)], factory: metrics).increment()
+                dimensions: [("event", event.name), ("handler", handler), ("reason", reason.rawValue)], factory: metrics).increment()
         var metadata: Logger.Metadata = [
-            "event": .string(event.name), "handler": .string(handler), "reason": .string(reason), "error": .string(error),
+            "event": .string(event.name), "handler": .string(handler), "reason": .string(reason.rawValue), "error": .string(error),
         ]
         if let requestId { metadata["requestId"] = .string(requestId) }
         logger.warning("event handler failed", metadata: metadata)

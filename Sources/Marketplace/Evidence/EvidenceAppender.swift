@@ -53,10 +53,13 @@ public final class EvidenceAppender: Sendable, Service {
         enqueue(Item(event: event, completes: completing), label: event.eventType)
     }
 
+    /// The `event_type` label under which a dropped shadow-write completion (no event of its own) is counted.
+    public static let completionLabel = "shadow_completion"
+
     /// Queues the completion of a shadow write that landed: its outbox row is deleted in the next batch.
     @discardableResult
     public func complete(_ key: ShadowOutboxKey) -> Bool {
-        enqueue(Item(event: nil, completes: key), label: "shadow_completion")
+        enqueue(Item(event: nil, completes: key), label: Self.completionLabel)
     }
 
     private func enqueue(_ item: Item, label: String) -> Bool {

@@ -67,7 +67,7 @@ public struct IdempotentCommands: Sendable {
             return CommandAnswer(status: status, body: try render(value), value: value)
         }
         let key = try IdempotencyStore.validateKey(rawKey)
-        let canonical = String(decoding: try JSONValue.canonicalEncoder.encode(command.body), as: UTF8.self)
+        let canonical = try command.body.canonicalText()
         let hash = IdempotencyStore.requestHash(method: command.method, path: command.path, canonicalBody: canonical)
         switch try await store.claim(user: caller, key: key, requestHash: hash) {
         case .replay(let stored):

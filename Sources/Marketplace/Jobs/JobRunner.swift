@@ -128,13 +128,21 @@ public final class JobRunner: Service, Sendable {
         // One read finds what is due; only those are tried (with the due check repeated in the conditional
         // update), so an idle scheduler costs one read a second.
         let now = database.nowMicros
-        let due = try await database.read { sql in
+        struct DueRow: Decodable {
+            let name: String
+            let due: Int64
+        }
+        let rows = try await database.read { sql in
             try await sql.raw("""
-                SELECT name FROM job_leases WHERE (next_run_at_micros IS NULL OR next_run_at_micros <= \(now))
+                SELECT name, CAST(CASE WHEN (next_run_at_micros IS NULL OR next_run_at_micros <= \(now))
                   AND (holder IS NULL OR lease_expires_at_micros IS NULL OR lease_expires_at_micros <= \(now))
-                """).all(decoding: NameRow.self)
-        }.map(\.name)
-        for job in jobs where job.enabled && due.contains(job.name) {
+                  THEN 1 ELSE 0 END AS BIGINT) AS due
+                FROM job_leases
+                """).all(decoding: DueRow.self)
+        }
+        // A job whose row is missing (lost with a rebuilt store) is tried too: taking its lease makes the row again.
+        let known = Dictionary(rows.map { ($0.name, $0.due == 1) }, uniquingKeysWith: { first, _ in first })
+        for job in jobs where job.enabled && known[job.name] ?? true {
             let asked = ContinuousClock.now
             guard let lease = try await acquire(job, onlyIfDue: true, audit: nil) else { continue }
             _ = await execute(job, .init(), lease, askedAt: asked)
@@ -147,14 +155,20 @@ public final class JobRunner: Service, Sendable {
     private func ensureRows() async throws {
         guard !rowsExist.load(ordering: .acquiring) else { return }
         try await database.transaction { sql in
-            for job in jobs {
-                try await sql.raw("""
-                    INSERT INTO job_leases (name, next_run_at_micros) VALUES (\(bind: job.name), \(nextRun(job)))
-                    ON CONFLICT (name) DO NOTHING
-                    """).run()
-            }
+            for job in jobs { try await insertLeaseRow(job, sql) }
         }
         rowsExist.store(true, ordering: .releasing)
+    }
+
+    /// Makes `job`'s lease row if it has none: free, due after one interval, its fence carried on from the runs
+    /// already recorded (so a row made again after it was lost never repeats a fence of `job_runs`).
+    private func insertLeaseRow(_ job: Job, _ sql: Transaction) async throws {
+        try await sql.raw("""
+            INSERT INTO job_leases (name, next_run_at_micros, fence)
+            VALUES (\(bind: job.name), \(nextRun(job)),
+                    COALESCE((SELECT max(fence) FROM job_runs WHERE name = \(bind: job.name)), 0))
+            ON CONFLICT (name) DO NOTHING
+            """).run()
     }
 
     /// Takes the job's lease if it is free or expired (on the database's clock), and for a scheduled run only if the
@@ -167,7 +181,6 @@ public final class JobRunner: Service, Sendable {
         // Each taking of a lease has a holder name of its own: a fence number repeats if the store is rebuilt, and an
         // old run of this process must never pass for a new one.
         let holder = "\(self.holder)/\(UUID().uuidString.lowercased().prefix(8))", leaseMicros = leaseSeconds * 1_000_000
-        let firstSchedule = self.nextRun(job)
         return try await database.transaction { sql in
             struct Current: Decodable {
                 let holder: String?
@@ -190,10 +203,7 @@ public final class JobRunner: Service, Sendable {
             var seen = try await read(locked: false)
             if seen == nil {
                 // The row is gone (the store was rebuilt under running processes): it is made again, as at start-up.
-                try await sql.raw("""
-                    INSERT INTO job_leases (name, next_run_at_micros) VALUES (\(bind: job.name), \(firstSchedule))
-                    ON CONFLICT (name) DO NOTHING
-                    """).run()
+                try await insertLeaseRow(job, sql)
                 seen = try await read(locked: false)
             }
             guard let seen, takeable(seen, at: try await JobLease.clock(sql, database)) else { return nil }
@@ -231,8 +241,7 @@ public final class JobRunner: Service, Sendable {
                 VALUES (\(bind: job.name), \(bind: fence), \(bind: holder), \(bind: start))
                 """).run()
             try await audit?(sql)
-            return JobLease(name: job.name, holder: holder, fence: fence, expiresAtMicros: expires,
-                            database: database)
+            return JobLease(name: job.name, holder: holder, fence: fence, database: database)
         }
     }
 
@@ -452,8 +461,6 @@ public struct JobLease: Sendable, Equatable {
     public let name: String
     public let holder: String
     public let fence: Int64
-    /// When the lease expires as it was taken (database clock, microseconds); renewals move it on.
-    let expiresAtMicros: Int64
     let database: Database
 
     public static func == (lhs: JobLease, rhs: JobLease) -> Bool {
@@ -557,6 +564,3 @@ public struct LeaseLost: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String { "\(job) run \(fence) lost its lease: \(why)" }
 }
 
-struct NameRow: Decodable {
-    let name: String
-}

@@ -198,7 +198,7 @@ public final class NotificationDispatcher: Service, Sendable {
         let asked = ContinuousClock.now
         do {
             guard try await renew(claimed) else {
-                count(notification.channel.rawValue, "claim_lost")
+                count(notification.channel.rawValue, .claimLost)
                 return
             }
         } catch {
@@ -263,7 +263,7 @@ public final class NotificationDispatcher: Service, Sendable {
                     UPDATE notifications SET claimed_until_micros = NULL, claim_token = NULL WHERE \(owned)
                     """).run()
             }
-            count(channel, "claim_lost")
+            count(channel, .claimLost)
         case .delivered:
             let recorded = try await database.transaction { sql in
                 try await sql.raw("""
@@ -272,7 +272,7 @@ public final class NotificationDispatcher: Service, Sendable {
                     WHERE \(owned) RETURNING id
                     """).first() != nil
             }
-            count(channel, recorded ? "sent" : "claim_lost")
+            count(channel, recorded ? .sent : .claimLost)
         case .retryAfter(let seconds, let clamped) where attempts < settings.maxAttempts:
             // A peer's number: bounded again here, whatever transport read it, so no arithmetic on it can trap.
             let wait = min(max(0, Int64(seconds)), Self.maximumRetryAfterSeconds)
@@ -285,11 +285,11 @@ public final class NotificationDispatcher: Service, Sendable {
             }
             let recorded = try await reschedule(claimed, attempts: attempts, afterMicros: wait * 1_000_000,
                                                 error: "the receiver asked to wait \(wait) s (429)")
-            count(channel, recorded ? "throttled" : "claim_lost")
+            count(channel, recorded ? .throttled : .claimLost)
         case .failed(let reason) where attempts < settings.maxAttempts:
             let recorded = try await reschedule(claimed, attempts: attempts, afterMicros: backoffMicros(afterAttempt: attempts),
                                                 error: reason)
-            count(channel, recorded ? "retry" : "claim_lost")
+            count(channel, recorded ? .retry : .claimLost)
         case .failed, .retryAfter:
             let reason: String
             if case .failed(let text) = outcome { reason = text } else { reason = "the receiver kept asking to wait (429)" }
@@ -310,8 +310,8 @@ public final class NotificationDispatcher: Service, Sendable {
                     key: "notification-dead:\(notification.id):\(claimed.token)")], in: sql)
                 return true
             }
-            guard recorded else { return count(channel, "claim_lost") }
-            count(channel, "dead")
+            guard recorded else { return count(channel, .claimLost) }
+            count(channel, .dead)
             logger.error("notification dead-lettered", metadata: [
                 "notificationId": .string(notification.id), "channel": .string(channel), "attempts": "\(attempts)",
             ])
@@ -342,8 +342,16 @@ public final class NotificationDispatcher: Service, Sendable {
         return Int64.random(in: 0...max(0, window))
     }
 
-    private func count(_ channel: String, _ outcome: String) {
-        Counter(label: "notifications_total", dimensions: [("channel", channel), ("outcome", outcome)], factory: metrics).increment()
+    /// How one claimed attempt ended (`notifications_total{outcome}`).
+    public enum AttemptOutcome: String, Sendable, CaseIterable {
+        case sent, retry, throttled, dead
+        /// The claim was gone (or never used) when the outcome was to be written: another dispatcher owns the row.
+        case claimLost = "claim_lost"
+    }
+
+    private func count(_ channel: String, _ outcome: AttemptOutcome) {
+        Counter(label: "notifications_total", dimensions: [("channel", channel), ("outcome", outcome.rawValue)], factory: metrics)
+            .increment()
     }
 
     /// `notifications_pending` and `notifications_dead`.

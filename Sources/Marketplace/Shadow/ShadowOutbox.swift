@@ -17,7 +17,7 @@ public struct ShadowOutboxKey: Sendable, Hashable {
 /// was paused) is claimed again and applied by whichever process sweeps first. A completion must still hold the
 /// row's claim, so two processes never both record one write's failure.
 enum ShadowOutbox {
-    static let entityType = "listing"
+    static let entityType = ShadowWrite.shadowedEntityType
 
     /// Records `listing`'s write in the caller's transaction, claimed by `token` for `claimSeconds`.
     static func insert(

@@ -60,7 +60,7 @@ public struct ShadowVerifier: Sendable {
     public static let batchSize = 10_000
     /// Differences one run keeps in memory (the scan itself holds two batches whatever the table size).
     public static let maximumCandidates = 50_000
-    static let entityType = "listing"
+    static let entityType = ShadowWrite.shadowedEntityType
 
     let primary: Database
     let shadow: Database

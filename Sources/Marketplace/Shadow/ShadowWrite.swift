@@ -3,6 +3,9 @@ import Foundation
 
 /// One row to mirror into the shadow store: the entity's full current state after a primary commit.
 public struct ShadowWrite: Sendable, Equatable {
+    /// The one entity type with a shadow copy (the label value of the shadow metrics and evidence).
+    public static let shadowedEntityType = "listing"
+
     public enum Operation: String, Sendable, CaseIterable {
         case create, update, delete
     }
@@ -19,7 +22,7 @@ public struct ShadowWrite: Sendable, Equatable {
     var delay: Duration?
 
     public init(_ listing: Listing, _ operation: Operation, requestId: String?, outbox: ShadowOutboxKey? = nil) {
-        self.entityType = "listing"
+        self.entityType = Self.shadowedEntityType
         self.operation = operation
         self.listing = listing
         self.requestId = requestId

@@ -41,8 +41,16 @@ public struct ProviderShippingRates: ShippingRates {
         self.logger = logger
     }
 
-    /// Every reason a quote may come from the fixed table (each ``FailedCall``'s `reason`).
-    public static let fallbackReasons = ["circuit_open", "injected", "timeout", "unreachable", "http_status", "invalid_reply"]
+    /// The name of the shipping provider as a dependency (`circuit_breaker_state{dependency}`).
+    public static let dependency = "shipping_rates"
+
+    /// Why a quote came from the fixed table (`shipping_quote_fallbacks_total{reason}`).
+    public enum FallbackReason: String, Sendable, CaseIterable {
+        case circuitOpen = "circuit_open"
+        case injected, timeout, unreachable
+        case httpStatus = "http_status"
+        case invalidReply = "invalid_reply"
+    }
 
     /// Why a quote did not come from the provider (`shipping_quote_fallbacks_total{reason}`).
     enum FailedCall: Error, Equatable {
@@ -53,14 +61,14 @@ public struct ProviderShippingRates: ShippingRates {
         case status(UInt)
         case invalidReply(String)
 
-        var reason: String {
+        var reason: FallbackReason {
             switch self {
-            case .circuitOpen: return "circuit_open"
-            case .injected: return "injected"
-            case .timeout: return "timeout"
-            case .unreachable: return "unreachable"
-            case .status: return "http_status"
-            case .invalidReply: return "invalid_reply"
+            case .circuitOpen: return .circuitOpen
+            case .injected: return .injected
+            case .timeout: return .timeout
+            case .unreachable: return .unreachable
+            case .status: return .httpStatus
+            case .invalidReply: return .invalidReply
             }
         }
     }
@@ -69,13 +77,13 @@ public struct ProviderShippingRates: ShippingRates {
         do {
             return ShippingQuote(amountMinor: try await providerAmount(destination, items), source: .provider)
         } catch let failure as FailedCall {
-            Counter(label: "shipping_quote_fallbacks_total", dimensions: [("reason", failure.reason)], factory: metrics).increment()
-            logger.warning("shipping quote failed", metadata: ["reason": .string(failure.reason), "detail": "\(failure)"])
+            Counter(label: "shipping_quote_fallbacks_total", dimensions: [("reason", failure.reason.rawValue)], factory: metrics).increment()
+            logger.warning("shipping quote failed", metadata: ["reason": .string(failure.reason.rawValue), "detail": "\(failure)"])
             guard policy == .fallback else {
                 var retryAfter = 5
                 if case .circuitOpen(let seconds) = failure { retryAfter = max(1, seconds) }
                 throw AppError(.shippingUnavailable, "shipping cannot be priced right now; try again in \(retryAfter) s",
-                               details: ["reason": .string(failure.reason)], retryAfterSeconds: retryAfter)
+                               details: ["reason": .string(failure.reason.rawValue)], retryAfterSeconds: retryAfter)
             }
             return ShippingQuote(amountMinor: FallbackShippingRates.amount(for: destination), source: .fallback)
         }

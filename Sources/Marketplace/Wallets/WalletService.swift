@@ -73,7 +73,7 @@ public struct WalletService: Sendable {
                 VALUES (\(bind: id.description), \(bind: owner.id.description), \(bind: currency.code), 0, \(bind: now))
                 """).run()
         }
-        count("create", "success")
+        count(.create, "success")
         return Wallet(id: id, ownerId: owner.id, currency: currency, balanceMinor: 0, createdAt: StoredTime.date(fromMicros: now))
     }
 
@@ -85,10 +85,10 @@ public struct WalletService: Sendable {
             let wallet = try await addToBalance(id, amount, sql)
             try failpoints.hit(Failpoint.creditAfterBalanceUpdate)
             let entry = try await appendLedger(wallet, .credit, amount, reference, sql)
-            count("credit", "success")
+            count(.credit, "success")
             return WalletMovement(wallet: wallet, entry: entry)
         } catch let error as AppError {
-            count("credit", error.code.rawValue)
+            count(.credit, error.code.rawValue)
             throw error
         }
     }
@@ -99,10 +99,10 @@ public struct WalletService: Sendable {
     public func debit(_ id: WalletID, _ amount: Amount, _ reference: String?, _ caller: User, _ sql: Transaction) async throws -> WalletMovement {
         do {
             let movement = try await take(Debit(wallet: id, amount: amount, reference: reference, caller: caller), sql)
-            count("debit", "success")
+            count(.debit, "success")
             return movement
         } catch let error as AppError {
-            count("debit", error.code.rawValue)
+            count(.debit, error.code.rawValue)
             throw error
         }
     }
@@ -172,10 +172,10 @@ public struct WalletService: Sendable {
                 VALUES (\(bind: id.description), \(bind: source.description), \(bind: target.description),
                         \(bind: amount.minorUnits), \(bind: caller.id.description), \(bind: StoredTime.nowMicros()))
                 """).run()
-            count("transfer", "success")
+            count(.transfer, "success")
             return TransferResult(id: id, from: from, to: to, amountMinor: amount.minorUnits)
         } catch let error as AppError {
-            count("transfer", error.code.rawValue)
+            count(.transfer, error.code.rawValue)
             throw error
         }
     }
@@ -311,8 +311,13 @@ public struct WalletService: Sendable {
             .first(decoding: WalletRow.self)
     }
 
-    private func count(_ operation: String, _ outcome: String) {
-        Counter(label: "wallet_operations_total", dimensions: [("operation", operation), ("outcome", outcome)], factory: metrics)
+    /// What `wallet_operations_total{operation}` counts.
+    public enum Operation: String, Sendable, CaseIterable {
+        case create, credit, debit, transfer
+    }
+
+    private func count(_ operation: Operation, _ outcome: String) {
+        Counter(label: "wallet_operations_total", dimensions: [("operation", operation.rawValue), ("outcome", outcome)], factory: metrics)
             .increment()
     }
 }
