@@ -112,9 +112,11 @@ public final class JobRunner: Service, Sendable {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 try? await Task.sleep(for: Self.tick)
-                guard self.isReady() else { continue }
+                guard self.isReady(), !Task.isCancelled else { continue }
                 do {
                     try await self.runDueJobs()
+                } catch is CancellationError {
+                    // Shutting down: nothing went wrong.
                 } catch {
                     self.logger.warning("job scheduler could not check for due jobs", metadata: ["error": "\(error)"])
                 }
