@@ -6,6 +6,7 @@ import PostgresNIO
 import SQLKit
 import ServiceLifecycle
 import Synchronization
+import Tracing
 
 /// One store (the primary or the shadow): a pool of connections to SQLite or PostgreSQL, the one transaction
 /// helper every write goes through, and plain reads.
@@ -110,9 +111,17 @@ public final class Database: Sendable, Service {
     /// back when it throws. Serialization failures, deadlocks and a busy SQLite file run the whole transaction
     /// again, at most ``maxTransactionAttempts`` times, so `body` must not have effects outside the database.
     public func transaction<R: Sendable>(_ body: (Transaction) async throws -> R) async throws -> R {
+        try await Traces.span("db transaction", kind: .client) { span in
+            span?.attributes["db.system.name"] = dialect == .postgres ? "postgresql" : "sqlite"
+            return try await transactionWithRetries(span, body)
+        }
+    }
+
+    private func transactionWithRetries<R: Sendable>(_ span: (any Span)?, _ body: (Transaction) async throws -> R) async throws -> R {
         var attempt = 0
         while true {
             attempt += 1
+            span?.attributes["ballast.db.attempts"] = attempt
             do {
                 return try await withConnection(write: true) { sql, lease in
                     try await Self.runOnce(sql, lease: lease, begin: backend.beginStatement) { try await body(Transaction($0)) }
@@ -137,12 +146,15 @@ public final class Database: Sendable, Service {
     /// snapshot). For reads whose figures must agree with each other (the invariant auditor).
     public func snapshot<R: Sendable>(_ body: (any SQLDatabase) async throws -> R) async throws -> R {
         let begin = dialect == .postgres ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN DEFERRED"
-        do {
-            return try await withConnection(write: false) { sql, lease in
-                try await Self.runOnce(sql, lease: lease, begin: begin, body: body)
+        return try await Traces.span("db snapshot", kind: .client) { span in
+            span?.attributes["db.system.name"] = dialect == .postgres ? "postgresql" : "sqlite"
+            do {
+                return try await withConnection(write: false) { sql, lease in
+                    try await Self.runOnce(sql, lease: lease, begin: begin, body: body)
+                }
+            } catch {
+                throw ErrorClassifier.translate(error)
             }
-        } catch {
-            throw ErrorClassifier.translate(error)
         }
     }
 

@@ -1,7 +1,9 @@
 import ArgumentParser
 import BallastConfig
 import BallastServer
+import Foundation
 import Logging
+import ServiceLifecycle
 import Storage
 import Telemetry
 
@@ -44,7 +46,18 @@ struct Serve: AsyncParsableCommand {
         overrides["SHADOW_DATABASE_URL"] = shadowDatabaseURL
         overrides["MIGRATE_ON_START"] = migrateOnStart
         let config = try CommandSupport.loadConfig(overrides: overrides)
-        let logger = CommandSupport.bootstrapLogging(config, sink: .standardOutput)
+        let tracing = TraceExport.isRequested(ProcessInfo.processInfo.environment)
+        let logger = CommandSupport.bootstrapLogging(
+            config, sink: .standardOutput, metadataProvider: tracing ? TraceExport.logMetadata : nil)
+        var traceExporter: (any Service)?
+        if tracing {
+            do {
+                traceExporter = try TraceExport.start(logger: logger)
+            } catch {
+                CommandSupport.printError("error: cannot set up tracing from the OTEL_* variables: \(error)")
+                throw ExitCode(1)
+            }
+        }
 
         let primary: Database
         do {
@@ -71,9 +84,10 @@ struct Serve: AsyncParsableCommand {
             "version": "\(BallastVersion.current)", "environment": "\(config.environment.rawValue)",
             "address": "\(config.host):\(config.port)", "database": "\(config.databaseURL)",
             "shadowDatabase": "\(config.shadowDatabaseURL.map { "\($0)" } ?? "none")",
+            "tracing": "\(tracing ? "otlp" : "off")",
         ])
         do {
-            try await BallastApp.run(services: services)
+            try await BallastApp.run(services: services, alongside: traceExporter.map { [$0] } ?? [])
         } catch {
             CommandSupport.printError("error: \(error)")
             throw ExitCode(1)

@@ -50,9 +50,9 @@ enum CommandSupport {
 
     /// Installs the log handler chosen by LOG_FORMAT/LOG_LEVEL. `serve` logs to stdout; the other commands log
     /// to stderr so that what they print on stdout can be piped.
-    static func bootstrapLogging(_ config: AppConfig, sink: LogSink) -> Logger {
+    static func bootstrapLogging(_ config: AppConfig, sink: LogSink, metadataProvider: Logger.MetadataProvider? = nil) -> Logger {
         let level = Logger.Level(rawValue: config.logLevel.rawValue) ?? .info
-        LogOutput.bootstrap(config.logFormat == .json ? .json : .text, level: level, sink: sink)
+        LogOutput.bootstrap(config.logFormat == .json ? .json : .text, level: level, sink: sink, metadataProvider: metadataProvider)
         return Logger(label: "ballast")
     }
 

@@ -163,6 +163,9 @@ extension ChildProcesses {
                 let logLines = child.readStdout().split(separator: "\n")
                 #expect(logLines.contains { $0.contains(#""message":"request""#) && $0.contains(#""route":"/health""#) })
                 #expect(!child.readStdout().contains(String(repeating: "k", count: 40)))
+                // No OTEL_* endpoint: tracing is off, so no line carries a trace id and start-up says so.
+                #expect(!child.readStdout().contains("traceId"))
+                #expect(logLines.contains { $0.contains(#""tracing":"off""#) })
             }
         }
 

@@ -64,6 +64,17 @@ struct MigrationTests {
                             INSERT INTO chaos_state (id, version, enabled, fail_rate, scope, seed, expires_at_micros, latency_ms,
                                                      reason, updated_by, updated_at_micros)
                             VALUES (1, 4, 1, 0.25, 'all_writes', 'kept', NULL, 0, 'operator', 'someone', 1)
+                            ON CONFLICT (id) DO UPDATE SET version = 4, enabled = 1, fail_rate = 0.25, scope = 'all_writes',
+                                seed = 'kept', reason = 'operator', updated_by = 'someone', updated_at_micros = 1
+                            """).run()
+                    }
+                }
+                if last >= 9 {
+                    // A shadow write still queued (the outbox exists from migration 9 on).
+                    try await database.transaction { sql in
+                        try await sql.raw("""
+                            INSERT INTO shadow_outbox (entity_type, entity_id, version, operation, request_id, enqueued_at_micros)
+                            VALUES ('listing', 'kept-listing', 1, 'create', NULL, 1)
                             """).run()
                     }
                 }
@@ -74,6 +85,13 @@ struct MigrationTests {
                         try await sql.raw("SELECT seed FROM chaos_state WHERE id = 1").first()?.decode(column: "seed", as: String.self)
                     }
                     #expect(seed == "kept", "from version \(last)")
+                }
+                if last >= 9 {
+                    let queued = try await database.read { sql in
+                        try await sql.raw("SELECT count(*) AS n FROM shadow_outbox WHERE entity_id = 'kept-listing' AND trace_parent IS NULL")
+                            .first()!.decode(column: "n", as: Int.self)
+                    }
+                    #expect(queued == 1, "from version \(last)")
                 }
             }
         }

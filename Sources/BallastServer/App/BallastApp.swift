@@ -1,4 +1,5 @@
 import BallastConfig
+import BallastCore
 import Hummingbird
 import Logging
 import ServiceLifecycle
@@ -6,11 +7,14 @@ import Storage
 
 /// Builds the router and the application from ``AppServices``.
 public enum BallastApp {
-    /// The router with every middleware (outermost first: request id, access log, HTTP metrics, body limit,
-    /// auth) and every route.
+    /// The router with every middleware (outermost first: tracing when on, request id, access log, HTTP metrics,
+    /// body limit, auth) and every route.
     public static func buildRouter(services: AppServices) -> Router<AppRequestContext> {
         let router = Router(context: AppRequestContext.self)
         let renderer = ErrorRenderer(metrics: services.metrics.factory)
+        // Outermost when tracing is on, so the request's log lines and every span it opens belong to its trace;
+        // absent (not even a check per request) when it is off.
+        if Traces.isOn { router.add(middleware: TracingMiddleware()) }
         router.add(middleware: RequestIDMiddleware(renderer: renderer))
         router.add(middleware: AccessLogMiddleware(renderer: renderer))
         router.add(middleware: HTTPMetricsMiddleware(
@@ -64,11 +68,12 @@ public enum BallastApp {
     }
 
     /// Runs the application until SIGTERM or SIGINT, then stops accepting connections, lets in-flight requests
-    /// finish for at most 10 s, and closes the pools.
-    public static func run(services: AppServices) async throws {
+    /// finish for at most 10 s, and closes the pools. `alongside` run for as long and stop after it (the trace
+    /// exporter, so the spans of the last requests are still sent).
+    public static func run(services: AppServices, alongside: [any Service] = []) async throws {
         let app = buildApplication(services: services)
         var configuration = ServiceGroupConfiguration(
-            services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: services.logger)
+            services: alongside + [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: services.logger)
         configuration.maximumGracefulShutdownDuration = .seconds(10)
         configuration.maximumCancellationDuration = .seconds(5)
         try await ServiceGroup(configuration: configuration).run()

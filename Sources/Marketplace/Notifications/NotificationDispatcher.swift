@@ -1,3 +1,4 @@
+import BallastCore
 import ChaosKit
 import Evidence
 import Foundation
@@ -6,6 +7,7 @@ import Metrics
 import SQLKit
 import ServiceLifecycle
 import Storage
+import Tracing
 
 /// Delivers the notification outbox (a service in every server process).
 ///
@@ -153,13 +155,13 @@ public final class NotificationDispatcher: Service, Sendable {
                 UPDATE notifications SET claimed_until_micros = \(database.nowMicros) + \(bind: settings.claimSeconds * 1_000_000),
                     claim_token = \(bind: token)
                 WHERE id IN (\(due(limit: Self.batchSize))\(lock))
-                RETURNING id, channel, recipient, template, data, attempts
+                RETURNING id, channel, recipient, template, data, attempts, trace_parent
                 """).all(decoding: ClaimedRow.self)
         }
         return rows.compactMap { row in
             NotificationChannel(rawValue: row.channel).map {
                 Claimed(notification: OutboxNotification(id: row.id, channel: $0, recipient: row.recipient, template: row.template,
-                                                         data: row.data, attempts: row.attempts),
+                                                         data: row.data, attempts: row.attempts, traceParent: row.trace_parent),
                         token: token)
             }
         }
@@ -192,6 +194,14 @@ public final class NotificationDispatcher: Service, Sendable {
     /// One attempt at one claimed notification, fenced by its claim. The attempt (an injected delay included) must
     /// end well inside the renewed claim; a process paused past it finds its claim gone and writes nothing.
     func attempt(_ claimed: Claimed) async {
+        // Continues the trace of the request that wrote the notification, so its webhook call shows in that trace.
+        await Traces.continuing(claimed.notification.traceParent, "notification delivery", kind: .consumer) { span in
+            span?.attributes["ballast.notification.id"] = claimed.notification.id
+            await attemptInTrace(claimed)
+        }
+    }
+
+    private func attemptInTrace(_ claimed: Claimed) async {
         let notification = claimed.notification
         // Taken before the renewal is asked for: the database stamps the claim's expiry while the question is under
         // way, and a process paused before it reads the answer must count that pause against the claim.
@@ -378,4 +388,5 @@ private struct ClaimedRow: Decodable {
     let template: String
     let data: String
     let attempts: Int
+    let trace_parent: String?
 }

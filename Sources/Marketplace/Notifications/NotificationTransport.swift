@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import Tracing
 
 /// A notification taken from the outbox for delivery.
 public struct OutboxNotification: Sendable, Equatable {
@@ -15,6 +16,8 @@ public struct OutboxNotification: Sendable, Equatable {
     public let data: String
     /// Attempts made before this one.
     public let attempts: Int
+    /// The W3C `traceparent` of the request that wrote it, when that request was traced.
+    public var traceParent: String? = nil
 }
 
 /// How one delivery attempt ended.
@@ -27,6 +30,16 @@ public enum DeliveryOutcome: Sendable, Equatable {
     /// Nothing was sent: the attempt could not start before its deadline. Not an attempt at all: the claim is let go
     /// and the notification tried again later, its attempts unchanged.
     case notStarted
+
+    /// One word for the outcome, as traces record it.
+    var label: String {
+        switch self {
+        case .delivered: "delivered"
+        case .retryAfter: "retry_after"
+        case .failed: "failed"
+        case .notStarted: "not_started"
+        }
+    }
 }
 
 /// Where notifications go.
@@ -86,10 +99,26 @@ public struct WebhookTransport: NotificationTransport {
     public var longestAttempt: Duration { timeout }
 
     public func deliver(_ notification: OutboxNotification, startBy: ContinuousClock.Instant) async -> DeliveryOutcome {
+        await Traces.span("notification webhook", kind: .client) { span in
+            span?.updateAttributes { attributes in
+                attributes["http.request.method"] = "POST"
+                attributes["server.address"] = url.host ?? ""
+                attributes["url.path"] = url.path
+                attributes["ballast.notification.id"] = notification.id
+            }
+            let outcome = await post(notification, startBy: startBy)
+            span?.attributes["ballast.delivery.outcome"] = outcome.label
+            if case .failed = outcome { span?.setStatus(SpanStatus(code: .error)) }
+            return outcome
+        }
+    }
+
+    private func post(_ notification: OutboxNotification, startBy: ContinuousClock.Instant) async -> DeliveryOutcome {
         var request = HTTPClientRequest(url: url.absoluteString)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
         request.headers.add(name: "Idempotency-Key", value: notification.id)
+        for (name, value) in Traces.outboundHeaders() { request.headers.replaceOrAdd(name: name, value: value) }
         let data = (try? JSONDecoder().decode(JSONValue.self, from: Data(notification.data.utf8))) ?? .object([:])
         let body: JSONValue = .object([
             "id": .string(notification.id), "channel": .string(notification.channel.rawValue),

@@ -43,9 +43,11 @@ public enum Outbox {
     public static func enqueue(_ messages: [OutboxMessage], in sql: Transaction) async throws {
         guard !messages.isEmpty else { return }
         let now = Database.nowMicros(on: sql)
+        // The trace of the request that wrote them: their delivery continues it.
+        let traceParent = Traces.currentTraceParent()
         var query: SQLQueryString = """
             INSERT INTO notifications (id, channel, recipient, template, data, order_id, status, attempts,
-                                       next_attempt_at_micros, created_at_micros, updated_at_micros) VALUES
+                                       next_attempt_at_micros, created_at_micros, updated_at_micros, trace_parent) VALUES
             """
         for (index, message) in messages.enumerated() {
             let data = String(decoding: try encoder.encode(JSONValue.object(message.data)), as: UTF8.self)
@@ -53,7 +55,7 @@ public enum Outbox {
             query += """
                 (\(bind: NotificationID().description), \(bind: message.channel.rawValue), \(bind: message.recipient.description),
                  \(bind: message.template), \(bind: data), \(bind: message.order?.description), 'pending', 0,
-                 \(now), \(now), \(now))
+                 \(now), \(now), \(now), \(bind: traceParent))
                 """
         }
         try await sql.raw(query).run()

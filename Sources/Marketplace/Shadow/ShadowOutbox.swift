@@ -21,15 +21,15 @@ enum ShadowOutbox {
 
     /// Records `listing`'s write in the caller's transaction, claimed by `token` for `claimSeconds`.
     static func insert(
-        _ listing: Listing, _ operation: ShadowWrite.Operation, requestId: String?, token: String, claimSeconds: Int64,
-        database: Database, in sql: Transaction
+        _ listing: Listing, _ operation: ShadowWrite.Operation, requestId: String?, traceParent: String?, token: String,
+        claimSeconds: Int64, database: Database, in sql: Transaction
     ) async throws {
         let now = database.nowMicros
         try await sql.raw("""
             INSERT INTO shadow_outbox (entity_type, entity_id, version, operation, request_id, enqueued_at_micros,
-                                       claimed_until_micros, claim_token)
+                                       claimed_until_micros, claim_token, trace_parent)
             VALUES (\(bind: entityType), \(bind: listing.id.description), \(bind: listing.version), \(bind: operation.rawValue),
-                    \(bind: requestId), \(now), \(now) + \(bind: claimSeconds * 1_000_000), \(bind: token))
+                    \(bind: requestId), \(now), \(now) + \(bind: claimSeconds * 1_000_000), \(bind: token), \(bind: traceParent))
             """).run()
     }
 
@@ -66,6 +66,7 @@ enum ShadowOutbox {
         let version: Int64
         let operation: String
         let request_id: String?
+        let trace_parent: String?
     }
 
     /// Claims up to `limit` rows whose claim has expired (on the database's clock), oldest first, for `token`.
@@ -82,7 +83,7 @@ enum ShadowOutbox {
                 UPDATE shadow_outbox SET claimed_until_micros = \(now) + \(bind: claimSeconds * 1_000_000),
                     claim_token = \(bind: token)
                 WHERE (entity_type, entity_id, version) IN (\(due))
-                RETURNING entity_id, version, operation, request_id
+                RETURNING entity_id, version, operation, request_id, trace_parent
                 """).all(decoding: Claimed.self)
         }
     }

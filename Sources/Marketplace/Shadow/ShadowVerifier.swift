@@ -7,6 +7,7 @@ import Metrics
 import PostgresNIO
 import SQLKit
 import Storage
+import Tracing
 
 /// What one verifier run found (SPEC §7).
 public struct VerifierResult: Sendable, Equatable {
@@ -92,6 +93,18 @@ public struct ShadowVerifier: Sendable {
     }
 
     public func run(repair: Bool, lease: JobLease? = nil) async throws -> VerifierResult {
+        try await Traces.span("shadow verification") { span in
+            span?.attributes["ballast.verifier.repair"] = repair
+            let result = try await runInTrace(repair: repair, lease: lease)
+            span?.updateAttributes { attributes in
+                attributes["ballast.verifier.checked"] = result.checked
+                attributes["ballast.verifier.unexplained"] = result.unexplained
+            }
+            return result
+        }
+    }
+
+    private func runInTrace(repair: Bool, lease: JobLease?) async throws -> VerifierResult {
         let started = ContinuousClock.now
         var result = VerifierResult()
         // Writes already committed should reach the shadow (and their failures the evidence log) first.

@@ -18,15 +18,20 @@ public struct ShadowWrite: Sendable, Equatable {
     /// The outbox row this write completes (its version and the claim that may complete it); nil for writes made
     /// without the outbox (tools, benchmarks).
     public let outbox: ShadowOutboxKey?
+    /// The W3C `traceparent` of the request whose commit this mirrors, when it was traced: the write continues it.
+    public let traceParent: String?
     /// Set when the write was decided to be held (a latency fault): the worker waits this long first.
     var delay: Duration?
 
-    public init(_ listing: Listing, _ operation: Operation, requestId: String?, outbox: ShadowOutboxKey? = nil) {
+    public init(
+        _ listing: Listing, _ operation: Operation, requestId: String?, outbox: ShadowOutboxKey? = nil, traceParent: String? = nil
+    ) {
         self.entityType = Self.shadowedEntityType
         self.operation = operation
         self.listing = listing
         self.requestId = requestId
         self.outbox = outbox
+        self.traceParent = traceParent
         self.delay = nil
     }
 

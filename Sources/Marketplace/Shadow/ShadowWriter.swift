@@ -8,6 +8,7 @@ import SQLKit
 import ServiceLifecycle
 import Storage
 import Synchronization
+import Tracing
 
 /// Mirrors primary writes into the shadow store, off the request path, without losing one to a crash.
 ///
@@ -65,11 +66,12 @@ public final class ShadowWriter: Service, Sendable {
     public func record(
         _ listing: Listing, _ operation: ShadowWrite.Operation, requestId: String?, in sql: Transaction
     ) async throws -> ShadowWrite {
-        try await ShadowOutbox.insert(listing, operation, requestId: requestId, token: token, claimSeconds: claimSeconds,
-                                      database: primary, in: sql)
+        let traceParent = Traces.currentTraceParent()
+        try await ShadowOutbox.insert(listing, operation, requestId: requestId, traceParent: traceParent, token: token,
+                                      claimSeconds: claimSeconds, database: primary, in: sql)
         let key = ShadowOutboxKey(entityType: ShadowOutbox.entityType, entityId: listing.id.description,
                                   version: listing.version, claimToken: token)
-        return ShadowWrite(listing, operation, requestId: requestId, outbox: key)
+        return ShadowWrite(listing, operation, requestId: requestId, outbox: key, traceParent: traceParent)
     }
 
     /// Takes a committed row for the shadow. Never waits and never throws: what cannot be kept is recorded.
@@ -154,7 +156,7 @@ public final class ShadowWriter: Service, Sendable {
             }
             // The current row, maybe newer than the version recorded: the versioned upsert makes either right.
             let write = ShadowWrite(listing, ShadowWrite.Operation(rawValue: row.operation) ?? .update, requestId: row.request_id,
-                                    outbox: key)
+                                    outbox: key, traceParent: row.trace_parent)
             if queue.tryPush(write) { queued += 1 }
         }
         if queued > 0 {
@@ -170,6 +172,24 @@ public final class ShadowWriter: Service, Sendable {
     }
 
     func apply(_ job: ShadowWrite) async {
+        // Continues the trace of the request whose commit it mirrors.
+        await Traces.continuing(job.traceParent, "shadow write", kind: .client) { span in
+            span?.updateAttributes { attributes in
+                attributes["ballast.entity.type"] = job.entityType
+                attributes["ballast.entity.id"] = job.entityId
+                attributes["ballast.shadow.operation"] = job.operation.rawValue
+            }
+            let failure = await applyInTrace(job)
+            if let failure {
+                span?.attributes["ballast.shadow.failure"] = failure.rawValue
+                span?.setStatus(SpanStatus(code: .error))
+            }
+        }
+    }
+
+    /// Applies one write; answers how it failed, or nil.
+    @discardableResult
+    private func applyInTrace(_ job: ShadowWrite) async -> ShadowFailure? {
         if let delay = job.delay { try? await Task.sleep(for: delay) }
         let started = ContinuousClock.now
         let outcome: ShadowFailure?
@@ -197,6 +217,7 @@ public final class ShadowWriter: Service, Sendable {
             Counter(label: "shadow_write_successes_total", dimensions: dimensions, factory: metrics).increment()
             if let key = job.outbox { evidence.complete(key) }
         }
+        return outcome
     }
 
     /// The idempotent upsert: a row at an older version than the stored one changes nothing, so writes applied

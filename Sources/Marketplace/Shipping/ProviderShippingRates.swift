@@ -7,6 +7,7 @@ import Logging
 import Metrics
 import NIOCore
 import NIOHTTP1
+import Tracing
 
 /// Shipping quotes from the configured provider (`SHIPPING_RATES_URL`, wire format in SPEC §8), behind a
 /// circuit breaker. Any failed call (timeout, other status, a reply that is not JSON, an amount that is
@@ -112,9 +113,25 @@ public struct ProviderShippingRates: ShippingRates {
     }
 
     private func call(_ destination: Destination, _ items: [ShippedItem]) async throws -> Int64 {
+        try await Traces.span("shipping quote", kind: .client) { span in
+            span?.updateAttributes { attributes in
+                attributes["http.request.method"] = "POST"
+                attributes["server.address"] = url.host ?? ""
+                attributes["url.path"] = url.path
+            }
+            let (status, amount) = try await exchange(destination, items)
+            span?.attributes["http.response.status_code"] = Int(status)
+            guard let amount else { throw FailedCall.status(status) }
+            return amount
+        }
+    }
+
+    /// One request to the provider: its status, and the amount when the status is 200 and the reply is valid.
+    private func exchange(_ destination: Destination, _ items: [ShippedItem]) async throws -> (UInt, Int64?) {
         var request = HTTPClientRequest(url: url.absoluteString)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
+        for (name, value) in Traces.outboundHeaders() { request.headers.replaceOrAdd(name: name, value: value) }
         let body: JSONValue = .object([
             "destination": .object(["country": .string(destination.country), "postalCode": .string(destination.postalCode)]),
             "items": .array(items.map { .object(["productId": .string($0.productId.description), "quantity": .integer($0.quantity)]) }),
@@ -141,8 +158,8 @@ public struct ProviderShippingRates: ShippingRates {
             if NIODeadline.now() >= deadline { throw FailedCall.timeout }
             throw FailedCall.unreachable
         }
-        guard status == 200 else { throw FailedCall.status(status) }
-        return try Self.validate(reply)
+        guard status == 200 else { return (status, nil) }
+        return (status, try Self.validate(reply))
     }
 
     /// The amount of a provider reply, or why the reply is not one (SPEC §8).

@@ -193,6 +193,12 @@ public enum Schema {
             ON CONFLICT (id) DO NOTHING
             """,
         ]),
+        Migration(version: 10, name: "trace_context", both: [
+            // The W3C traceparent of the traced request that wrote the row (NULL when tracing is off): the
+            // notification's delivery and the shadow write continue that request's trace, in whichever process.
+            "ALTER TABLE notifications ADD COLUMN trace_parent TEXT CHECK (trace_parent IS NULL OR length(trace_parent) <= 128)",
+            "ALTER TABLE shadow_outbox ADD COLUMN trace_parent TEXT CHECK (trace_parent IS NULL OR length(trace_parent) <= 128)",
+        ]),
     ]
 
     /// The shadow store's own schema (a separate database): the mirrored rows, with a version that only ever

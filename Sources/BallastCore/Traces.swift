@@ -1,0 +1,141 @@
+import Synchronization
+import Tracing
+
+/// Distributed tracing, as every module uses it: off (and free) unless `ballast serve` was started with an
+/// OTLP endpoint and installed a tracer, then one span per unit of work worth following across services.
+///
+/// Spans are opened only through this type, so "where does Ballast trace?" is one search (`Traces.`), and a
+/// process with tracing off never builds a span, a context or a header: every entry point returns at once.
+/// Work done later on behalf of a request (a notification's webhook, a shadow write) carries the request's
+/// W3C `traceparent` in its durable row and continues the same trace from it (``continuing(_:_:kind:_:)``).
+public enum Traces {
+    private static let switchedOn = Atomic<Bool>(false)
+
+    /// Whether a tracer is installed and spans are recorded.
+    public static var isOn: Bool { switchedOn.load(ordering: .relaxed) }
+
+    /// Turns spans on; called once, by the process that installed a tracer, before it serves anything.
+    public static func switchOn() { switchedOn.store(true, ordering: .relaxed) }
+
+    /// Turns spans off again (the process's tracer is left installed; nothing new is started).
+    public static func switchOff() { switchedOn.store(false, ordering: .relaxed) }
+
+    /// Runs `body` inside a span named `name`, a child of the current one; `body` gets the span (to add
+    /// attributes), or nil when tracing is off. A thrown error is recorded on the span and marks it failed.
+    public static func span<R>(
+        _ name: String, kind: SpanKind = .internal, isolation: isolated (any Actor)? = #isolation,
+        _ body: (_ span: (any Span)?) async throws -> R
+    ) async rethrows -> R {
+        guard isOn else { return try await body(nil) }
+        return try await recording(name, context: InstrumentationContext.current ?? .topLevel, kind: kind, body)
+    }
+
+    /// Runs `body` inside a span that continues the trace a stored `traceparent` names; a new trace when it is
+    /// nil or unreadable. For work done after the request that asked for it has ended.
+    public static func continuing<R>(
+        _ traceParent: String?, _ name: String, kind: SpanKind = .internal, isolation: isolated (any Actor)? = #isolation,
+        _ body: (_ span: (any Span)?) async throws -> R
+    ) async rethrows -> R {
+        guard isOn else { return try await body(nil) }
+        var context = InstrumentationContext.topLevel
+        if let traceParent {
+            InstrumentationSystem.instrument.extract(
+                [traceParentHeader: traceParent], into: &context, using: DictionaryExtractor())
+        }
+        return try await recording(name, context: context, kind: kind, body)
+    }
+
+    /// `body` in a span that is a child of `context`'s; a thrown error marks the span failed.
+    private static func recording<R>(
+        _ name: String, context: InstrumentationContext, kind: SpanKind, isolation: isolated (any Actor)? = #isolation,
+        _ body: (_ span: (any Span)?) async throws -> R
+    ) async rethrows -> R {
+        try await withSpan(name, context: context, ofKind: kind) { span in
+            do {
+                return try await body(span)
+            } catch {
+                span.setStatus(SpanStatus(code: .error))
+                throw error
+            }
+        }
+    }
+
+    /// Runs `body` inside a server span for one request: a child of the caller's span when its `traceparent` is a
+    /// well-formed W3C one (checked here, so a malformed header neither reaches the tracer nor gets logged), else
+    /// the root of a new trace. `tracestate` is carried only with an accepted `traceparent` and at most
+    /// ``maximumTraceStateLength`` bytes.
+    public static func serving<R>(
+        _ name: String, traceParent: String?, traceState: String?, isolation: isolated (any Actor)? = #isolation,
+        _ body: (_ span: any Span) async throws -> R
+    ) async rethrows -> R {
+        var context = InstrumentationContext.current ?? .topLevel
+        if let traceParent, isWellFormed(traceParent: traceParent) {
+            var carrier = [traceParentHeader: traceParent]
+            if let traceState, traceState.utf8.count <= maximumTraceStateLength { carrier[traceStateHeader] = traceState }
+            InstrumentationSystem.instrument.extract(carrier, into: &context, using: DictionaryExtractor())
+        }
+        return try await withSpan(name, context: context, ofKind: .server, body)
+    }
+
+    /// The longest `tracestate` a caller's request may carry on (W3C: 32 members; 512 bytes holds them in practice).
+    public static let maximumTraceStateLength = 512
+
+    /// Whether `value` is a W3C `traceparent`: `version-traceid-parentid-flags` in lower-case hex (2-32-16-2), the
+    /// version not `ff`, neither id all zeros; version 00 has nothing after the flags, a later version may add
+    /// fields after a `-`.
+    public static func isWellFormed(traceParent value: String) -> Bool {
+        let bytes = Array(value.utf8)
+        guard bytes.count >= 55, bytes.count <= maximumStoredLength else { return false }
+        func isHex(_ range: Range<Int>) -> Bool {
+            bytes[range].allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+        }
+        func isZero(_ range: Range<Int>) -> Bool { bytes[range].allSatisfy { $0 == 0x30 } }
+        let dash = UInt8(ascii: "-")
+        guard isHex(0..<2), bytes[2] == dash, isHex(3..<35), bytes[35] == dash, isHex(36..<52), bytes[52] == dash,
+              isHex(53..<55)
+        else { return false }
+        guard !(bytes[0] == 0x66 && bytes[1] == 0x66), !isZero(3..<35), !isZero(36..<52) else { return false }
+        let isVersionZero = bytes[0] == 0x30 && bytes[1] == 0x30
+        return isVersionZero ? bytes.count == 55 : (bytes.count == 55 || bytes[55] == dash)
+    }
+
+    /// The name of the W3C trace state header.
+    public static let traceStateHeader = "tracestate"
+
+    /// The name of the W3C trace context header.
+    public static let traceParentHeader = "traceparent"
+
+    /// The current span as a W3C `traceparent` value, to be stored with work that continues the trace later;
+    /// nil when tracing is off or no span is open.
+    public static func currentTraceParent() -> String? {
+        guard isOn, let context = InstrumentationContext.current else { return nil }
+        var carrier: [String: String] = [:]
+        InstrumentationSystem.instrument.inject(context, into: &carrier, using: DictionaryInjector())
+        guard let value = carrier[traceParentHeader], value.utf8.count <= maximumStoredLength else { return nil }
+        return value
+    }
+
+    /// The longest `traceparent` stored with a row (the stores' CHECK says the same); a W3C one has 55 characters.
+    public static let maximumStoredLength = 128
+
+    /// The headers that carry the current trace to a peer (`traceparent`, and `tracestate` when there is one);
+    /// empty when tracing is off.
+    public static func outboundHeaders() -> [String: String] {
+        guard isOn, let context = InstrumentationContext.current else { return [:] }
+        var carrier: [String: String] = [:]
+        InstrumentationSystem.instrument.inject(context, into: &carrier, using: DictionaryInjector())
+        return carrier
+    }
+}
+
+private struct DictionaryInjector: Injector {
+    func inject(_ value: String, forKey key: String, into carrier: inout [String: String]) {
+        carrier[key] = value
+    }
+}
+
+private struct DictionaryExtractor: Extractor {
+    func extract(key: String, from carrier: [String: String]) -> String? {
+        carrier[key]
+    }
+}
