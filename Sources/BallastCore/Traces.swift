@@ -30,6 +30,16 @@ public enum Traces {
         return try await recording(name, context: InstrumentationContext.current ?? .topLevel, kind: kind, body)
     }
 
+    /// Like ``span(_:kind:isolation:_:)``, but only inside a trace: with no span open (a background sweep's claim, a
+    /// lease renewal) `body` runs untraced, so idle housekeeping does not fill the receiver with one-span traces.
+    public static func childSpan<R>(
+        _ name: String, kind: SpanKind = .internal, isolation: isolated (any Actor)? = #isolation,
+        _ body: (_ span: (any Span)?) async throws -> R
+    ) async rethrows -> R {
+        guard isOn, let context = InstrumentationContext.current else { return try await body(nil) }
+        return try await recording(name, context: context, kind: kind, body)
+    }
+
     /// Runs `body` inside a span that continues the trace a stored `traceparent` names; a new trace when it is
     /// nil or unreadable. For work done after the request that asked for it has ended.
     public static func continuing<R>(
@@ -60,10 +70,11 @@ public enum Traces {
         }
     }
 
-    /// Runs `body` inside a server span for one request: a child of the caller's span when its `traceparent` is a
-    /// well-formed W3C one (checked here, so a malformed header neither reaches the tracer nor gets logged), else
-    /// the root of a new trace. `tracestate` is carried only with an accepted `traceparent` and at most
-    /// ``maximumTraceStateLength`` bytes.
+    /// Runs `body` inside a server span for one request (only called with tracing on: the middleware that calls it is
+    /// installed only then): a child of the caller's span when its `traceparent` is a well-formed W3C one, else the
+    /// root of a new trace. `tracestate` is carried only beside an accepted `traceparent`, and only when it is
+    /// well formed. Both are checked here, before the tracer sees them, so a hostile header is neither used nor
+    /// logged by it.
     public static func serving<R>(
         _ name: String, traceParent: String?, traceState: String?, isolation: isolated (any Actor)? = #isolation,
         _ body: (_ span: any Span) async throws -> R
@@ -71,7 +82,7 @@ public enum Traces {
         var context = InstrumentationContext.current ?? .topLevel
         if let traceParent, isWellFormed(traceParent: traceParent) {
             var carrier = [traceParentHeader: traceParent]
-            if let traceState, traceState.utf8.count <= maximumTraceStateLength { carrier[traceStateHeader] = traceState }
+            if let traceState, isWellFormed(traceState: traceState) { carrier[traceStateHeader] = traceState }
             InstrumentationSystem.instrument.extract(carrier, into: &context, using: DictionaryExtractor())
         }
         return try await withSpan(name, context: context, ofKind: .server, body)
@@ -80,23 +91,58 @@ public enum Traces {
     /// The longest `tracestate` a caller's request may carry on (W3C: 32 members; 512 bytes holds them in practice).
     public static let maximumTraceStateLength = 512
 
-    /// Whether `value` is a W3C `traceparent`: `version-traceid-parentid-flags` in lower-case hex (2-32-16-2), the
-    /// version not `ff`, neither id all zeros; version 00 has nothing after the flags, a later version may add
-    /// fields after a `-`.
+    /// The length of a version-00 W3C `traceparent`, the only version read.
+    public static let traceParentLength = 55
+
+    /// Whether `value` is a version-00 W3C `traceparent`: `00-traceid-parentid-flags` in lower-case hex (2-32-16-2),
+    /// neither id all zeros. A later version is not read (its fields are not known), so it starts a new trace.
     public static func isWellFormed(traceParent value: String) -> Bool {
+        guard value.utf8.count == traceParentLength else { return false }
         let bytes = Array(value.utf8)
-        guard bytes.count >= 55, bytes.count <= maximumStoredLength else { return false }
         func isHex(_ range: Range<Int>) -> Bool {
             bytes[range].allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
         }
         func isZero(_ range: Range<Int>) -> Bool { bytes[range].allSatisfy { $0 == 0x30 } }
         let dash = UInt8(ascii: "-")
-        guard isHex(0..<2), bytes[2] == dash, isHex(3..<35), bytes[35] == dash, isHex(36..<52), bytes[52] == dash,
-              isHex(53..<55)
+        guard bytes[0] == 0x30, bytes[1] == 0x30, bytes[2] == dash, isHex(3..<35), bytes[35] == dash, isHex(36..<52),
+              bytes[52] == dash, isHex(53..<55)
         else { return false }
-        guard !(bytes[0] == 0x66 && bytes[1] == 0x66), !isZero(3..<35), !isZero(36..<52) else { return false }
-        let isVersionZero = bytes[0] == 0x30 && bytes[1] == 0x30
-        return isVersionZero ? bytes.count == 55 : (bytes.count == 55 || bytes[55] == dash)
+        return !isZero(3..<35) && !isZero(36..<52)
+    }
+
+    /// Whether `value` is a W3C `tracestate` this process passes on: at most ``maximumTraceStateLength`` bytes and
+    /// 32 members, each `key=value` (key: lower-case letters, digits and `_-*/`, starting with a letter or digit, at
+    /// most 256, or `tenant@system`, at most 241 and 14; value: 1–256 printable ASCII characters but `,` and `=`,
+    /// not ending in a space), separated by commas with optional spaces. Stricter than the standard where it allows
+    /// oddities (empty members); a rejected one is dropped, the trace goes on.
+    public static func isWellFormed(traceState value: String) -> Bool {
+        guard value.utf8.count <= maximumTraceStateLength else { return false }
+        let members = value.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false)
+        guard members.count <= 32 else { return false }
+        func isKeyCharacter(_ byte: UInt8) -> Bool {
+            (0x61...0x7a).contains(byte) || (0x30...0x39).contains(byte) || byte == UInt8(ascii: "_")
+                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "*") || byte == UInt8(ascii: "/")
+        }
+        func isKey(_ key: Substring.UTF8View.SubSequence, maximum: Int) -> Bool {
+            guard let first = key.first, key.count <= maximum, (0x61...0x7a).contains(first) || (0x30...0x39).contains(first)
+            else { return false }
+            return key.allSatisfy(isKeyCharacter)
+        }
+        for (index, rawMember) in members.enumerated() {
+            var member = rawMember[...]
+            if index > 0 { member = member.drop { $0 == UInt8(ascii: " ") } }
+            guard let equals = member.firstIndex(of: UInt8(ascii: "=")) else { return false }
+            let key = member[..<equals], valuePart = member[member.index(after: equals)...]
+            if let at = key.firstIndex(of: UInt8(ascii: "@")) {
+                guard isKey(key[..<at], maximum: 241), isKey(key[key.index(after: at)...], maximum: 14) else { return false }
+            } else {
+                guard isKey(key, maximum: 256) else { return false }
+            }
+            guard !valuePart.isEmpty, valuePart.count <= 256, valuePart.last != UInt8(ascii: " "),
+                  valuePart.allSatisfy({ (0x20...0x7e).contains($0) && $0 != UInt8(ascii: "=") })
+            else { return false }
+        }
+        return true
     }
 
     /// The name of the W3C trace state header.

@@ -111,7 +111,7 @@ public final class Database: Sendable, Service {
     /// back when it throws. Serialization failures, deadlocks and a busy SQLite file run the whole transaction
     /// again, at most ``maxTransactionAttempts`` times, so `body` must not have effects outside the database.
     public func transaction<R: Sendable>(_ body: (Transaction) async throws -> R) async throws -> R {
-        try await Traces.span("db transaction", kind: .client) { span in
+        try await Traces.childSpan("db transaction", kind: .client) { span in
             span?.attributes["db.system.name"] = dialect == .postgres ? "postgresql" : "sqlite"
             return try await transactionWithRetries(span, body)
         }
@@ -146,7 +146,7 @@ public final class Database: Sendable, Service {
     /// snapshot). For reads whose figures must agree with each other (the invariant auditor).
     public func snapshot<R: Sendable>(_ body: (any SQLDatabase) async throws -> R) async throws -> R {
         let begin = dialect == .postgres ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN DEFERRED"
-        return try await Traces.span("db snapshot", kind: .client) { span in
+        return try await Traces.childSpan("db snapshot", kind: .client) { span in
             span?.attributes["db.system.name"] = dialect == .postgres ? "postgresql" : "sqlite"
             do {
                 return try await withConnection(write: false) { sql, lease in

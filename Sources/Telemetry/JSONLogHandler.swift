@@ -153,7 +153,12 @@ public final class LogSink: Sendable {
 }
 
 /// Keys whose values are secrets: they are replaced before a line is written, whatever the caller passed.
-let redactedMetadataKeys: Set<String> = ["authorization", "token", "password", "secret", "cookie"]
+let redactedMetadataKeys: Set<String> = [
+    "authorization", "token", "password", "secret", "cookie",
+    // What the OpenTelemetry exporter logs verbatim: `OTEL_*` values (an OTLP header may hold a receiver's
+    // credentials) and the trace headers it could not read.
+    "environment_value", "previous_value", "new_value", "carrier",
+]
 
 /// Keys the web framework adds that repeat what our own keys say (`hb.request.id` equals `requestId`).
 let hiddenMetadataKeys: Set<String> = ["hb.request.id"]

@@ -46,13 +46,20 @@ struct Serve: AsyncParsableCommand {
         overrides["SHADOW_DATABASE_URL"] = shadowDatabaseURL
         overrides["MIGRATE_ON_START"] = migrateOnStart
         let config = try CommandSupport.loadConfig(overrides: overrides)
-        let tracing = TraceExport.isRequested(ProcessInfo.processInfo.environment)
+        let traceEnvironment: [String: String]?
+        do {
+            traceEnvironment = try TraceExport.environment(from: ProcessInfo.processInfo.environment)
+        } catch {
+            CommandSupport.printError("error: \(error.message)")
+            throw ExitCode(2)
+        }
+        let tracing = traceEnvironment != nil
         let logger = CommandSupport.bootstrapLogging(
             config, sink: .standardOutput, metadataProvider: tracing ? TraceExport.logMetadata : nil)
         var traceExporter: (any Service)?
-        if tracing {
+        if let traceEnvironment {
             do {
-                traceExporter = try TraceExport.start(logger: logger)
+                traceExporter = try TraceExport.start(environment: traceEnvironment, logger: logger)
             } catch {
                 CommandSupport.printError("error: cannot set up tracing from the OTEL_* variables: \(error)")
                 throw ExitCode(1)

@@ -1,4 +1,5 @@
 import BallastCore
+import Foundation
 import Logging
 import OTel
 import ServiceLifecycle
@@ -12,13 +13,81 @@ import Tracing
 /// Only traces: metrics stay on `/metrics` and logs on standard output, where each line of a traced request
 /// carries `traceId` and `spanId`.
 enum TraceExport {
-    /// Whether `environment` asks for traces.
-    static func isRequested(_ environment: [String: String]) -> Bool {
-        func set(_ name: String) -> Bool { !(environment[name] ?? "").trimmingCharacters(in: .whitespaces).isEmpty }
-        guard set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") else { return false }
-        if environment["OTEL_SDK_DISABLED"]?.lowercased() == "true" { return false }
-        if environment["OTEL_TRACES_EXPORTER"]?.lowercased() == "none" { return false }
-        return true
+    /// An `OTEL_*` value this process cannot use; `message` names the variable and what it accepts.
+    struct InvalidVariable: Error {
+        let message: String
+    }
+
+    /// The `OTEL_*` environment the exporter is set up from, once checked: nil when tracing is not asked for. Values
+    /// the exporter would stop the process on, or silently ignore, are refused here with one line instead; other
+    /// propagators than W3C trace context are dropped (Ballast reads and sends `traceparent` only).
+    static func environment(from environment: [String: String]) throws(InvalidVariable) -> [String: String]? {
+        func value(_ name: String) -> String? {
+            let trimmed = (environment[name] ?? "").trimmingCharacters(in: .whitespaces)
+            return trimmed.isEmpty ? nil : trimmed
+        }
+        guard value("OTEL_EXPORTER_OTLP_ENDPOINT") != nil || value("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != nil else {
+            return nil
+        }
+        if let disabled = value("OTEL_SDK_DISABLED") {
+            switch disabled.lowercased() {
+            case "true": return nil
+            case "false": break
+            default: throw InvalidVariable(message: "invalid OTEL_SDK_DISABLED=\"\(disabled)\": expected true or false")
+            }
+        }
+        var checked = environment.filter { $0.key.hasPrefix("OTEL_") && !$0.value.isEmpty }
+        func oneOf(_ name: String, _ accepted: [String], _ note: String = "") throws(InvalidVariable) -> String? {
+            guard let given = value(name) else { return nil }
+            guard accepted.contains(given.lowercased()) else {
+                throw InvalidVariable(message: "invalid \(name)=\"\(given)\": expected \(accepted.joined(separator: ", "))\(note)")
+            }
+            return given.lowercased()
+        }
+        if try oneOf("OTEL_TRACES_EXPORTER", ["otlp", "none"]) == "none" { return nil }
+        for name in ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] {
+            _ = try oneOf(name, ["http/protobuf", "http/json"], " (this build exports over HTTP)")
+        }
+        _ = try oneOf("OTEL_TRACES_SAMPLER", [
+            "always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off",
+            "parentbased_traceidratio",
+        ])
+        if let ratio = value("OTEL_TRACES_SAMPLER_ARG"), !(Double(ratio).map { (0...1).contains($0) } ?? false) {
+            throw InvalidVariable(message: "invalid OTEL_TRACES_SAMPLER_ARG=\"\(ratio)\": expected a decimal from 0.0 to 1.0")
+        }
+        for (name, minimum) in [
+            ("OTEL_BSP_SCHEDULE_DELAY", 0), ("OTEL_BSP_EXPORT_TIMEOUT", 0), ("OTEL_BSP_MAX_QUEUE_SIZE", 1),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 1), ("OTEL_EXPORTER_OTLP_TIMEOUT", 0), ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", 0),
+        ] {
+            if let given = value(name), !(Int(given).map { $0 >= minimum && $0 <= 86_400_000 } ?? false) {
+                throw InvalidVariable(message: "invalid \(name)=\"\(given)\": expected an integer from \(minimum) to 86400000")
+            }
+        }
+        for name in ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] {
+            // The value is not repeated: an endpoint may carry credentials.
+            if let given = value(name) {
+                guard let url = URL(string: given), ["http", "https"].contains(url.scheme?.lowercased() ?? ""),
+                      !(url.host ?? "").isEmpty
+                else { throw InvalidVariable(message: "invalid \(name): expected an http:// or https:// URL") }
+            }
+        }
+        if let given = value("OTEL_PROPAGATORS") {
+            let names = given.lowercased().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            if names.contains("none") {
+                checked["OTEL_PROPAGATORS"] = "none"
+            } else if names.contains("tracecontext") {
+                checked["OTEL_PROPAGATORS"] = "tracecontext"
+            } else {
+                throw InvalidVariable(message: """
+                    invalid OTEL_PROPAGATORS=\"\(given)\": expected a list holding tracecontext (the W3C trace context, \
+                    the only one read and sent; others listed beside it are ignored) or none
+                    """)
+            }
+        }
+        // Only traces are exported: logs stay on standard output and metrics on /metrics.
+        checked["OTEL_LOGS_EXPORTER"] = nil
+        checked["OTEL_METRICS_EXPORTER"] = nil
+        return checked
     }
 
     /// What puts `traceId` and `spanId` (the current span's) into every log line.
@@ -30,20 +99,20 @@ enum TraceExport {
         return OTel.makeLoggingMetadataProvider(configuration: keys)
     }
 
-    /// Installs the process's tracer, turns spans on, and answers the service that batches and exports them (run it
-    /// for as long as the server runs; it flushes what is left when it stops). Throws on a bad `OTEL_*` value.
-    static func start(logger: Logger) throws -> any Service {
+    /// Installs the process's tracer as the checked `environment` says, turns spans on, and answers the service that
+    /// batches and exports them (run it for as long as the server runs; it flushes what is left when it stops).
+    static func start(environment: [String: String], logger: Logger) throws -> any Service {
         var configuration = OTel.Configuration.default
         configuration.serviceName = "ballast"
         configuration.logs.enabled = false
         configuration.metrics.enabled = false
         configuration.traces.enabled = true
+        configuration.propagators = [.traceContext]
         configuration.diagnosticLogger = .custom(logger)
         configuration.diagnosticLogLevel = .warning
-        let backend = try OTel.makeTracingBackend(configuration: configuration)
-        InstrumentationSystem.bootstrap(backend.factory)
+        let exporter = try OTel.bootstrap(configuration: configuration, environment: environment)
         Traces.switchOn()
-        return SoftExporter(exporter: backend.service, logger: logger)
+        return SoftExporter(exporter: exporter, logger: logger)
     }
 
     /// How long the exporter may go on sending the last spans once the server has stopped serving.

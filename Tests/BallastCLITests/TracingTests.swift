@@ -35,8 +35,9 @@ extension ChildProcesses {
         final class Peers: Sendable {
             let spans = Mutex<[ExportedSpan]>([])
             let exportPaths = Mutex<Set<String>>([])
-            let quoteTraceParents = Mutex<[String]>([])
-            let webhookTraceParents = Mutex<[String]>([])
+            /// Each request's `traceparent` fields (a request with two would be one the peer must treat as untraced).
+            let quoteTraceParents = Mutex<[[String]]>([])
+            let webhookTraceParents = Mutex<[[String]]>([])
 
             func router() -> Router<BasicRequestContext> {
                 let router = Router()
@@ -49,12 +50,12 @@ extension ChildProcesses {
                                     body: ResponseBody(byteBuffer: ByteBuffer(string: "{}")))
                 }
                 router.post("/quote") { request, _ -> Response in
-                    self.quoteTraceParents.withLock { $0.append(request.headers[HTTPField.Name("traceparent")!] ?? "") }
+                    self.quoteTraceParents.withLock { $0.append(request.headers[values: HTTPField.Name("traceparent")!]) }
                     return Response(status: .ok, headers: [.contentType: "application/json"],
                                     body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"amount":700,"currency":"USD"}"#)))
                 }
                 router.post("/notify") { request, _ -> Response in
-                    self.webhookTraceParents.withLock { $0.append(request.headers[HTTPField.Name("traceparent")!] ?? "") }
+                    self.webhookTraceParents.withLock { $0.append(request.headers[values: HTTPField.Name("traceparent")!]) }
                     return Response(status: .noContent)
                 }
                 return router
@@ -203,21 +204,34 @@ extension ChildProcesses {
                         base, .GET, "/api/users/me", token: admin,
                         headers: [("traceparent", badTrace), ("tracestate", String(repeating: "a=b,", count: 2_000))])
                     #expect(other.status == 200)
+                    // A later version's traceparent (fields unknown) is not read either, and starts a new trace.
+                    let laterVersion = "01-\(Self.randomHex(bytes: 16))-\(Self.randomHex(bytes: 8))-01"
+                    let later = try await Self.call(base, .GET, "/api/users/me", token: admin,
+                                                    headers: [("traceparent", laterVersion)])
+                    #expect(later.status == 200)
+                    // A good traceparent with a malformed tracestate: the trace goes on, the tracestate is dropped.
+                    let keptTrace = Self.randomHex(bytes: 16), keptCaller = Self.randomHex(bytes: 8)
+                    let kept = try await Self.call(
+                        base, .GET, "/api/wallets/\(walletId)", token: admin,
+                        headers: [("traceparent", "00-\(keptTrace)-\(keptCaller)-01"), ("tracestate", "Vendor=HOSTILE,,x")])
+                    #expect(kept.status == 200)
 
                     // The notification is delivered later, by the dispatcher; wait for its spans and the shadow write's.
                     var complete = false
                     for _ in 0..<300 where !complete {
                         let names = peers.spans.withLock { spans in
-                            Set(spans.filter { $0.traceId == orderTrace || $0.traceId == listingTrace }.map(\.name))
+                            spans.filter { $0.traceId == orderTrace || $0.traceId == listingTrace }.map(\.name)
                         }
-                        complete = ["POST /api/orders", "notification webhook", "shadow write", "POST /api/listings"]
-                            .allSatisfy(names.contains)
+                        complete = ["POST /api/orders", "shadow write", "POST /api/listings"].allSatisfy(names.contains)
+                            && names.filter { $0 == "notification webhook" }.count == 2
                         if !complete { try await Task.sleep(for: .milliseconds(100)) }
                     }
                     let spans = peers.spans.withLock { $0 }
                     try #require(complete, "spans received: \(spans)")
                     #expect(peers.exportPaths.withLock { $0 } == ["/v1/traces"])
                     #expect(spans.allSatisfy { $0.serviceName == "ballast-under-test" })
+                    // Housekeeping (claims, sweeps, leases) is not traced on its own: no database span is a root.
+                    #expect(!spans.contains { $0.name.hasPrefix("db ") && $0.parentSpanId.isEmpty }, "\(spans)")
 
                     let inOrder = spans.filter { $0.traceId == orderTrace }
                     let server = try #require(inOrder.first { $0.name == "POST /api/orders" })
@@ -234,14 +248,24 @@ extension ChildProcesses {
                     #expect(quote.parentSpanId == server.spanId)
                     #expect(quote.kind == 3)
                     #expect(quote.attributes["http.response.status_code"] == "200")
-                    let delivery = try #require(inOrder.first { $0.name == "notification delivery" }, "\(inOrder)")
-                    #expect(transactions.contains { $0.spanId == delivery.parentSpanId },
+                    // Two notifications (the buyer's email, the seller's push): each delivery continues the transaction
+                    // that wrote it and has exactly one webhook call as its child.
+                    let deliveries = inOrder.filter { $0.name == "notification delivery" }
+                    let webhooks = inOrder.filter { $0.name == "notification webhook" }
+                    #expect(deliveries.count == 2 && webhooks.count == 2, "\(inOrder)")
+                    #expect(deliveries.allSatisfy { delivery in transactions.contains { $0.spanId == delivery.parentSpanId } },
                             "the delivery continues the transaction that wrote the notification")
-                    let webhook = try #require(inOrder.first { $0.name == "notification webhook" })
-                    #expect(webhook.parentSpanId == delivery.spanId)
-                    #expect(webhook.attributes["ballast.delivery.outcome"] == "delivered")
-                    #expect(peers.quoteTraceParents.withLock { $0 }.contains { $0.contains(orderTrace) })
-                    #expect(peers.webhookTraceParents.withLock { $0 }.contains { $0.contains(orderTrace) })
+                    #expect(deliveries.allSatisfy { delivery in webhooks.filter { $0.parentSpanId == delivery.spanId }.count == 1 })
+                    #expect(webhooks.allSatisfy { $0.attributes["ballast.delivery.outcome"] == "delivered" })
+                    // Each peer got exactly one traceparent: the outbound call's span in the order's trace.
+                    let quoteHeaders = peers.quoteTraceParents.withLock { $0 }
+                    let webhookHeaders = peers.webhookTraceParents.withLock { $0 }
+                    #expect(quoteHeaders.contains { $0 == ["00-\(orderTrace)-\(quote.spanId)-01"] }, "\(quoteHeaders)")
+                    for webhook in webhooks {
+                        #expect(webhookHeaders.contains { $0 == ["00-\(orderTrace)-\(webhook.spanId)-01"] }, "\(webhookHeaders)")
+                    }
+                    #expect((quoteHeaders + webhookHeaders).allSatisfy { $0.count == 1 })
+                    #expect(([quote] + webhooks).allSatisfy { !$0.attributes.keys.contains { $0.hasPrefix("url.") } })
                     // Every span of the trace hangs off another span of it, except the server span (off the caller's).
                     let ids = Set(inOrder.map(\.spanId))
                     #expect(inOrder.allSatisfy { $0.spanId == server.spanId || ids.contains($0.parentSpanId) }, "\(inOrder)")
@@ -252,9 +276,11 @@ extension ChildProcesses {
                     #expect(inListing.contains { $0.name == "db transaction" && $0.parentSpanId == shadowWrite.spanId },
                             "the shadow store's transaction is a child of the shadow write: \(inListing)")
 
-                    let me = try #require(spans.first { $0.name == "GET /api/users/me" })
-                    #expect(me.parentSpanId.isEmpty)
-                    #expect(!me.traceId.contains("z"))
+                    let me = spans.filter { $0.name == "GET /api/users/me" }
+                    #expect(me.count == 2 && me.allSatisfy { $0.parentSpanId.isEmpty }, "\(me)")
+                    #expect(!me.contains { laterVersion.contains($0.traceId) })
+                    let walletSpan = try #require(spans.first { $0.name == "GET /api/wallets/{id}" }, "\(spans)")
+                    #expect(walletSpan.traceId == keptTrace && walletSpan.parentSpanId == keptCaller)
 
                     child.signal(SIGTERM)
                     #expect(try await child.wait(timeout: .seconds(30)) == 0, "\(child.readStderr())")
@@ -263,7 +289,9 @@ extension ChildProcesses {
                     #expect(!orderLines.isEmpty)
                     #expect(orderLines.allSatisfy { $0.contains(#""traceId":"\#(orderTrace)""#) }, "\(orderLines)")
                     #expect(!child.readStdout().contains(admin) && !child.readStderr().contains(admin))
-                    #expect(!child.readStdout().contains("zzzzzzzz"), "a malformed traceparent is not logged")
+                    for hostile in ["zzzzzzzz", String(laterVersion.dropFirst(3).prefix(32)), "HOSTILE"] {
+                        #expect(!child.readStdout().contains(hostile), "a refused trace header is not logged: \(hostile)")
+                    }
                 }
             }
         }
@@ -280,6 +308,8 @@ extension ChildProcesses {
                 "BALLAST_ADMIN_TOKEN": admin,
                 "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:\(receiver)",
                 "OTEL_BSP_SCHEDULE_DELAY": "50",
+                // The propagators many platforms set: baggage is not carried, and does not stop the server.
+                "OTEL_PROPAGATORS": "tracecontext,baggage",
             ], workingDirectory: folder)
             defer { child.stop() }
             let base = try await Self.waitUntilReady(port: port, child)
@@ -302,6 +332,34 @@ extension ChildProcesses {
             #expect(product2.json["stock"] as? Int == 280)
             child.signal(SIGTERM)
             #expect(try await child.wait(timeout: .seconds(30)) == 0, "\(child.readStderr())")
+        }
+
+        /// An `OTEL_*` value the exporter cannot use stops start-up with one line naming the variable (exit status 2),
+        /// before the port is opened; the endpoint, which may carry credentials, is never repeated.
+        @Test(arguments: [
+            ("OTEL_PROPAGATORS", "b3", "invalid OTEL_PROPAGATORS=\"b3\""),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", "invalid OTEL_EXPORTER_OTLP_PROTOCOL=\"grpc\""),
+            ("OTEL_TRACES_SAMPLER", "xray", "invalid OTEL_TRACES_SAMPLER=\"xray\""),
+            ("OTEL_TRACES_SAMPLER_ARG", "1.5", "invalid OTEL_TRACES_SAMPLER_ARG=\"1.5\""),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "abc", "invalid OTEL_BSP_MAX_QUEUE_SIZE=\"abc\""),
+            ("OTEL_TRACES_EXPORTER", "console", "invalid OTEL_TRACES_EXPORTER=\"console\""),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "ftp://user:hunter2@example", "invalid OTEL_EXPORTER_OTLP_TRACES_ENDPOINT:"),
+        ])
+        func aBadVariableStopsStartUpWithOneLine(name: String, value: String, expected: String) async throws {
+            let folder = try CLITests.scratchFolder()
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let port = try freeLoopbackPort()
+            let result = try await BallastProcess.run(["serve", "--port", String(port)], environment: [
+                "DATABASE_URL": "sqlite:\(folder.path)/primary.sqlite",
+                "SHADOW_DATABASE_URL": "none",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+                name: value,
+            ], workingDirectory: folder, timeout: .seconds(30))
+            #expect(result.status == 2, "\(result.stderr)")
+            let lines = result.stderr.split(separator: "\n")
+            #expect(lines.count == 1 && lines[0].hasPrefix("error: \(expected)"), "\(result.stderr)")
+            #expect(!result.stderr.contains("hunter2") && !result.stdout.contains("hunter2"))
+            #expect(!isListening(port: port))
         }
     }
 }

@@ -29,6 +29,7 @@ struct LogLineTests {
                 "text": .string(text), "count": .stringConvertible(index), "ratio": .stringConvertible(0.25),
                 "flag": .stringConvertible(true), "list": .array([.string(text), .stringConvertible(7)]),
                 "nested": .dictionary(["inner": .string(text)]), "token": .string("blt_secret"), "hb.request.id": "x",
+                "environment_value": "Authorization=Bearer otlp-secret", "carrier": "[\"traceparent\": \"01-x\"]",
             ]
             let event = LogEvent(level: .info, message: "message \(text)", metadata: nil, source: "s", file: "f", function: "g", line: 1)
             let line = String(decoding: handler.jsonLine(event, metadata), as: UTF8.self)
@@ -42,6 +43,7 @@ struct LogLineTests {
             #expect((object["list"] as? [Any])?.first as? String == text)
             #expect((object["nested"] as? [String: Any])?["inner"] as? String == text)
             #expect(object["token"] as? String == "<redacted>")
+            #expect(object["environment_value"] as? String == "<redacted>" && object["carrier"] as? String == "<redacted>")
             #expect(object["hb.request.id"] == nil)
             #expect(object["level"] as? String == "info" && object["label"] as? String == "test")
             let keys = keyOrder(line)

@@ -8,18 +8,13 @@ import Tracing
 /// the caller's span. Everything the request does (database transactions, outbound calls, its log lines) runs
 /// inside it.
 struct TracingMiddleware<Context: BallastRequestContext>: RouterMiddleware {
-    static var traceParent: HTTPField.Name { HTTPField.Name(Traces.traceParentHeader)! }
-    static var traceState: HTTPField.Name { HTTPField.Name(Traces.traceStateHeader)! }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let method = request.method.rawValue
         return try await Traces.serving(
-            method, traceParent: request.headers[Self.traceParent], traceState: request.headers[Self.traceState]
+            method, traceParent: request.headers[traceParentField], traceState: request.headers[traceStateField]
         ) { span in
-            span.updateAttributes { attributes in
-                attributes["http.request.method"] = method
-                attributes["url.path"] = request.uri.path
-            }
+            span.attributes["http.request.method"] = method
             do {
                 let response = try await next(request, context)
                 finish(span, context: context, status: Int(response.status.code))
@@ -40,3 +35,6 @@ struct TracingMiddleware<Context: BallastRequestContext>: RouterMiddleware {
         if status >= 500 { span.setStatus(SpanStatus(code: .error)) }
     }
 }
+
+private let traceParentField = HTTPField.Name(Traces.traceParentHeader)!
+private let traceStateField = HTTPField.Name(Traces.traceStateHeader)!

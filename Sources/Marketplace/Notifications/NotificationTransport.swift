@@ -89,7 +89,7 @@ public struct WebhookTransport: NotificationTransport {
     let client: HTTPClient
     let maximumRetryAfterSeconds: Int64
 
-    public init(url: URL, timeout: Duration = .seconds(5), client: HTTPClient = .shared, maximumRetryAfterSeconds: Int64 = NotificationDispatcher.maximumRetryAfterSeconds) {
+    public init(url: URL, timeout: Duration = .seconds(5), client: HTTPClient = PeerClient.shared, maximumRetryAfterSeconds: Int64 = NotificationDispatcher.maximumRetryAfterSeconds) {
         self.url = url
         self.timeout = timeout
         self.client = client
@@ -103,7 +103,6 @@ public struct WebhookTransport: NotificationTransport {
             span?.updateAttributes { attributes in
                 attributes["http.request.method"] = "POST"
                 attributes["server.address"] = url.host ?? ""
-                attributes["url.path"] = url.path
                 attributes["ballast.notification.id"] = notification.id
             }
             let outcome = await post(notification, startBy: startBy)

@@ -29,7 +29,7 @@ public struct ProviderShippingRates: ShippingRates {
     let logger: Logger
 
     public init(
-        url: URL, timeout: Duration, policy: ShippingFailurePolicy, client: HTTPClient = .shared, breaker: CircuitBreaker,
+        url: URL, timeout: Duration, policy: ShippingFailurePolicy, client: HTTPClient = PeerClient.shared, breaker: CircuitBreaker,
         injector: FaultInjector, metrics: any MetricsFactory, logger: Logger
     ) {
         self.url = url
@@ -117,7 +117,6 @@ public struct ProviderShippingRates: ShippingRates {
             span?.updateAttributes { attributes in
                 attributes["http.request.method"] = "POST"
                 attributes["server.address"] = url.host ?? ""
-                attributes["url.path"] = url.path
             }
             let (status, amount) = try await exchange(destination, items)
             span?.attributes["http.response.status_code"] = Int(status)

@@ -193,12 +193,28 @@ public enum Schema {
             ON CONFLICT (id) DO NOTHING
             """,
         ]),
-        Migration(version: 10, name: "trace_context", both: [
-            // The W3C traceparent of the traced request that wrote the row (NULL when tracing is off): the
-            // notification's delivery and the shadow write continue that request's trace, in whichever process.
-            "ALTER TABLE notifications ADD COLUMN trace_parent TEXT CHECK (trace_parent IS NULL OR length(trace_parent) <= 128)",
-            "ALTER TABLE shadow_outbox ADD COLUMN trace_parent TEXT CHECK (trace_parent IS NULL OR length(trace_parent) <= 128)",
-        ]),
+        // The W3C traceparent of the traced request that wrote the row (NULL when tracing is off): the notification's
+        // delivery and the shadow write continue that request's trace, in whichever process. On PostgreSQL the
+        // length check is added NOT VALID: every new row is checked, and the existing ones (all NULL) are not
+        // scanned while the tables are locked, so the upgrade of a store with years of notifications is instant.
+        Migration(
+            version: 10, name: "trace_context",
+            sqlite: [
+                "ALTER TABLE notifications ADD COLUMN trace_parent TEXT CHECK (trace_parent IS NULL OR length(trace_parent) <= 128)",
+                "ALTER TABLE shadow_outbox ADD COLUMN trace_parent TEXT CHECK (trace_parent IS NULL OR length(trace_parent) <= 128)",
+            ],
+            postgres: [
+                "ALTER TABLE notifications ADD COLUMN trace_parent TEXT",
+                """
+                ALTER TABLE notifications ADD CONSTRAINT notifications_trace_parent_length
+                    CHECK (trace_parent IS NULL OR length(trace_parent) <= 128) NOT VALID
+                """,
+                "ALTER TABLE shadow_outbox ADD COLUMN trace_parent TEXT",
+                """
+                ALTER TABLE shadow_outbox ADD CONSTRAINT shadow_outbox_trace_parent_length
+                    CHECK (trace_parent IS NULL OR length(trace_parent) <= 128) NOT VALID
+                """,
+            ]),
     ]
 
     /// The shadow store's own schema (a separate database): the mirrored rows, with a version that only ever
