@@ -179,9 +179,9 @@ public final class Database: Sendable, Service {
         }
     }
 
-    /// PostgreSQL only: `body` on a pooled connection with the driver's own typed API, for the few read paths
-    /// where the generic row layer is the bottleneck (evidence verification). `nil` on SQLite. No transaction.
-    public func withPostgresConnection<R: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R? {
+    /// PostgreSQL only: `body` on a pooled connection with the driver's own typed API (``typedRows(_:reserving:_:)``).
+    /// `nil` on SQLite. No transaction.
+    func withPostgresConnection<R: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R? {
         let metrics = poolMetrics.withLock { $0 }
         let asked = ContinuousClock.now
         do {

@@ -9,7 +9,7 @@ extension SQLDatabase {
     /// more than running it. Runs under the connection's watch like every other statement.
     ///
     /// `nil` when `self` is not a leased PostgreSQL connection (SQLite): the caller runs its portable statement.
-    public func prepared<Statement: PostgresPreparedStatement>(
+    func prepared<Statement: PostgresPreparedStatement>(
         _ statement: Statement
     ) async throws -> [Statement.Row]? where Statement.Row: Sendable {
         let leased = (self as? Transaction)?.connection ?? self

@@ -1,7 +1,5 @@
 import Evidence
 import Foundation
-import Logging
-import PostgresNIO
 import SQLKit
 import Storage
 
@@ -174,23 +172,17 @@ public struct EvidenceLog: Sendable {
     /// typed rows where available (several times faster than the generic row layer), else column by column.
     func batch(after afterSeq: Int64) async throws -> [EvidenceRecord] {
         let limit = Self.verifyBatchSize
-        if let records = try await database.withPostgresConnection({ connection -> [EvidenceRecord] in
-            let rows = try await connection.query("""
-                SELECT id, seq, occurred_at_micros, control_id, category, event_type, event_outcome, entity_type,
-                       entity_id, request_id, details, previous_hash, content_hash
-                FROM evidence_records WHERE seq > \(afterSeq) ORDER BY seq LIMIT \(limit)
-                """, logger: Self.quietLogger)
-            var records: [EvidenceRecord] = []
-            records.reserveCapacity(limit)
-            for try await (id, seq, occurred, control, category, type, outcome, entityType, entityId, requestId, details,
-                           previous, hash) in rows.decode(
-                (String, Int64, Int64, String, String, String, String, String?, String?, String?, String, String, String).self) {
-                records.append(EvidenceRecord(
-                    id: UUID(uuidString: id) ?? EvidenceRow.unreadableID, seq: seq, occurredAtMicros: occurred,
-                    controlId: control, category: category, eventType: type, eventOutcome: outcome, entityType: entityType,
-                    entityId: entityId, requestId: requestId, details: details, previousHash: previous, contentHash: hash))
-            }
-            return records
+        let query = TypedQuery("""
+            SELECT \(Self.columns.joined(separator: ", "))
+            FROM evidence_records WHERE seq > $1 ORDER BY seq LIMIT $2
+            """, [.integer(afterSeq), .integer(Int64(limit))])
+        if let records = try await database.typedRows(query, reserving: limit, { row in
+            EvidenceRecord(
+                id: UUID(uuidString: try row.text(0)) ?? EvidenceRow.unreadableID, seq: try row.integer(1),
+                occurredAtMicros: try row.integer(2), controlId: try row.text(3), category: try row.text(4),
+                eventType: try row.text(5), eventOutcome: try row.text(6), entityType: try row.optionalText(7),
+                entityId: try row.optionalText(8), requestId: try row.optionalText(9), details: try row.text(10),
+                previousHash: try row.text(11), contentHash: try row.text(12))
         }) {
             return records
         }
@@ -200,8 +192,6 @@ public struct EvidenceLog: Sendable {
                 .all().map { try EvidenceRow(row: $0).record() }
         }
     }
-
-    static let quietLogger = Logger(label: "ballast.evidence") { _ in SwiftLogNoOpLogHandler() }
 
     static let columns = [
         "id", "seq", "occurred_at_micros", "control_id", "category", "event_type", "event_outcome", "entity_type",

@@ -58,9 +58,10 @@ public struct OrderService: Sendable {
         guard !overflow, let charge = Amount(total) else { throw tooExpensive() }
 
         // The payment, then the order and its items (no row of an order may exist without its payment; the
-        // ledger row is linked to the order by id). On PostgreSQL all three are one statement, so the stock rows
-        // just locked are held for fewer round trips (a flash sale queues on that lock); on SQLite (no
-        // data-modifying CTEs) they are three statements in the same transaction.
+        // ledger row is linked to the order by id). The payment is the wallets' own prepared statement; on
+        // PostgreSQL the order and its items are then one statement, so the stock rows just locked are held for
+        // one round trip more, not two (a flash sale queues on that lock); on SQLite (no data-modifying CTEs) two.
+        _ = try await wallets.pay(order: id, from: request.walletId, total: charge, buyer: buyer, sql)
         let now = StoredTime.nowMicros()
         let orderColumns: SQLQueryString = """
             orders (id, buyer_id, wallet_id, status, subtotal, shipping, total, shipping_source, destination_country,
@@ -81,15 +82,13 @@ public struct OrderService: Sendable {
         }
         let itemColumns: SQLQueryString = "order_items (order_id, product_id, seller_id, quantity, unit_price)"
         if database.dialect == .postgres {
-            let alongside: SQLQueryString = """
-                , o AS (INSERT INTO \(orderColumns) SELECT \(orderValues) FROM w RETURNING id)
-                , i AS (INSERT INTO \(itemColumns)
-                        SELECT v.order_id, v.product_id, v.seller_id, v.quantity, v.unit_price
-                        FROM o, (VALUES \(itemValues)) AS v (order_id, product_id, seller_id, quantity, unit_price))
-                """
-            _ = try await wallets.pay(order: id, from: request.walletId, total: charge, buyer: buyer, alongside: alongside, sql)
+            try await sql.raw("""
+                WITH o AS (INSERT INTO \(orderColumns) VALUES (\(orderValues)) RETURNING id)
+                INSERT INTO \(itemColumns)
+                SELECT v.order_id, v.product_id, v.seller_id, v.quantity, v.unit_price
+                FROM o, (VALUES \(itemValues)) AS v (order_id, product_id, seller_id, quantity, unit_price)
+                """).run()
         } else {
-            _ = try await wallets.pay(order: id, from: request.walletId, total: charge, buyer: buyer, sql)
             try await sql.raw("INSERT INTO \(orderColumns) VALUES (\(orderValues))").run()
             try await sql.raw("INSERT INTO \(itemColumns) VALUES \(itemValues)").run()
         }

@@ -4,7 +4,6 @@ import Evidence
 import Foundation
 import Logging
 import Metrics
-import PostgresNIO
 import SQLKit
 import Storage
 import Tracing
@@ -233,29 +232,23 @@ public struct ShadowVerifier: Sendable {
     static func scanBatch(
         after id: String, primaryTable: Bool, _ database: Database, hashInDatabase: Bool
     ) async throws -> [ScanRow] {
-        if hashInDatabase, let rows = try await database.withPostgresConnection({ connection -> [ScanRow] in
+        if hashInDatabase {
             let deleted = primaryTable ? "CASE WHEN deleted_at_micros IS NULL THEN 0 ELSE 1 END" : "deleted"
-            let query: PostgresQuery = """
-                SELECT id, CAST(\(unescaped: deleted) AS BIGINT),
+            let query = TypedQuery("""
+                SELECT id, CAST(\(deleted) AS BIGINT),
                        hashtextextended(concat_ws('|', owner_id, title, price, version, created_at_micros, updated_at_micros), 0)
-                FROM listings WHERE id COLLATE "C" > \(id) ORDER BY id COLLATE "C" LIMIT \(batchSize)
-                """
-            var rows: [ScanRow] = []
-            rows.reserveCapacity(batchSize)
-            for try await (rowId, deletedFlag, hash) in try await connection.query(query, logger: quietLogger)
-                .decode((String, Int64, Int64).self) {
-                rows.append(ScanRow(id: rowId, deleted: deletedFlag != 0, fingerprint: hash))
+                FROM listings WHERE id COLLATE "C" > $1 ORDER BY id COLLATE "C" LIMIT $2
+                """, [.text(id), .integer(Int64(batchSize))])
+            if let rows = try await database.typedRows(query, reserving: batchSize, { row in
+                ScanRow(id: try row.text(0), deleted: try row.integer(1) != 0, fingerprint: try row.integer(2))
+            }) {
+                return rows
             }
-            return rows
-        }) {
-            return rows
         }
         return try await database.read { sql in
             try await batch(after: id, primaryTable: primaryTable, dialect: database.dialect, sql)
         }.map { ScanRow(id: $0.id, deleted: $0.deleted, fingerprint: $0.fingerprint) }
     }
-
-    static let quietLogger = Logger(label: "ballast.verifier", factory: { _ in SwiftLogNoOpLogHandler() })
 
     /// The difference between a listing's primary and shadow row, if any. A deleted row and an absent one are
     /// the same state.

@@ -1,7 +1,6 @@
 import ChaosKit
 import Foundation
 import Metrics
-import PostgresNIO
 import SQLKit
 import Storage
 
@@ -108,17 +107,13 @@ public struct WalletService: Sendable {
     }
 
     /// An order's payment: `total` from the buyer's own USD wallet (an admin cannot pay from someone else's),
-    /// its ledger row linked to the order. Runs in the order's transaction.
-    ///
-    /// `alongside` (PostgreSQL only) is more of the transaction's writes as data-modifying CTEs
-    /// (`, name AS (INSERT … SELECT … FROM w)`, where `w` is the debited wallet row), sent in the payment's
-    /// statement so they cost no round trip of their own; the caller runs them as statements of their own on
-    /// SQLite.
+    /// its ledger row linked to the order by id. Runs in the order's transaction; the order's own rows are the
+    /// caller's to write (the ledger knows an order only by its id).
     public func pay(
-        order: OrderID, from id: WalletID, total: Amount, buyer: User, alongside: SQLQueryString? = nil, _ sql: Transaction
+        order: OrderID, from id: WalletID, total: Amount, buyer: User, _ sql: Transaction
     ) async throws -> WalletMovement {
         try await take(Debit(wallet: id, amount: total, reference: "order:\(order)", caller: buyer, ownerOnly: true,
-                             currency: .usd, order: order), alongside: alongside, sql)
+                             currency: .usd, order: order), sql)
     }
 
     /// An order's refund: `total` back to the wallet that paid it, linked to the order. Runs in the cancel's
@@ -206,50 +201,26 @@ public struct WalletService: Sendable {
         }
     }
 
-    /// The conditional debit and its ledger row. On PostgreSQL one statement (a data-modifying CTE), so a hot
-    /// wallet's row lock is held for one round trip and the commit instead of three; on SQLite (no
-    /// data-modifying CTEs, writers serialized anyway) two statements with the same all-or-nothing.
-    func take(_ debit: Debit, alongside: SQLQueryString? = nil, _ sql: Transaction) async throws -> WalletMovement {
-        let amount = debit.amount.minorUnits
-        guard database.dialect == .postgres else {
-            let row = try await sql.raw("""
-                UPDATE wallets SET balance = balance - \(bind: amount)
-                WHERE \(debit.rowConditions) AND balance >= \(bind: amount)
-                RETURNING \(unsafeRaw: WalletRow.columnList)
-                """).first(decoding: WalletRow.self)
-            guard let row else { try await debitFailure(debit, sql) }
-            let wallet = try row.wallet()
-            try failpoints.hit(Failpoint.debitAfterBalanceUpdate)
-            return WalletMovement(wallet: wallet, entry: try await appendLedger(wallet, .debit, debit.amount, debit.reference, order: debit.order, sql))
-        }
-        if alongside == nil, let rows = try await sql.prepared(DebitStatement(debit, entryId: LedgerEntryID(), nowMicros: StoredTime.nowMicros())) {
+    /// The conditional debit and its ledger row. On PostgreSQL one prepared statement (a data-modifying CTE), so a
+    /// hot wallet's row lock is held for one round trip and the commit instead of three, and the database plans it
+    /// once per connection; on SQLite (no data-modifying CTEs, writers serialized anyway) two statements with the
+    /// same all-or-nothing.
+    func take(_ debit: Debit, _ sql: Transaction) async throws -> WalletMovement {
+        if let rows = try await sql.prepared(DebitStatement(debit, entryId: LedgerEntryID(), nowMicros: StoredTime.nowMicros())) {
             guard let row = rows.first else { try await debitFailure(debit, sql) }
             try failpoints.hit(Failpoint.debitAfterBalanceUpdate)
             return try row.movement()
         }
-        var statement: SQLQueryString = """
-            WITH w AS (
-                UPDATE wallets SET balance = balance - \(bind: amount)
-                WHERE \(debit.rowConditions) AND balance >= \(bind: amount)
-                RETURNING \(unsafeRaw: WalletRow.columnList)
-            ), l AS (
-                INSERT INTO wallet_transactions (id, wallet_id, kind, amount, balance_after, reference, order_id, created_at_micros)
-                SELECT \(bind: LedgerEntryID().description), w.id, 'debit', \(bind: amount), w.balance,
-                       \(bind: debit.reference), \(bind: debit.order?.description), \(bind: StoredTime.nowMicros()) FROM w
-                RETURNING \(unsafeRaw: LedgerRow.columns.joined(separator: ", "))
-            )
-            """
-        if let alongside { statement += alongside }
-        statement += """
-
-            SELECT w.id, w.owner_id, w.currency, w.balance, w.created_at_micros, l.entry_no, l.id AS entry_id,
-                   l.kind, l.amount, l.balance_after, l.reference, l.created_at_micros AS entry_created_at_micros
-            FROM w, l
-            """
-        let row = try await sql.raw(statement).first(decoding: DebitRow.self)
+        let amount = debit.amount.minorUnits
+        let row = try await sql.raw("""
+            UPDATE wallets SET balance = balance - \(bind: amount)
+            WHERE \(debit.rowConditions) AND balance >= \(bind: amount)
+            RETURNING \(unsafeRaw: WalletRow.columnList)
+            """).first(decoding: WalletRow.self)
         guard let row else { try await debitFailure(debit, sql) }
+        let wallet = try row.wallet()
         try failpoints.hit(Failpoint.debitAfterBalanceUpdate)
-        return try row.movement()
+        return WalletMovement(wallet: wallet, entry: try await appendLedger(wallet, .debit, debit.amount, debit.reference, order: debit.order, sql))
     }
 
     /// After a conditional debit took nothing, says why (a read that decides nothing): 404 for a missing or
@@ -339,12 +310,10 @@ struct WalletRow: Decodable {
 }
 
 /// The wallet and ledger columns of the one-statement debit.
-/// The debit of ``WalletService/take(_:alongside:_:)`` on PostgreSQL, prepared once per connection: the same
+/// The debit of ``WalletService/take(_:_:)`` on PostgreSQL, prepared once per connection: the same
 /// conditional update and ledger row in one statement, with the row conditions written so that one statement
 /// serves every caller (`$4` is true when an admin may take from a wallet it does not own).
-struct DebitStatement: PostgresPreparedStatement {
-    typealias Row = DebitRow
-
+struct DebitStatement: PreparedQuery {
     static let sql = """
         WITH w AS (
             UPDATE wallets SET balance = balance - $1
@@ -359,7 +328,7 @@ struct DebitStatement: PostgresPreparedStatement {
                l.kind, l.amount, l.balance_after, l.reference, l.created_at_micros AS entry_created_at_micros
         FROM w, l
         """
-    static let bindingDataTypes: [PostgresDataType] = [.int8, .text, .text, .bool, .text, .text, .text, .text, .int8]
+    static let parameters: [TypedParameter] = [.integer, .text, .text, .boolean, .text, .text, .text, .text, .integer]
 
     let debit: WalletService.Debit
     let entryId: LedgerEntryID
@@ -371,26 +340,17 @@ struct DebitStatement: PostgresPreparedStatement {
         self.nowMicros = nowMicros
     }
 
-    func makeBindings() -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 9)
-        bindings.append(debit.amount.minorUnits)
-        bindings.append(debit.wallet.description)
-        bindings.append(debit.caller.id.description)
-        bindings.append(!debit.ownerOnly && debit.caller.isAdmin)
-        bindings.append(debit.currency?.code)
-        bindings.append(entryId.description)
-        bindings.append(debit.reference)
-        bindings.append(debit.order?.description)
-        bindings.append(nowMicros)
-        return bindings
+    var values: [TypedValue] {
+        [.integer(debit.amount.minorUnits), .text(debit.wallet.description), .text(debit.caller.id.description),
+         .boolean(!debit.ownerOnly && debit.caller.isAdmin), .text(debit.currency?.code), .text(entryId.description),
+         .text(debit.reference), .text(debit.order?.description), .integer(nowMicros)]
     }
 
-    func decodeRow(_ row: PostgresRow) throws -> DebitRow {
-        let (id, owner, currency, balance, created, entryNo, entryId, kind, amount, balanceAfter, reference, entryCreated) =
-            try row.decode((String, String, String, Int64, Int64, Int64, String, String, Int64, Int64, String?, Int64).self)
-        return DebitRow(id: id, owner_id: owner, currency: currency, balance: balance, created_at_micros: created,
-                        entry_no: entryNo, entry_id: entryId, kind: kind, amount: amount, balance_after: balanceAfter,
-                        reference: reference, entry_created_at_micros: entryCreated)
+    func decode(_ row: TypedRow) throws -> DebitRow {
+        DebitRow(id: try row.text(0), owner_id: try row.text(1), currency: try row.text(2), balance: try row.integer(3),
+                 created_at_micros: try row.integer(4), entry_no: try row.integer(5), entry_id: try row.text(6),
+                 kind: try row.text(7), amount: try row.integer(8), balance_after: try row.integer(9),
+                 reference: try row.optionalText(10), entry_created_at_micros: try row.integer(11))
     }
 }
 

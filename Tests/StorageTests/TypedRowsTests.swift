@@ -1,0 +1,65 @@
+import BallastTestSupport
+import SQLKit
+import Storage
+import Testing
+
+/// The driver-neutral fast paths: a prepared query is prepared once per connection and then only bound and run; a
+/// typed read decodes every column type it offers; on SQLite both answer nil and the caller takes the portable path.
+@Suite("Typed rows and prepared queries", .timeLimit(.minutes(10)))
+struct TypedRowsTests {
+    struct AddToCounter: PreparedQuery {
+        static let sql = "UPDATE counters SET value = value + $1 WHERE id = $2 AND $3 RETURNING value, $4::text"
+        static let parameters: [TypedParameter] = [.integer, .integer, .boolean, .text]
+        let amount: Int64
+        let note: String?
+        var values: [TypedValue] { [.integer(amount), .integer(1), .boolean(true), .text(note)] }
+        func decode(_ row: TypedRow) throws -> (Int64, String?) { (try row.integer(0), try row.optionalText(1)) }
+    }
+
+    @Test(arguments: TestStores.kinds)
+    func aPreparedQueryIsPreparedOncePerConnection(kind: StoreKind) async throws {
+        try await TestStores.withDatabase(kind, poolSize: 1) { database in
+            try await TransactionTests.makeCounterTable(database)
+            var answers: [(Int64, String?)] = []
+            for note in ["first", nil, "third"] {
+                let rows = try await database.transaction { sql in try await sql.prepared(AddToCounter(amount: 5, note: note)) }
+                guard kind == .postgres else {
+                    #expect(rows == nil, "SQLite takes the portable path")
+                    return
+                }
+                answers.append(contentsOf: try #require(rows))
+            }
+            #expect(answers.map(\.0) == [5, 10, 15])
+            #expect(answers.map(\.1) == ["first", nil, "third"])
+            // One connection: the statement the three runs used is prepared on it, once, under the query's name.
+            let prepared = try await database.transaction { sql in
+                try await sql.raw("SELECT name FROM pg_prepared_statements WHERE name LIKE 'ballast.%AddToCounter%'").all()
+                    .map { try $0.decode(column: "name", as: String.self) }
+            }
+            #expect(prepared.count == 1, "\(prepared)")
+        }
+    }
+
+    @Test(arguments: TestStores.kinds)
+    func aTypedReadDecodesEveryColumnType(kind: StoreKind) async throws {
+        try await TestStores.withDatabase(kind) { database in
+            let query = TypedQuery(
+                "SELECT $1::bigint + 1, $2::text, CAST(NULL AS TEXT), $3::boolean FROM generate_series(1, 3)",
+                [.integer(41), .text("é 漢字"), .boolean(true)])
+            let rows = try await database.typedRows(query, reserving: 3) { row in
+                (try row.integer(0), try row.text(1), try row.optionalText(2), try row.boolean(3))
+            }
+            guard kind == .postgres else {
+                #expect(rows == nil)
+                return
+            }
+            let read = try #require(rows)
+            #expect(read.count == 3)
+            #expect(read.allSatisfy { $0.0 == 42 && $0.1 == "é 漢字" && $0.2 == nil && $0.3 })
+            // A column read as the wrong type is an error, never a wrong value.
+            await #expect(throws: (any Error).self) {
+                _ = try await database.typedRows(TypedQuery("SELECT 'text'::text")) { try $0.integer(0) }
+            }
+        }
+    }
+}
