@@ -97,6 +97,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The evidence store: the hash-chained log in the primary store, and the appender that writes high-volume
+        // evidence off the request path. Depends on no domain module.
+        .target(
+            name: "EvidenceStore",
+            dependencies: [
+                "Evidence",
+                "Storage",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "SQLKit", package: "sql-kit"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The domain: value types, errors with stable codes, services with their SQL.
         .target(
             name: "Marketplace",
@@ -104,6 +118,7 @@ let package = Package(
                 "BallastCore",
                 "Storage",
                 "Evidence",
+                "EvidenceStore",
                 "ChaosKit",
                 "BallastConfig",
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -127,6 +142,7 @@ let package = Package(
                 "Telemetry",
                 "Storage",
                 "Marketplace",
+                "EvidenceStore",
                 "ChaosKit",
                 "Evidence",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -159,6 +175,7 @@ let package = Package(
                 "BallastCore",
                 "ChaosRunner",
                 "Evidence",
+                "EvidenceStore",
                 "Marketplace",
                 "Storage",
                 "Telemetry",
@@ -197,7 +214,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EvidenceTests",
-            dependencies: ["Evidence", "Marketplace", "Storage", "BallastTestSupport", .product(name: "SQLKit", package: "sql-kit"),
+            dependencies: ["Evidence", "EvidenceStore", "Marketplace", "Storage", "BallastTestSupport", .product(name: "SQLKit", package: "sql-kit"),
                            .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics")],
             swiftSettings: swiftSettings
         ),
@@ -225,7 +242,7 @@ let package = Package(
         // Prints figures (fault-check cost, evidence append and verify rates); never asserts timings.
         .executableTarget(
             name: "ballast-bench",
-            dependencies: ["ChaosKit", "Evidence", "Marketplace", "Storage", "BallastConfig", "Telemetry",
+            dependencies: ["ChaosKit", "Evidence", "EvidenceStore", "Marketplace", "Storage", "BallastConfig", "Telemetry",
                            .product(name: "Logging", package: "swift-log"), .product(name: "SQLKit", package: "sql-kit"),
                            .product(name: "Metrics", package: "swift-metrics"), .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -242,6 +259,7 @@ let package = Package(
             name: "BallastServerTests",
             dependencies: [
                 "BallastServer",
+                "EvidenceStore",
                 "BallastConfig",
                 "BallastTestSupport",
                 "ChaosKit",
@@ -264,6 +282,7 @@ let package = Package(
             name: "BallastCLITests",
             dependencies: [
                 "ballast",
+                "EvidenceStore",
                 "BallastTestSupport",
                 "BallastConfig",
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -2,6 +2,7 @@
 import BallastConfig
 import ChaosKit
 import Evidence
+import EvidenceStore
 import Foundation
 import Logging
 import Marketplace
@@ -74,7 +75,7 @@ func benchmarkEvidence(_ url: DatabaseURL, label: String) async throws {
                      label, Double(directCount) / direct, writers, directCount))
 
         // Through the batched appender, as shadow-write failures are recorded.
-        let appender = EvidenceAppender(log: log, capacity: 100_000, batchSize: 256, logger: logger, metrics: NOOPMetricsHandler.instance)
+        let appender = EvidenceAppender(log: log, completer: ShadowOutboxCompleter(), capacity: 100_000, batchSize: 256, logger: logger, metrics: NOOPMetricsHandler.instance)
         let perWriterQueued = 1000
         let queuedCount = writers * perWriterQueued
         let queued = try await measure {

@@ -1,6 +1,7 @@
 // Listing benchmarks: creates over HTTP (the script runs them with the shadow on and off), and the discrepancy
 // verifier over a large table (both stores seeded with the same rows, a few of them made to differ).
 import BallastConfig
+import EvidenceStore
 import Foundation
 import Marketplace
 import SQLKit
@@ -71,7 +72,7 @@ func runVerifierBench(_ arguments: [String]) async throws {
                 try await primary.transaction { sql in try await sql.raw("ANALYZE listings").run() }
             }
             let evidence = EvidenceLog(database: primary)
-            let appender = EvidenceAppender(log: evidence, logger: logger, metrics: metrics.factory)
+            let appender = EvidenceAppender(log: evidence, completer: ShadowOutboxCompleter(), logger: logger, metrics: metrics.factory)
             let verifier = ShadowVerifier(primary: primary, shadow: shadow, evidence: evidence, appender: appender, writer: nil,
                                           metrics: metrics.factory, logger: logger)
             let result = try await verifier.run(repair: false)

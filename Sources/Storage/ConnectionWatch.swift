@@ -52,6 +52,16 @@ final class ConnectionWatch: Sendable {
 
     var isClosed: Bool { state.withLock { $0.closed } }
 
+    /// The prepared statements this connection has prepared successfully. The driver keeps a statement whose
+    /// preparation failed failed for the connection's life, but one that was prepared stays usable after a later
+    /// run fails (a deadlock, a serialization failure, a timeout): only a failure before this is known retires the
+    /// connection.
+    private let prepared = Mutex<Set<String>>([])
+
+    func hasPrepared(_ name: String) -> Bool { prepared.withLock { $0.contains(name) } }
+
+    func notePrepared(_ name: String) { _ = prepared.withLock { $0.insert(name) } }
+
     /// Runs `statement`, answering when it answers or, if the connection closes first, with an error.
     func run(on eventLoop: any EventLoop, _ statement: () -> EventLoopFuture<Void>) -> EventLoopFuture<Void> {
         let completion = Completion(eventLoop.makePromise(of: Void.self))

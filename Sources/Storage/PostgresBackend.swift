@@ -119,12 +119,18 @@ final class PostgresBackend: DatabaseBackend {
         let client = try await leasableClient()
         return try await client.withConnection { connection in
             let lease = ConnectionLease()
-            defer {
-                // The pool drops a closed connection and opens a new one when needed.
-                if lease.isBroken { connection.close().whenComplete { _ in } }
-            }
             let sql = WatchedSQLDatabase(base: connection.sql(queryLogLevel: nil), watch: watch(connection), connection: connection, lease: lease)
-            return try await body(sql, lease)
+            // A broken connection is closed before it goes back to the pool, which drops it and opens a new one when
+            // needed; closed only after, the pool could lend it to the next caller while it closes, failing that
+            // caller's first statement.
+            do {
+                let result = try await body(sql, lease)
+                if lease.isBroken { try? await connection.close().get() }
+                return result
+            } catch {
+                if lease.isBroken { try? await connection.close().get() }
+                throw error
+            }
         }
     }
 

@@ -15,19 +15,24 @@ extension SQLDatabase {
         let leased = (self as? Transaction)?.connection ?? self
         guard let watched = leased as? WatchedSQLDatabase else { return nil }
         let connection = watched.connection
+        let wasPrepared = watched.watch.hasPrepared(Statement.name)
         do {
-            return try await watched.watch.run {
+            let rows = try await watched.watch.run {
                 var rows: [Statement.Row] = []
                 for try await row in try await connection.execute(statement, logger: preparedStatementLogger) {
                     rows.append(row)
                 }
                 return rows
             }
+            if !wasPrepared { watched.watch.notePrepared(Statement.name) }
+            return rows
         } catch {
             // The driver remembers a statement whose preparation failed (a lock or statement timeout, a cancel, a
             // schema change under it) for the connection's life and fails every later use of it at once; so a
-            // connection on which a prepared statement failed is not lent again.
-            watched.lease.markBroken()
+            // connection on which a prepared statement failed before it was known to be prepared is not lent
+            // again. A failure of a statement prepared earlier (a deadlock, a serialization failure) leaves the
+            // connection as good as any other.
+            if !wasPrepared { watched.lease.markBroken() }
             throw error
         }
     }
@@ -41,6 +46,7 @@ private let preparedStatementLogger = Logger(label: "ballast.postgres.prepared",
 enum TransactionStatement {
     struct Begin: PostgresPreparedStatement {
         typealias Row = Int
+        static let name = "ballast.begin"
         static let sql = "BEGIN"
         func makeBindings() -> PostgresBindings { PostgresBindings() }
         func decodeRow(_ row: PostgresRow) throws -> Int { 0 }

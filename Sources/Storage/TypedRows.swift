@@ -29,12 +29,14 @@ public struct TypedRow {
 /// A read written for PostgreSQL (`$1`, `$2`… placeholders) whose rows are decoded with the driver's binary typed
 /// rows: several times faster than the generic row layer, for the reads that walk whole tables (evidence
 /// verification, the shadow verifier's scan). Only this module knows the driver.
+///
+/// The text is a `StaticString`: every value goes in `values`, bound, never pasted into the text.
 public struct TypedQuery: Sendable {
     public let sql: String
     public let values: [TypedValue]
 
-    public init(_ sql: String, _ values: [TypedValue] = []) {
-        self.sql = sql
+    public init(_ sql: StaticString, _ values: [TypedValue] = []) {
+        self.sql = sql.description
         self.values = values
     }
 }
@@ -43,6 +45,9 @@ public struct TypedQuery: Sendable {
 /// (a debit), where parsing and planning the statement every time cost more than running it. PostgreSQL only.
 public protocol PreparedQuery: Sendable {
     associatedtype Row: Sendable
+    /// The statement's name on each connection: unique among prepared queries, at most 63 bytes (the database
+    /// compares no more).
+    static var name: String { get }
     /// The statement, with `$1`, `$2`… placeholders.
     static var sql: String { get }
     /// The placeholders' types, in order.
@@ -82,11 +87,11 @@ extension SQLDatabase {
     }
 }
 
-/// A ``PreparedQuery`` as the driver runs it; named after the query's type, so each is prepared once per connection.
+/// A ``PreparedQuery`` as the driver runs it, under the query's name, so each is prepared once per connection.
 struct PreparedAdapter<Query: PreparedQuery>: PostgresPreparedStatement {
     typealias Row = Query.Row
 
-    static var name: String { "ballast." + String(reflecting: Query.self) }
+    static var name: String { Query.name }
     static var sql: String { Query.sql }
     static var bindingDataTypes: [PostgresDataType] {
         Query.parameters.map {

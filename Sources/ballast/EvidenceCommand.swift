@@ -2,6 +2,7 @@ import ArgumentParser
 import BallastConfig
 import BallastServer
 import Evidence
+import EvidenceStore
 import Foundation
 import Logging
 import Marketplace

@@ -1,6 +1,7 @@
 import BallastConfig
 import BallastTestSupport
 import Evidence
+import EvidenceStore
 import Foundation
 import Marketplace
 import SQLKit

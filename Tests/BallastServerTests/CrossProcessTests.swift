@@ -1,6 +1,7 @@
 import BallastTestSupport
 import ChaosKit
 import Evidence
+import EvidenceStore
 import Foundation
 import HTTPTypes
 import Logging

@@ -1,6 +1,7 @@
 import BallastServer
 import BallastTestSupport
 import ChaosKit
+import EvidenceStore
 import Foundation
 import HTTPTypes
 import Marketplace

@@ -1,5 +1,6 @@
 import BallastTestSupport
 import Evidence
+import EvidenceStore
 import Foundation
 import Marketplace
 import Metrics
@@ -197,7 +198,7 @@ struct EvidenceLogTests {
     func theBatchedAppenderWritesEverythingSubmittedOnOneChain(kind: StoreKind) async throws {
         try await TestStores.withDatabase(kind) { database in
             let log = EvidenceLog(database: database)
-            let appender = EvidenceAppender(log: log, capacity: 10_000, batchSize: 64, logger: TestStores.logger,
+            let appender = EvidenceAppender(log: log, completer: ShadowOutboxCompleter(), capacity: 10_000, batchSize: 64, logger: TestStores.logger,
                                             metrics: NOOPMetricsHandler.instance)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await appender.run() }
@@ -227,7 +228,7 @@ struct EvidenceLogTests {
 
     @Test func aFullQueueDropsAndCountsInsteadOfWaiting() async throws {
         try await TestStores.withDatabase(.sqlite) { database in
-            let appender = EvidenceAppender(log: EvidenceLog(database: database), capacity: 10, batchSize: 4,
+            let appender = EvidenceAppender(log: EvidenceLog(database: database), completer: ShadowOutboxCompleter(), capacity: 10, batchSize: 4,
                                             logger: TestStores.logger, metrics: NOOPMetricsHandler.instance)
             let accepted = (0..<15).filter { appender.submit(event($0)) }.count
             #expect(accepted == 10)

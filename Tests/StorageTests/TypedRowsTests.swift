@@ -8,6 +8,7 @@ import Testing
 @Suite("Typed rows and prepared queries", .timeLimit(.minutes(10)))
 struct TypedRowsTests {
     struct AddToCounter: PreparedQuery {
+        static let name = "test.add_to_counter"
         static let sql = "UPDATE counters SET value = value + $1 WHERE id = $2 AND $3 RETURNING value, $4::text"
         static let parameters: [TypedParameter] = [.integer, .integer, .boolean, .text]
         let amount: Int64
@@ -33,7 +34,7 @@ struct TypedRowsTests {
             #expect(answers.map(\.1) == ["first", nil, "third"])
             // One connection: the statement the three runs used is prepared on it, once, under the query's name.
             let prepared = try await database.transaction { sql in
-                try await sql.raw("SELECT name FROM pg_prepared_statements WHERE name LIKE 'ballast.%AddToCounter%'").all()
+                try await sql.raw("SELECT name FROM pg_prepared_statements WHERE name = 'test.add_to_counter'").all()
                     .map { try $0.decode(column: "name", as: String.self) }
             }
             #expect(prepared.count == 1, "\(prepared)")
@@ -60,6 +61,41 @@ struct TypedRowsTests {
             await #expect(throws: (any Error).self) {
                 _ = try await database.typedRows(TypedQuery("SELECT 'text'::text")) { try $0.integer(0) }
             }
+        }
+    }
+
+    struct FromMissingTable: PreparedQuery {
+        static let name = "test.from_missing_table"
+        static let sql = "SELECT value FROM no_such_table WHERE id = $1"
+        static let parameters: [TypedParameter] = [.integer]
+        var values: [TypedValue] { [.integer(1)] }
+        func decode(_ row: TypedRow) throws -> Int64 { try row.integer(0) }
+    }
+
+    /// A prepared statement that fails when it runs (here a CHECK; in production a deadlock or a serialization
+    /// failure) leaves its connection in the pool; one whose preparation failed retires it, since the driver would
+    /// fail every later use of that statement on it.
+    @Test func onlyAFailedPreparationRetiresTheConnection() async throws {
+        guard TestStores.kinds.contains(.postgres) else { return }
+        try await TestStores.withDatabase(.postgres, poolSize: 1) { database in
+            try await TransactionTests.makeCounterTable(database)
+            func session() async throws -> Int {
+                try await database.transaction { sql in
+                    try await sql.raw("SELECT pg_backend_pid() AS pid").first()!.decode(column: "pid", as: Int.self)
+                }
+            }
+            _ = try await database.transaction { sql in try await sql.prepared(AddToCounter(amount: 1, note: nil)) }
+            let first = try await session()
+            await #expect(throws: (any Error).self) {
+                _ = try await database.transaction { sql in try await sql.prepared(AddToCounter(amount: -100, note: nil)) }
+            }
+            #expect(try await session() == first, "a failed run of a prepared statement kept its connection")
+            let rows = try await database.transaction { sql in try await sql.prepared(AddToCounter(amount: 1, note: "x")) }
+            #expect(rows?.first?.0 == 2)
+            await #expect(throws: (any Error).self) {
+                _ = try await database.transaction { sql in try await sql.prepared(FromMissingTable()) }
+            }
+            #expect(try await session() != first, "a failed preparation retired its connection")
         }
     }
 }

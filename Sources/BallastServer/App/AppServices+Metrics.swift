@@ -1,5 +1,6 @@
 import ChaosKit
 import Evidence
+import EvidenceStore
 import Marketplace
 import Metrics
 

@@ -1,5 +1,6 @@
 import BallastConfig
 import ChaosKit
+import EvidenceStore
 import Foundation
 import Logging
 import Marketplace
@@ -78,7 +79,8 @@ public final class AppServices: Sendable {
         self.chaosMonitor = ChaosMonitor(
             chaos: chaos, guardWindow: steadyState, logger: logger, isReady: { readiness.isReady })
         self.evidence = EvidenceLog(database: primary)
-        self.evidenceAppender = EvidenceAppender(log: evidence, logger: logger, metrics: metrics.factory)
+        self.evidenceAppender = EvidenceAppender(
+            log: evidence, completer: ShadowOutboxCompleter(), logger: logger, metrics: metrics.factory)
         let reads = ReadFaults(injector: self.injector)
         self.wallets = WalletService(database: primary, failpoints: failpoints, metrics: metrics.factory, reads: reads)
         let injector = self.injector, evidenceAppender = self.evidenceAppender

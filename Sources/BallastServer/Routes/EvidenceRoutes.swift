@@ -1,5 +1,6 @@
 import BallastCore
 import Evidence
+import EvidenceStore
 import Foundation
 import HTTPTypes
 import Hummingbird

@@ -1,5 +1,6 @@
 import ChaosKit
 import Evidence
+import EvidenceStore
 import Foundation
 import SQLKit
 import Storage

@@ -1,6 +1,7 @@
 import BallastConfig
 import ChaosKit
 import Evidence
+import EvidenceStore
 import Foundation
 import Logging
 import SQLKit

@@ -1,6 +1,7 @@
 import BallastCore
 import ChaosKit
 import Evidence
+import EvidenceStore
 import Foundation
 import Logging
 import Metrics

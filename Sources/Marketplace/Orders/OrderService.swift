@@ -59,8 +59,9 @@ public struct OrderService: Sendable {
 
         // The payment, then the order and its items (no row of an order may exist without its payment; the
         // ledger row is linked to the order by id). The payment is the wallets' own prepared statement; on
-        // PostgreSQL the order and its items are then one statement, so the stock rows just locked are held for
-        // one round trip more, not two (a flash sale queues on that lock); on SQLite (no data-modifying CTEs) two.
+        // PostgreSQL the order and its items are then one more statement (on SQLite, with no data-modifying CTEs,
+        // two). The stock rows just locked are held across both round trips: one more than when the order's rows
+        // rode in the payment's statement, the price of wallets that know orders only by id.
         _ = try await wallets.pay(order: id, from: request.walletId, total: charge, buyer: buyer, sql)
         let now = StoredTime.nowMicros()
         let orderColumns: SQLQueryString = """

@@ -1,13 +1,18 @@
+import EvidenceStore
 import SQLKit
 import Storage
 
 /// One shadow write waiting in the outbox, under one claim: the listing and version it mirrors, and the token of
 /// the claim that may complete it.
-public struct ShadowOutboxKey: Sendable, Hashable {
-    public let entityType: String
-    public let entityId: String
-    public let version: Int64
-    public let claimToken: String
+public typealias ShadowOutboxKey = OutboxClaim
+
+/// How the evidence appender deletes completed shadow writes' rows in the transaction of their evidence.
+public struct ShadowOutboxCompleter: OutboxCompleter {
+    public init() {}
+
+    public func complete(_ claims: [OutboxClaim], in sql: Transaction) async throws -> Set<OutboxClaim> {
+        try await ShadowOutbox.complete(claims, in: sql)
+    }
 }
 
 /// The shadow outbox (`shadow_outbox` in the primary store): a row per listing write, inserted in the listing's own

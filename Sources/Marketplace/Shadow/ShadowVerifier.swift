@@ -1,6 +1,7 @@
 import BallastCore
 import ChaosKit
 import Evidence
+import EvidenceStore
 import Foundation
 import Logging
 import Metrics
@@ -233,12 +234,18 @@ public struct ShadowVerifier: Sendable {
         after id: String, primaryTable: Bool, _ database: Database, hashInDatabase: Bool
     ) async throws -> [ScanRow] {
         if hashInDatabase {
-            let deleted = primaryTable ? "CASE WHEN deleted_at_micros IS NULL THEN 0 ELSE 1 END" : "deleted"
-            let query = TypedQuery("""
-                SELECT id, CAST(\(deleted) AS BIGINT),
-                       hashtextextended(concat_ws('|', owner_id, title, price, version, created_at_micros, updated_at_micros), 0)
-                FROM listings WHERE id COLLATE "C" > $1 ORDER BY id COLLATE "C" LIMIT $2
-                """, [.text(id), .integer(Int64(batchSize))])
+            let values: [TypedValue] = [.text(id), .integer(Int64(batchSize))]
+            let query = primaryTable
+                ? TypedQuery("""
+                    SELECT id, CAST(CASE WHEN deleted_at_micros IS NULL THEN 0 ELSE 1 END AS BIGINT),
+                           hashtextextended(concat_ws('|', owner_id, title, price, version, created_at_micros, updated_at_micros), 0)
+                    FROM listings WHERE id COLLATE "C" > $1 ORDER BY id COLLATE "C" LIMIT $2
+                    """, values)
+                : TypedQuery("""
+                    SELECT id, CAST(deleted AS BIGINT),
+                           hashtextextended(concat_ws('|', owner_id, title, price, version, created_at_micros, updated_at_micros), 0)
+                    FROM listings WHERE id COLLATE "C" > $1 ORDER BY id COLLATE "C" LIMIT $2
+                    """, values)
             if let rows = try await database.typedRows(query, reserving: batchSize, { row in
                 ScanRow(id: try row.text(0), deleted: try row.integer(1) != 0, fingerprint: try row.integer(2))
             }) {

@@ -1,4 +1,5 @@
 import Evidence
+import EvidenceStore
 import Foundation
 import Logging
 import SQLKit

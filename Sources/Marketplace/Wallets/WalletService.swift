@@ -202,8 +202,9 @@ public struct WalletService: Sendable {
     }
 
     /// The conditional debit and its ledger row. On PostgreSQL one prepared statement (a data-modifying CTE), so a
-    /// hot wallet's row lock is held for one round trip and the commit instead of three, and the database plans it
-    /// once per connection; on SQLite (no data-modifying CTEs, writers serialized anyway) two statements with the
+    /// debit takes the wallet's row lock and writes its ledger row in one round trip (a plain debit then holds it
+    /// only until its commit; a payment, until the rest of its order's transaction commits), and the database plans
+    /// it once per connection; on SQLite (no data-modifying CTEs, writers serialized anyway) two statements with the
     /// same all-or-nothing.
     func take(_ debit: Debit, _ sql: Transaction) async throws -> WalletMovement {
         if let rows = try await sql.prepared(DebitStatement(debit, entryId: LedgerEntryID(), nowMicros: StoredTime.nowMicros())) {
@@ -309,11 +310,11 @@ struct WalletRow: Decodable {
     }
 }
 
-/// The wallet and ledger columns of the one-statement debit.
 /// The debit of ``WalletService/take(_:_:)`` on PostgreSQL, prepared once per connection: the same
 /// conditional update and ledger row in one statement, with the row conditions written so that one statement
 /// serves every caller (`$4` is true when an admin may take from a wallet it does not own).
 struct DebitStatement: PreparedQuery {
+    static let name = "ballast.debit"
     static let sql = """
         WITH w AS (
             UPDATE wallets SET balance = balance - $1

@@ -2,10 +2,34 @@ import Evidence
 import Logging
 import Metrics
 import ServiceLifecycle
+import Storage
 import Synchronization
 
+/// A claimed outbox row (a queued shadow write) whose completion, the deletion of the row while it is still this
+/// claim's, is written in the same transaction as the evidence tied to it.
+public struct OutboxClaim: Sendable, Hashable {
+    public let entityType: String
+    public let entityId: String
+    public let version: Int64
+    public let claimToken: String
+
+    public init(entityType: String, entityId: String, version: Int64, claimToken: String) {
+        self.entityType = entityType
+        self.entityId = entityId
+        self.version = version
+        self.claimToken = claimToken
+    }
+}
+
+/// Completes claimed outbox rows inside a transaction the appender opens: answers the claims whose rows it deleted
+/// (a row whose claim passed to another process is left alone and not answered). Owned here, implemented by the
+/// outbox's owner, so the evidence store depends on no domain module.
+public protocol OutboxCompleter: Sendable {
+    func complete(_ claims: [OutboxClaim], in sql: Transaction) async throws -> Set<OutboxClaim>
+}
+
 /// Appends high-volume evidence (shadow-write failures…) off the request path, and completes shadow writes
-/// (``ShadowOutboxKey``): `submit` and `complete` only queue and never wait; a background loop writes what is
+/// (``OutboxClaim``): `submit` and `complete` only queue and never wait; a background loop writes what is
 /// queued in batches, one transaction per batch, on the same chain as every other append.
 ///
 /// A batch is crash-safe and may be written twice (its commit's answer lost, the batch tried again): every event
@@ -20,13 +44,14 @@ public final class EvidenceAppender: Sendable, Service {
     public let capacity: Int
     public let batchSize: Int
     private let log: EvidenceLog
+    private let completer: any OutboxCompleter
     private let logger: Logger
     private let metrics: any MetricsFactory
 
     /// One queued item: an event to append, a shadow write to complete, or an event that completes one.
     struct Item: Sendable {
         var event: EvidenceEvent?
-        var completes: ShadowOutboxKey?
+        var completes: OutboxClaim?
     }
 
     private let pending = Mutex<[Item]>([])
@@ -36,9 +61,13 @@ public final class EvidenceAppender: Sendable, Service {
     /// Serializes writers (the loop and `flush`) so batches commit in queue order.
     private let writer = AsyncSerialGate()
 
-    public init(log: EvidenceLog, capacity: Int = 10_000, batchSize: Int = 256, logger: Logger, metrics: any MetricsFactory) {
+    public init(
+        log: EvidenceLog, completer: any OutboxCompleter, capacity: Int = 10_000, batchSize: Int = 256, logger: Logger,
+        metrics: any MetricsFactory
+    ) {
         precondition(capacity > 0 && batchSize > 0)
         self.log = log
+        self.completer = completer
         self.capacity = capacity
         self.batchSize = batchSize
         self.logger = logger
@@ -49,7 +78,7 @@ public final class EvidenceAppender: Sendable, Service {
     /// Queues `event`, written only if `completing`'s outbox row is still its claim's (when given); false when the
     /// queue is full and the event was dropped.
     @discardableResult
-    public func submit(_ event: EvidenceEvent, completing: ShadowOutboxKey? = nil) -> Bool {
+    public func submit(_ event: EvidenceEvent, completing: OutboxClaim? = nil) -> Bool {
         enqueue(Item(event: event, completes: completing), label: event.eventType)
     }
 
@@ -58,7 +87,7 @@ public final class EvidenceAppender: Sendable, Service {
 
     /// Queues the completion of a shadow write that landed: its outbox row is deleted in the next batch.
     @discardableResult
-    public func complete(_ key: ShadowOutboxKey) -> Bool {
+    public func complete(_ key: OutboxClaim) -> Bool {
         enqueue(Item(event: nil, completes: key), label: Self.completionLabel)
     }
 
@@ -101,7 +130,7 @@ public final class EvidenceAppender: Sendable, Service {
     private func write(_ batch: [Item]) async throws -> Int {
         let keys = batch.compactMap(\.completes)
         return try await log.database.transaction { sql in
-            let completed = try await ShadowOutbox.complete(keys, in: sql)
+            let completed = keys.isEmpty ? [] : try await completer.complete(keys, in: sql)
             let events = batch.compactMap { item -> EvidenceEvent? in
                 guard let event = item.event else { return nil }
                 guard let key = item.completes else { return event }

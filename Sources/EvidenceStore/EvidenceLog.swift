@@ -172,8 +172,10 @@ public struct EvidenceLog: Sendable {
     /// typed rows where available (several times faster than the generic row layer), else column by column.
     func batch(after afterSeq: Int64) async throws -> [EvidenceRecord] {
         let limit = Self.verifyBatchSize
+        // The columns of ``columns``, in its order.
         let query = TypedQuery("""
-            SELECT \(Self.columns.joined(separator: ", "))
+            SELECT id, seq, occurred_at_micros, control_id, category, event_type, event_outcome, entity_type, entity_id,
+                   request_id, details, previous_hash, content_hash
             FROM evidence_records WHERE seq > $1 ORDER BY seq LIMIT $2
             """, [.integer(afterSeq), .integer(Int64(limit))])
         if let records = try await database.typedRows(query, reserving: limit, { row in
