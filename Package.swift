@@ -97,6 +97,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The domain's values below every domain module: ids, money, errors with stable codes, input fields and
+        // their rules, the bounded queue and the circuit breaker.
+        .target(
+            name: "DomainValues",
+            dependencies: [
+                "BallastCore",
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The evidence store: the hash-chained log in the primary store, and the appender that writes high-volume
         // evidence off the request path. Depends on no domain module.
         .target(
@@ -116,6 +126,7 @@ let package = Package(
             name: "Marketplace",
             dependencies: [
                 "BallastCore",
+                "DomainValues",
                 "Storage",
                 "Evidence",
                 "EvidenceStore",
@@ -138,6 +149,7 @@ let package = Package(
             name: "BallastServer",
             dependencies: [
                 "BallastCore",
+                "DomainValues",
                 "BallastConfig",
                 "Telemetry",
                 "Storage",
@@ -173,6 +185,7 @@ let package = Package(
                 "BallastServer",
                 "BallastConfig",
                 "BallastCore",
+                "DomainValues",
                 "ChaosRunner",
                 "Evidence",
                 "EvidenceStore",
@@ -220,9 +233,14 @@ let package = Package(
         ),
         // Property-based tests of the input rules and of every parser of a peer's answer.
         .testTarget(
+            name: "DomainValuesTests",
+            dependencies: ["DomainValues"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "MarketplaceTests",
             dependencies: [
-                "Marketplace", "Evidence", "BallastCore",
+                "Marketplace", "DomainValues", "Evidence", "BallastCore",
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -259,6 +277,7 @@ let package = Package(
             name: "BallastServerTests",
             dependencies: [
                 "BallastServer",
+                "DomainValues",
                 "EvidenceStore",
                 "BallastConfig",
                 "BallastTestSupport",
@@ -282,6 +301,7 @@ let package = Package(
             name: "BallastCLITests",
             dependencies: [
                 "ballast",
+                "DomainValues",
                 "EvidenceStore",
                 "BallastTestSupport",
                 "BallastConfig",

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BallastConfig
+import DomainValues
 import Foundation
 import Logging
 import Marketplace

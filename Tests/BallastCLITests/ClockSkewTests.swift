@@ -1,5 +1,6 @@
 import BallastConfig
 import BallastTestSupport
+import DomainValues
 import Foundation
 import Marketplace
 import SQLKit

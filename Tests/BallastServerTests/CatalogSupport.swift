@@ -1,4 +1,5 @@
 import BallastServer
+import DomainValues
 import Foundation
 import HTTPTypes
 import Marketplace

@@ -2,6 +2,7 @@ import BallastConfig
 import BallastServer
 import BallastTestSupport
 import ChaosKit
+import DomainValues
 import Foundation
 import HTTPTypes
 import Hummingbird

@@ -1,5 +1,6 @@
 import BallastTestSupport
 import ChaosKit
+import DomainValues
 import Foundation
 import HTTPTypes
 import Marketplace

@@ -1,6 +1,7 @@
 import BallastServer
 import BallastTestSupport
 import ChaosKit
+import DomainValues
 import EvidenceStore
 import Foundation
 import HTTPTypes

@@ -1,5 +1,6 @@
 import BallastServer
 import BallastTestSupport
+import DomainValues
 import Foundation
 import HTTPTypes
 import ChaosKit

@@ -1,6 +1,7 @@
 import BallastConfig
 import BallastServer
 import BallastTestSupport
+import DomainValues
 import Foundation
 import HTTPTypes
 import Hummingbird

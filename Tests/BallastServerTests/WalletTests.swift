@@ -1,6 +1,7 @@
 import BallastServer
 import BallastTestSupport
 import ChaosKit
+import DomainValues
 import Foundation
 import HTTPTypes
 import Hummingbird

@@ -1,3 +1,4 @@
+import DomainValues
 import Evidence
 import Foundation
 @testable import Marketplace

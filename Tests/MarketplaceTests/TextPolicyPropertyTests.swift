@@ -1,4 +1,5 @@
 import BallastCore
+@testable import DomainValues
 import Foundation
 @testable import Marketplace
 import PropertyBased

@@ -1,4 +1,5 @@
 import BallastCore
+import DomainValues
 import Foundation
 import HTTPTypes
 import Hummingbird

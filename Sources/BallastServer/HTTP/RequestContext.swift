@@ -1,3 +1,4 @@
+import DomainValues
 import HTTPTypes
 import Hummingbird
 import NIOCore

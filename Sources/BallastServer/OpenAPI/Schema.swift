@@ -1,4 +1,5 @@
 import BallastCore
+import DomainValues
 import Marketplace
 
 /// JSON Schema fragments of the OpenAPI document (3.0: `nullable` rather than a `null` type). Request bodies and

@@ -1,8 +1,7 @@
 import BallastCore
+import DomainValues
 import Foundation
 
-public enum ProductTag {}
-public typealias ProductID = TypedID<ProductTag>
 
 /// Where a product is in its life: `draft` (new, not for sale) → `active` (for sale) → `disabled` (off sale)
 /// → `archived`. Deletion is separate (``Product/deletedAt``), so a deleted product keeps its last status.

@@ -1,4 +1,5 @@
 import BallastCore
+import DomainValues
 import Evidence
 import Foundation
 import SQLKit

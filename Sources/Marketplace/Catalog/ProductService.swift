@@ -1,4 +1,5 @@
 import ChaosKit
+import DomainValues
 import Evidence
 import EvidenceStore
 import Foundation

@@ -1,5 +1,6 @@
 import BallastConfig
 import ChaosKit
+import DomainValues
 import Evidence
 import EvidenceStore
 import Foundation

@@ -1,6 +1,7 @@
 import BallastConfig
 import BallastCore
 import ChaosKit
+import DomainValues
 
 /// `PUT /api/admin/chaos`: `{enabled?, failRate?, scope?, seed?, durationSeconds?, latencyMilliseconds?, reason?}`,
 /// at least one setting. The scopes offered are the ones this environment allows (`reads` only in development and

@@ -1,3 +1,4 @@
+import DomainValues
 import SQLKit
 
 /// Position in a list ordered by creation time, then id (`MICROS_ID` in the API): products and listings page

@@ -1,5 +1,6 @@
 import BallastCore
 import ChaosKit
+import DomainValues
 import Logging
 import Metrics
 import ServiceLifecycle

@@ -1,4 +1,5 @@
 import Crypto
+import DomainValues
 import Evidence
 import Foundation
 import SQLKit

@@ -1,8 +1,7 @@
 import BallastCore
+import DomainValues
 import Foundation
 
-public enum ListingTag {}
-public typealias ListingID = TypedID<ListingTag>
 
 /// A listing: a title and a price offered by its owner. Every change raises its version, so the shadow copy
 /// can tell a newer write from an older one. Deleted listings are kept (soft delete) with their final version.

@@ -1,10 +1,9 @@
 import BallastCore
+import DomainValues
 import Foundation
 import SQLKit
 import Storage
 
-public enum NotificationTag {}
-public typealias NotificationID = TypedID<NotificationTag>
 
 /// How a notification reaches its recipient.
 public enum NotificationChannel: String, Sendable, CaseIterable {

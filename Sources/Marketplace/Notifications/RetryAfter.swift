@@ -1,3 +1,4 @@
+import DomainValues
 /// A peer's `Retry-After` header (RFC 9110 §10.2.3): a number of seconds or an HTTP date. A peer's number is
 /// hostile input, so nothing here can trap: digits are read with a bound, dates with a fixed grammar, and the
 /// wait is clamped to `0…maximumSeconds` (a receiver cannot park a notification for a century, or crash the

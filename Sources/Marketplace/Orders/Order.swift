@@ -1,8 +1,7 @@
 import BallastCore
+import DomainValues
 import Foundation
 
-public enum OrderTag {}
-public typealias OrderID = TypedID<OrderTag>
 
 /// paid → shipped → delivered, or paid → cancelled. "Open" means paid or shipped.
 public enum OrderStatus: String, Sendable, CaseIterable {

@@ -1,3 +1,4 @@
+import DomainValues
 /// Placing an order, the use case: the shipping quote first (outside any transaction, so a slow provider never holds
 /// row locks, and only when the order will really be attempted, not for a replay), then stock, payment, the order
 /// and its outbox rows in one transaction (``OrderService/place(_:quote:buyer:in:)``), retry-safe when keyed; after

@@ -1,4 +1,5 @@
 import ChaosKit
+import DomainValues
 import Foundation
 import Metrics
 import SQLKit

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import BallastConfig
 import BallastCore
 import ChaosKit
+import DomainValues
 import Foundation
 import Logging
 import Metrics

@@ -1,3 +1,4 @@
+import DomainValues
 /// Where an order goes: an ISO 3166-1 alpha-2 country code and a postal code.
 public struct Destination: Sendable, Equatable {
     public let country: String

@@ -1,4 +1,5 @@
 import BallastCore
+import DomainValues
 import Foundation
 
 /// What a user may do: admins reach admin endpoints and act on anyone's resources; members only on their own.
@@ -6,9 +7,6 @@ public enum Role: String, Sendable, CaseIterable, Codable {
     case admin, member
 }
 
-public enum UserTag {}
-/// A user's identifier (a UUID, lower-case in storage and in the API).
-public typealias UserID = TypedID<UserTag>
 
 /// A person or system acting on the marketplace. The token is never part of it: only its hash is stored.
 public struct User: Sendable, Equatable, Codable {

@@ -1,3 +1,4 @@
+import DomainValues
 import Storage
 
 /// The wallet commands, as use cases: each parses its request, runs in one transaction (retry-safe when keyed, see

@@ -1,4 +1,5 @@
 import BallastCore
+import DomainValues
 /// `POST /api/wallets`: `{currency?}` (USD when absent).
 public struct NewWalletRequest: Sendable, Equatable {
     public static let currency = Field.optional("currency", .text(Currency.rule), summary: "ISO 4217 code; USD when absent")

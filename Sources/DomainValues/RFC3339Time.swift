@@ -63,9 +63,9 @@ public enum RFC3339Time {
         return seconds * 1_000_000 + (second == 60 ? 999_999 : fraction)
     }
 
-    static func isLeap(_ year: Int64) -> Bool { year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) }
+    public static func isLeap(_ year: Int64) -> Bool { year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) }
 
-    static func daysIn(month: Int64, year: Int64) -> Int64 {
+    public static func daysIn(month: Int64, year: Int64) -> Int64 {
         switch month {
         case 2: return isLeap(year) ? 29 : 28
         case 4, 6, 9, 11: return 30
@@ -74,7 +74,7 @@ public enum RFC3339Time {
     }
 
     /// Days from 1970-01-01 to the date (proleptic Gregorian calendar).
-    static func daysSinceEpoch(year: Int64, month: Int64, day: Int64) -> Int64 {
+    public static func daysSinceEpoch(year: Int64, month: Int64, day: Int64) -> Int64 {
         let shiftedYear = month <= 2 ? year - 1 : year
         let era = (shiftedYear >= 0 ? shiftedYear : shiftedYear - 399) / 400
         let yearOfEra = shiftedYear - era * 400

@@ -4,7 +4,7 @@ import Synchronization
 /// `tryPush` never waits (a full queue refuses); `pop` waits for an element, or answers `nil` once the queue is
 /// closed and empty. A consumer calls `finished()` once it has dealt with an element it popped, so
 /// `waitUntilIdle(timeout:)` can tell when everything pushed has been dealt with: a signalled wait, not a poll.
-final class BoundedQueue<Element: Sendable>: Sendable {
+public final class BoundedQueue<Element: Sendable>: Sendable {
     private struct State {
         var items: [Element] = []
         var head = 0
@@ -46,18 +46,18 @@ final class BoundedQueue<Element: Sendable>: Sendable {
         }
     }
 
-    let capacity: Int
+    public let capacity: Int
     private let state = Mutex(State())
 
-    init(capacity: Int) {
+    public init(capacity: Int) {
         precondition(capacity > 0, "a queue holds at least one element")
         self.capacity = capacity
     }
 
-    var count: Int { state.withLock { $0.count } }
+    public var count: Int { state.withLock { $0.count } }
 
     /// Adds `element`, or answers false when the queue is full or closed.
-    func tryPush(_ element: Element) -> Bool {
+    public func tryPush(_ element: Element) -> Bool {
         let (waiter, accepted): (CheckedContinuation<Element?, Never>?, Bool) = state.withLock { state in
             guard !state.closed else { return (nil, false) }
             if !state.waiters.isEmpty {
@@ -74,7 +74,7 @@ final class BoundedQueue<Element: Sendable>: Sendable {
     }
 
     /// The next element; waits while the queue is empty and open; `nil` once closed and drained.
-    func pop() async -> Element? {
+    public func pop() async -> Element? {
         await withCheckedContinuation { continuation in
             let ready: Element?? = state.withLock { state in
                 if let element = state.takeFirst() { return .some(element) }
@@ -87,7 +87,7 @@ final class BoundedQueue<Element: Sendable>: Sendable {
     }
 
     /// Stops accepting elements; waiting consumers get `nil` once what is queued is taken.
-    func close() {
+    public func close() {
         let waiters = state.withLock { state in
             state.closed = true
             defer { state.waiters.removeAll() }
@@ -97,7 +97,7 @@ final class BoundedQueue<Element: Sendable>: Sendable {
     }
 
     /// Removes and answers everything still queued (counted as finished: the caller deals with it otherwise).
-    func removeAll() -> [Element] {
+    public func removeAll() -> [Element] {
         let (removed, idle) = state.withLock { state in
             let removed = Array(state.items[state.head...])
             state.items.removeAll()
@@ -109,13 +109,13 @@ final class BoundedQueue<Element: Sendable>: Sendable {
     }
 
     /// A consumer has dealt with one element it popped.
-    func finished() {
+    public func finished() {
         for waiter in state.withLock({ $0.finish(1) }) { waiter.resume(returning: true) }
     }
 
     /// Waits until nothing pushed is unfinished (elements pushed meanwhile count too), at most `timeout`; true when
     /// it came to that.
-    func waitUntilIdle(timeout: Duration) async -> Bool {
+    public func waitUntilIdle(timeout: Duration) async -> Bool {
         await withTaskGroup(of: Bool.self) { group in
             group.addTask { await self.idle() }
             group.addTask {

@@ -1,4 +1,5 @@
-@testable import Marketplace
+@testable import DomainValues
+
 import Synchronization
 import Testing
 
