@@ -172,12 +172,12 @@ public struct EvidenceLog: Sendable {
     /// typed rows where available (several times faster than the generic row layer), else column by column.
     func batch(after afterSeq: Int64) async throws -> [EvidenceRecord] {
         let limit = Self.verifyBatchSize
-        // The columns of ``columns``, in its order.
+        // The columns of ``columns``, in its order (checked: the text cannot be built from it, being static).
         let query = TypedQuery("""
-            SELECT id, seq, occurred_at_micros, control_id, category, event_type, event_outcome, entity_type, entity_id,
-                   request_id, details, previous_hash, content_hash
+            SELECT id, seq, occurred_at_micros, control_id, category, event_type, event_outcome, entity_type, entity_id, request_id, details, previous_hash, content_hash
             FROM evidence_records WHERE seq > $1 ORDER BY seq LIMIT $2
             """, [.integer(afterSeq), .integer(Int64(limit))])
+        assert(query.sql.contains("SELECT \(Self.columns.joined(separator: ", "))\n"))
         if let records = try await database.typedRows(query, reserving: limit, { row in
             EvidenceRecord(
                 id: UUID(uuidString: try row.text(0)) ?? EvidenceRow.unreadableID, seq: try row.integer(1),

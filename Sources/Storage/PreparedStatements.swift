@@ -31,10 +31,19 @@ extension SQLDatabase {
             // schema change under it) for the connection's life and fails every later use of it at once; so a
             // connection on which a prepared statement failed before it was known to be prepared is not lent
             // again. A failure of a statement prepared earlier (a deadlock, a serialization failure) leaves the
-            // connection as good as any other.
-            if !wasPrepared { watched.lease.markBroken() }
+            // connection as good as any other, unless the server says the prepared statement itself is no longer
+            // usable (its plan changed under it, after a migration by another process): that one never heals.
+            if !wasPrepared || Self.isUnusablePreparedStatement(error) { watched.lease.markBroken() }
             throw error
         }
+    }
+}
+
+extension SQLDatabase {
+    /// "cached plan must not change result type" (0A000) or "prepared statement does not exist" (26000).
+    static func isUnusablePreparedStatement(_ error: any Error) -> Bool {
+        guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return false }
+        return state == "0A000" || state == "26000"
     }
 }
 

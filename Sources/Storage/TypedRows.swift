@@ -91,7 +91,10 @@ extension SQLDatabase {
 struct PreparedAdapter<Query: PreparedQuery>: PostgresPreparedStatement {
     typealias Row = Query.Row
 
-    static var name: String { Query.name }
+    static var name: String {
+        assert(Query.name.utf8.count <= 63, "a prepared statement's name is compared on its first 63 bytes only")
+        return Query.name
+    }
     static var sql: String { Query.sql }
     static var bindingDataTypes: [PostgresDataType] {
         Query.parameters.map {

@@ -96,6 +96,20 @@ struct TypedRowsTests {
                 _ = try await database.transaction { sql in try await sql.prepared(FromMissingTable()) }
             }
             #expect(try await session() != first, "a failed preparation retired its connection")
+
+            // A statement prepared on the connection whose plan the schema changed under (another process migrated):
+            // the server refuses it on that connection for good, so the connection is retired even so.
+            _ = try await database.transaction { sql in try await sql.prepared(AddToCounter(amount: 1, note: nil)) }
+            let second = try await session()
+            try await database.transaction { sql in
+                try await sql.raw("ALTER TABLE counters ALTER COLUMN value TYPE INTEGER").run()
+            }
+            await #expect(throws: (any Error).self) {
+                _ = try await database.transaction { sql in try await sql.prepared(AddToCounter(amount: 1, note: nil)) }
+            }
+            #expect(try await session() != second, "a prepared statement the server no longer runs retired its connection")
+            let healed = try await database.transaction { sql in try await sql.prepared(AddToCounter(amount: 1, note: nil)) }
+            #expect(healed?.count == 1)
         }
     }
 }
