@@ -17,9 +17,6 @@ public enum Traces {
     /// Turns spans on; called once, by the process that installed a tracer, before it serves anything.
     public static func switchOn() { switchedOn.store(true, ordering: .relaxed) }
 
-    /// Turns spans off again (the process's tracer is left installed; nothing new is started).
-    public static func switchOff() { switchedOn.store(false, ordering: .relaxed) }
-
     /// Runs `body` inside a span named `name`, a child of the current one; `body` gets the span (to add
     /// attributes), or nil when tracing is off. A thrown error is recorded on the span and marks it failed.
     public static func span<R>(
@@ -154,10 +151,7 @@ public enum Traces {
     /// The current span as a W3C `traceparent` value, to be stored with work that continues the trace later;
     /// nil when tracing is off or no span is open.
     public static func currentTraceParent() -> String? {
-        guard isOn, let context = InstrumentationContext.current else { return nil }
-        var carrier: [String: String] = [:]
-        InstrumentationSystem.instrument.inject(context, into: &carrier, using: DictionaryInjector())
-        guard let value = carrier[traceParentHeader], value.utf8.count <= maximumStoredLength else { return nil }
+        guard let value = outboundHeaders()[traceParentHeader], value.utf8.count <= maximumStoredLength else { return nil }
         return value
     }
 

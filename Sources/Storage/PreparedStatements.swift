@@ -33,17 +33,9 @@ extension SQLDatabase {
             // again. A failure of a statement prepared earlier (a deadlock, a serialization failure) leaves the
             // connection as good as any other, unless the server says the prepared statement itself is no longer
             // usable (its plan changed under it, after a migration by another process): that one never heals.
-            if !wasPrepared || Self.isUnusablePreparedStatement(error) { watched.lease.markBroken() }
+            if !wasPrepared || ErrorClassifier.isUnusablePreparedStatement(error) { watched.lease.markBroken() }
             throw error
         }
-    }
-}
-
-extension SQLDatabase {
-    /// "cached plan must not change result type" (0A000) or "prepared statement does not exist" (26000).
-    static func isUnusablePreparedStatement(_ error: any Error) -> Bool {
-        guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return false }
-        return state == "0A000" || state == "26000"
     }
 }
 

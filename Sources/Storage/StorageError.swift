@@ -43,6 +43,13 @@ enum ErrorClass {
 }
 
 enum ErrorClassifier {
+    /// A prepared statement the server will not run on this connection again: "cached plan must not change result
+    /// type" (0A000, its result changed under it) or "prepared statement does not exist" (26000).
+    static func isUnusablePreparedStatement(_ error: any Error) -> Bool {
+        guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return false }
+        return state == "0A000" || state == "26000"
+    }
+
     static func classify(_ error: any Error) -> ErrorClass {
         if let error = error as? PSQLError {
             if let state = error.serverInfo?[.sqlState] {
