@@ -40,6 +40,13 @@ let package = Package(
             dependencies: [.product(name: "Tracing", package: "swift-distributed-tracing")],
             swiftSettings: swiftSettings
         ),
+        // The wire contract: every request answer's JSON shape, `Codable`, with no domain or server type. The server
+        // encodes it, the chaos runner decodes it, and a test checks each against the OpenAPI document.
+        .target(
+            name: "BallastWire",
+            dependencies: ["BallastCore"],
+            swiftSettings: swiftSettings
+        ),
         // Typed configuration from the environment and flags, with one-line errors. No I/O beyond reading values.
         .target(
             name: "BallastConfig",
@@ -121,17 +128,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The domain: value types, errors with stable codes, services with their SQL.
+        // Commerce, the domain's use cases: users, wallets, the catalog, orders, listings, idempotency, shipping,
+        // notifications and their outbox, events, admin evidence; the services with their SQL.
         .target(
-            name: "Marketplace",
+            name: "Commerce",
             dependencies: [
                 "BallastCore",
+                "BallastConfig",
                 "DomainValues",
                 "Storage",
                 "Evidence",
                 "EvidenceStore",
                 "ChaosKit",
-                "BallastConfig",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "SQLKit", package: "sql-kit"),
@@ -144,16 +152,40 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Operations, what runs beside commerce: shadow writes and the verifier, jobs and the invariant auditor,
+        // chaos control. May import Commerce; Commerce never imports it (listings reach the shadow writer
+        // through `ListingMirror`, a protocol Commerce owns).
+        .target(
+            name: "Operations",
+            dependencies: [
+                "Commerce",
+                "BallastCore",
+                "BallastConfig",
+                "DomainValues",
+                "Storage",
+                "Evidence",
+                "EvidenceStore",
+                "ChaosKit",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The HTTP application: middleware, routes, health, metrics, OpenAPI.
         .target(
             name: "BallastServer",
             dependencies: [
+                "BallastWire",
                 "BallastCore",
                 "DomainValues",
                 "BallastConfig",
                 "Telemetry",
                 "Storage",
-                "Marketplace",
+                "Commerce",
+                "Operations",
                 "EvidenceStore",
                 "ChaosKit",
                 "Evidence",
@@ -173,6 +205,7 @@ let package = Package(
             name: "ChaosRunner",
             dependencies: [
                 "BallastCore",
+                "BallastWire",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -183,13 +216,15 @@ let package = Package(
             name: "ballast",
             dependencies: [
                 "BallastServer",
+                "BallastWire",
                 "BallastConfig",
                 "BallastCore",
                 "DomainValues",
                 "ChaosRunner",
                 "Evidence",
                 "EvidenceStore",
-                "Marketplace",
+                "Commerce",
+                "Operations",
                 "Storage",
                 "Telemetry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -227,7 +262,8 @@ let package = Package(
         ),
         .testTarget(
             name: "EvidenceTests",
-            dependencies: ["Evidence", "EvidenceStore", "Marketplace", "Storage", "BallastTestSupport", .product(name: "SQLKit", package: "sql-kit"),
+            dependencies: ["Evidence", "EvidenceStore", "Commerce",
+                "Operations", "Storage", "BallastTestSupport", .product(name: "SQLKit", package: "sql-kit"),
                            .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics")],
             swiftSettings: swiftSettings
         ),
@@ -238,9 +274,9 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "MarketplaceTests",
+            name: "CommerceTests",
             dependencies: [
-                "Marketplace", "DomainValues", "Evidence", "BallastCore",
+                "Commerce", "DomainValues", "Evidence", "BallastCore",
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -260,7 +296,8 @@ let package = Package(
         // Prints figures (fault-check cost, evidence append and verify rates); never asserts timings.
         .executableTarget(
             name: "ballast-bench",
-            dependencies: ["ChaosKit", "Evidence", "EvidenceStore", "Marketplace", "Storage", "BallastConfig", "Telemetry",
+            dependencies: ["ChaosKit", "Evidence", "EvidenceStore", "Commerce",
+                "Operations", "Storage", "BallastConfig", "Telemetry",
                            .product(name: "Logging", package: "swift-log"), .product(name: "SQLKit", package: "sql-kit"),
                            .product(name: "Metrics", package: "swift-metrics"), .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -277,6 +314,8 @@ let package = Package(
             name: "BallastServerTests",
             dependencies: [
                 "BallastServer",
+                "BallastWire",
+                "BallastCore",
                 "DomainValues",
                 "EvidenceStore",
                 "BallastConfig",
@@ -284,7 +323,8 @@ let package = Package(
                 "ChaosKit",
                 "ChaosRunner",
                 "Evidence",
-                "Marketplace",
+                "Commerce",
+                "Operations",
                 "Storage",
                 "Telemetry",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -301,6 +341,7 @@ let package = Package(
             name: "BallastCLITests",
             dependencies: [
                 "ballast",
+                "BallastWire",
                 "DomainValues",
                 "EvidenceStore",
                 "BallastTestSupport",
@@ -308,7 +349,8 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 "Storage",
-                "Marketplace",
+                "Commerce",
+                "Operations",
                 "Evidence",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

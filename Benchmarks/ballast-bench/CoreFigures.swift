@@ -5,7 +5,8 @@ import Evidence
 import EvidenceStore
 import Foundation
 import Logging
-import Marketplace
+import Commerce
+import Operations
 import Metrics
 import SQLKit
 import Storage

@@ -3,7 +3,8 @@
 import BallastConfig
 import EvidenceStore
 import Foundation
-import Marketplace
+import Commerce
+import Operations
 import SQLKit
 import Storage
 import Telemetry

@@ -5,7 +5,7 @@
 // active and sold by that admin.
 import BallastConfig
 import Foundation
-import Marketplace
+import Commerce
 import SQLKit
 import Storage
 

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import BallastCore
+import BallastWire
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -15,7 +16,9 @@ public struct Reply: Sendable {
 
     public var isSuccess: Bool { (200..<300).contains(status) }
     /// The `error.code` of an error answer.
-    public var errorCode: String? { json?["error"]?["code"]?.string }
+    public var errorCode: String? { decode(ErrorBody.self)?.error.code }
+    /// The body as the wire type `T`; nil when it is not one.
+    public func decode<T: Decodable>(_ type: T.Type) -> T? { WireJSON.decode(type, from: Data(text.utf8)) }
     public var replayed: Bool { headers["idempotent-replayed"] == "true" }
 }
 
@@ -104,24 +107,35 @@ public final class APIClient: Sendable {
         return json
     }
 
-    /// Every item of a list endpoint, following `nextCursor` (at most `maxPages` pages of 200).
-    /// `stop` ends the walk after the first page holding an item it accepts (newest-first lists reaching
+    /// Sends a request that must succeed with `expected` (or any 2xx when nil) and answer a `T` (a wire type).
+    public func expect<T: Decodable>(
+        _ step: String, _ method: HTTPMethod, _ path: String, as type: T.Type, token: String?? = nil, body: JSONValue? = nil,
+        status expected: Int? = nil, headers: [String: String] = [:]
+    ) async throws -> T {
+        let reply = try await send(method, path, token: token, body: body, headers: headers)
+        guard expected.map({ $0 == reply.status }) ?? reply.isSuccess, let value = reply.decode(type) else {
+            throw UnexpectedReply(step: step, status: reply.status, body: reply.text)
+        }
+        return value
+    }
+
+    /// Every item of a list endpoint, as the wire type `Item`, following `nextCursor` (at most `maxPages` pages of
+    /// 200). `stop` ends the walk after the first page holding an item it accepts (newest-first lists reaching
     /// items older than what the caller looks for).
-    public func all(
-        _ step: String, _ path: String, token: String?? = nil, maxPages: Int = 10_000,
-        stop: (@Sendable (JSONValue) -> Bool)? = nil
-    ) async throws -> [JSONValue] {
-        var items: [JSONValue] = []
+    public func all<Item: Codable & Sendable & Equatable>(
+        _ step: String, _ path: String, of type: Item.Type, token: String?? = nil, maxPages: Int = 10_000,
+        stop: (@Sendable (Item) -> Bool)? = nil
+    ) async throws -> [Item] {
+        var items: [Item] = []
         var cursor: String?
         let separator = path.contains("?") ? "&" : "?"
         for _ in 0..<maxPages {
             var pagePath = path + separator + "limit=200"
             if let cursor { pagePath += "&cursor=" + (cursor.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? cursor) }
-            let json = try await expect(step, .GET, pagePath, token: token)
-            let page = json["items"]?.array ?? []
-            items += page
-            if let stop, page.contains(where: stop) { return items }
-            guard let next = json["nextCursor"]?.string else { return items }
+            let page = try await expect(step, .GET, pagePath, as: Page<Item>.self, token: token)
+            items += page.items
+            if let stop, page.items.contains(where: stop) { return items }
+            guard let next = page.nextCursor else { return items }
             cursor = next
         }
         return items
@@ -129,7 +143,7 @@ public final class APIClient: Sendable {
 
     /// Runs a job now (`POST /api/admin/jobs/NAME/trigger`) and answers its result, waiting out a run already in
     /// progress anywhere (409 job_running) for up to two minutes.
-    public func triggerJob(_ name: String, query: String = "") async throws -> JSONValue {
+    public func triggerJob(_ name: String, query: String = "") async throws -> JobRunBody {
         let step = "trigger the job \(name)"
         for _ in 0..<120 {
             let reply = try await send(.POST, "/api/admin/jobs/\(name)/trigger" + query, timeout: .minutes(10))
@@ -138,10 +152,10 @@ public final class APIClient: Sendable {
                 continue
             }
             // A run that failed answers 200 with status "failed": its result is not one to check against.
-            guard reply.isSuccess, let json = reply.json, json["status"]?.string == "succeeded" else {
-                throw UnexpectedReply(step: step, status: reply.status, body: reply.json?.text ?? "")
+            guard reply.isSuccess, let run = reply.decode(JobRunBody.self), run.status == "succeeded" else {
+                throw UnexpectedReply(step: step, status: reply.status, body: reply.text)
             }
-            return json
+            return run
         }
         throw UnexpectedReply(step: step, status: 409, body: "still running elsewhere after two minutes")
     }
@@ -217,18 +231,8 @@ public struct TargetClock: Sendable {
     }
 }
 
-/// Times as the API writes them (RFC 3339, with or without fractional seconds).
+/// Times in the API's query parameters.
 enum APITime {
-    static func parse(_ text: String?) -> Date? {
-        guard let text else { return nil }
-        let strategies: [Date.ISO8601FormatStyle] = [
-            .iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted),
-            .iso8601,
-        ]
-        for strategy in strategies { if let date = try? Date(text, strategy: strategy) { return date } }
-        return nil
-    }
-
     /// Whole seconds, rounded down: a `since=` parameter that includes `date`.
     static func since(_ date: Date) -> String {
         Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down)).formatted(.iso8601)

@@ -1,4 +1,5 @@
 import BallastCore
+import BallastWire
 import Foundation
 import NIOHTTP1
 import Synchronization
@@ -113,7 +114,7 @@ public final class ChaosRun: Sendable {
     private let log: Progress
     /// What preflight learned of the target: the chaos settings found at the start (restored after each
     /// scenario) and its clock. Nil until read.
-    private let target = Mutex<(chaos: JSONValue, clock: TargetClock)?>(nil)
+    private let target = Mutex<(chaos: ChaosBody, clock: TargetClock)?>(nil)
     private let windows = Mutex<[FaultWindow]>([])
 
     /// - Parameters: progress: receives the refreshed progress line; log: receives lines to print as they happen.
@@ -217,17 +218,18 @@ public final class ChaosRun: Sendable {
         } catch {
             throw RunRefused("the target did not answer GET /health: \(error)")
         }
-        guard let json = health.json, let environment = json["environment"]?.string else {
-            throw RunRefused("GET /health at the target answered \(health.status) without an environment; is it a Ballast server?")
+        guard let body = health.decode(HealthReport.self) else {
+            throw RunRefused("GET /health at the target answered \(health.status) without a health report; is it a Ballast server?")
         }
+        let environment = body.environment
         report.environment = environment
-        report.targetVersion = json["version"]?.string
+        report.targetVersion = body.version
         guard environment != "production" else {
             throw RunRefused("the target says it is production (APP_ENV=production); chaos experiments run only against staging, test or development")
         }
         guard health.status == 200 else { throw RunRefused("the target is not healthy: GET /health answered \(health.status)") }
         let chaos = try await api.send(.GET, "/api/admin/chaos")
-        guard chaos.status == 200, let settings = chaos.json else {
+        guard chaos.status == 200, let settings = chaos.decode(ChaosBody.self) else {
             throw RunRefused("GET /api/admin/chaos answered \(chaos.status): the token must be an admin's")
         }
         target.withLock { $0 = (settings, TargetClock(health, sentAt: sentAt)) }
@@ -313,13 +315,14 @@ public final class ChaosRun: Sendable {
     private func restoreChaos() async {
         guard let (previous, clock) = target.withLock({ $0 }) else { return }
         var body: [String: JSONValue] = [
-            "enabled": previous["enabled"] ?? false, "failRate": previous["failRate"] ?? 0, "scope": previous["scope"] ?? "shadow_write_only",
-            "latencyMilliseconds": previous["latencyMilliseconds"] ?? 0, "reason": .string("chaos run \(seed) finished: previous settings restored"),
+            "enabled": .bool(previous.enabled), "failRate": .number(previous.failRate), "scope": .string(previous.scope),
+            "latencyMilliseconds": .integer(Int64(previous.latencyMilliseconds)),
+            "reason": .string("chaos run \(seed) finished: previous settings restored"),
+            "seed": .string(previous.seed),
         ]
-        if let seed = previous["seed"], seed != .null { body["seed"] = seed }
         // A time box found at the start keeps its end: what is left of it now, or off if it ended meanwhile.
         body["durationSeconds"] = .null
-        if let expiresAt = APITime.parse(previous["expiresAt"]?.string) {
+        if let expiresAt = previous.expiresAt {
             let remaining = Int64(expiresAt.timeIntervalSince(clock.now).rounded(.up))
             if remaining >= 1 { body["durationSeconds"] = .integer(remaining) } else { body["enabled"] = false }
         }
@@ -397,9 +400,9 @@ public final class ChaosRun: Sendable {
             timeline.recordFaults(faults - lastFaults)
             lastFaults = faults
         }
-        guard chaosOn, let chaos = reply.json?["chaos"] else { return nil }
-        if chaos["enabled"]?.bool == false {
-            return .chaosSwitchedOff(chaos["reason"]?.string ?? "no reason given")
+        guard chaosOn, let chaos = reply.decode(HealthReport.self)?.chaos else { return nil }
+        if !chaos.enabled {
+            return .chaosSwitchedOff(chaos.reason ?? "no reason given")
         }
         return nil
     }
@@ -419,14 +422,14 @@ public final class ChaosRun: Sendable {
         var checks: [Check] = []
         var failure: String?
         do {
-            let chain = try await api.expect("verify the evidence chain", .GET, "/api/admin/evidence/verify")
-            let valid = chain["valid"]?.bool == true
+            let chain = try await api.expect("verify the evidence chain", .GET, "/api/admin/evidence/verify",
+                                             as: VerificationBody.self)
             checks.append(Check(
-                scenario: "target", invariant: "I7", name: "evidence hash chain verifies", holds: valid,
-                figures: [Figure("records", chain["records"] ?? .null), Figure("first invalid", chain["firstInvalidId"] ?? .null)],
-                detail: "the chain breaks at record \(chain["firstInvalidId"]?.string ?? "?")"))
+                scenario: "target", invariant: "I7", name: "evidence hash chain verifies", holds: chain.valid,
+                figures: [Figure("records", chain.records), Figure("first invalid", chain.firstInvalidId.map(JSONValue.string) ?? .null)],
+                detail: "the chain breaks at record \(chain.firstInvalidId ?? "?")"))
             let audit = try await api.triggerJob("ledger-invariant-auditor")
-            let result = audit["result"] ?? .null
+            let result = audit.result
             let violations = result["violations"]?.int ?? -1
             checks.append(Check(
                 scenario: "target", invariant: "I1-I3", name: "the server's invariant auditor finds nothing", holds: violations == 0,

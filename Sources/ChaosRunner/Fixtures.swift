@@ -1,3 +1,4 @@
+import BallastWire
 import Foundation
 import NIOHTTP1
 import Synchronization
@@ -28,18 +29,14 @@ extension ScenarioContext {
     }
 
     func createMember(_ label: String) async throws -> Member {
-        let json = try await expect("create user \(label)", .POST, "/api/users",
-                                    body: ["name": .string("chaos-\(runTag)-\(label)"), "role": "member"])
-        guard let id = json["id"]?.string, let token = json["token"]?.string else {
-            throw UnexpectedReply(step: "create user \(label)", status: 201, body: json.text)
-        }
-        return Member(id: id, token: token)
+        let created = try await api.expect("create user \(label)", .POST, "/api/users", as: CreatedUser.self,
+                                           body: ["name": .string("chaos-\(runTag)-\(label)"), "role": "member"])
+        return Member(id: created.user.id, token: created.token)
     }
 
     func openWallet(for member: Member) async throws -> String {
-        let json = try await expect("open a wallet", .POST, "/api/wallets", token: member.token, body: ["currency": "USD"])
-        guard let id = json["id"]?.string else { throw UnexpectedReply(step: "open a wallet", status: 201, body: json.text) }
-        return id
+        try await api.expect("open a wallet", .POST, "/api/wallets", as: WalletBody.self, token: member.token,
+                             body: ["currency": "USD"]).id
     }
 
     /// An external top-up by the admin (not part of the workload's figures).
@@ -50,11 +47,10 @@ extension ScenarioContext {
 
     /// A product created by `seller` and published.
     func activeProduct(seller: Member, sku: String, price: Int64, stock: Int64) async throws -> String {
-        let json = try await expect("create a product", .POST, "/api/products", token: seller.token, body: [
+        let id = try await api.expect("create a product", .POST, "/api/products", as: ProductBody.self, token: seller.token, body: [
             "sku": .string("chaos-\(runTag)-\(sku)"), "name": .string("Chaos \(sku)"), "price": .integer(price),
             "stock": .integer(stock),
-        ])
-        guard let id = json["id"]?.string else { throw UnexpectedReply(step: "create a product", status: 201, body: json.text) }
+        ]).id
         _ = try await expect("publish a product", .POST, "/api/products/\(id)/publish", token: seller.token)
         return id
     }
@@ -128,20 +124,19 @@ enum WalletAudit {
     /// Reads every wallet and its whole ledger (admin token).
     static func read(_ wallets: [String], _ context: ScenarioContext) async throws -> [WalletState] {
         try await concurrentMap(wallets, width: context.concurrency) { id in
-            let wallet = try await context.expect("read a wallet", .GET, "/api/wallets/\(id)")
-            let ledger = try await context.api.all("read a ledger", "/api/wallets/\(id)/transactions")
+            let wallet = try await context.api.expect("read a wallet", .GET, "/api/wallets/\(id)", as: WalletBody.self)
+            let ledger = try await context.api.all("read a ledger", "/api/wallets/\(id)/transactions", of: LedgerEntryBody.self)
             var credits: Int64 = 0
             var debits: Int64 = 0
             for entry in ledger {
-                let amount = entry["amount"]?.int ?? 0
-                if entry["kind"]?.string == "credit" {
-                    credits = credits.saturatingAdding(amount)
+                if entry.kind == "credit" {
+                    credits = credits.saturatingAdding(entry.amount)
                 } else {
-                    debits = debits.saturatingAdding(amount)
+                    debits = debits.saturatingAdding(entry.amount)
                 }
             }
-            return WalletState(id: id, balance: wallet["balance"]?.int ?? Int64.min, credits: credits, debits: debits,
-                               entries: ledger.count, references: ledger.compactMap { $0["reference"]?.string })
+            return WalletState(id: id, balance: wallet.balance, credits: credits, debits: debits,
+                               entries: ledger.count, references: ledger.compactMap(\.reference))
         }
     }
 

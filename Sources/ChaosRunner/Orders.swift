@@ -1,4 +1,5 @@
 import BallastCore
+import BallastWire
 import Foundation
 import NIOHTTP1
 import Synchronization
@@ -92,9 +93,9 @@ final class Shop: Sendable {
             state.withLock { $0.unknownOrders += 1 }
             return nil
         }
-        guard reply.isSuccess, let json = reply.json, let id = json["id"]?.string else { return nil }
-        let placed = Placed(id: id, buyer: buyer, items: items, total: json["total"]?.int ?? 0, shipping: json["shipping"]?.int ?? -1,
-                            shippingSource: json["shippingSource"]?.string ?? "", country: country)
+        guard reply.isSuccess, let order = reply.decode(OrderBody.self) else { return nil }
+        let placed = Placed(id: order.id, buyer: buyer, items: items, total: order.total, shipping: order.shipping,
+                            shippingSource: order.shippingSource, country: country)
         state.withLock { $0.orders.append(placed) }
         return placed
     }
@@ -135,20 +136,20 @@ final class Shop: Sendable {
     }
 
     /// Stock, orders and money as the API shows them at the end, checked against each other (I1–I4).
-    func audit(_ context: ScenarioContext) async throws -> (checks: [Check], statuses: [String: String], products: [String: JSONValue]) {
+    func audit(_ context: ScenarioContext) async throws -> (checks: [Check], statuses: [String: String], products: [String: ProductBody]) {
         let snapshot = state.withLock { $0 }
         let scenario = context.scenario
         let undecided = snapshot.unknownOrders > 0 || snapshot.unknownRestocks > 0
         let fetched = try await concurrentMap(snapshot.orders, width: context.concurrency) { order in
-            try await context.expect("read an order", .GET, "/api/orders/\(order.id)")
+            try await context.api.expect("read an order", .GET, "/api/orders/\(order.id)", as: OrderBody.self)
         }
         var statuses: [String: String] = [:]
-        for (order, json) in zip(snapshot.orders, fetched) { statuses[order.id] = json["status"]?.string ?? "?" }
-        let productJSON = try await concurrentMap(snapshot.products, width: context.concurrency) { id in
-            try await context.expect("read a product", .GET, "/api/products/\(id)?includeDeleted=true")
+        for (order, body) in zip(snapshot.orders, fetched) { statuses[order.id] = body.status }
+        let fetchedProducts = try await concurrentMap(snapshot.products, width: context.concurrency) { id in
+            try await context.api.expect("read a product", .GET, "/api/products/\(id)?includeDeleted=true", as: ProductBody.self)
         }
-        var products: [String: JSONValue] = [:]
-        for (id, json) in zip(snapshot.products, productJSON) { products[id] = json }
+        var products: [String: ProductBody] = [:]
+        for (id, product) in zip(snapshot.products, fetchedProducts) { products[id] = product }
 
         // I3: stock + units in orders that are not cancelled = units ever stocked, and never below zero.
         var held: [String: Int64] = [:]
@@ -158,7 +159,7 @@ final class Shop: Sendable {
         var stockOff: [String] = []
         var negative = 0
         for id in snapshot.products {
-            let stock = products[id]?["stock"]?.int ?? -1
+            let stock = products[id]?.stock ?? -1
             if stock < 0 { negative += 1 }
             let stocked = snapshot.stocked[id] ?? 0
             if stock + held[id, default: 0] != stocked {

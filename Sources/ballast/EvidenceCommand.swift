@@ -1,11 +1,12 @@
 import ArgumentParser
 import BallastConfig
 import BallastServer
+import BallastWire
+import Commerce
 import Evidence
 import EvidenceStore
 import Foundation
 import Logging
-import Marketplace
 import Storage
 
 struct EvidenceCommand: AsyncParsableCommand {

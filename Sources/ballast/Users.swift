@@ -3,7 +3,7 @@ import BallastConfig
 import DomainValues
 import Foundation
 import Logging
-import Marketplace
+import Commerce
 import Storage
 
 struct Users: AsyncParsableCommand {

@@ -2,7 +2,7 @@ import AsyncHTTPClient
 import BallastConfig
 import BallastTestSupport
 import Foundation
-import Marketplace
+import Commerce
 import Storage
 import Testing
 

@@ -1,4 +1,5 @@
 import BallastTestSupport
+import BallastWire
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -108,12 +109,19 @@ extension ChildProcesses {
     }
 }
 
-/// A small HTTP server that speaks just enough of the Ballast API for the wallet-concurrency scenario, and lies:
-/// every wallet it shows has one cent more than its ledger holds.
+/// A small HTTP server that speaks just enough of the Ballast API for the wallet-concurrency scenario, in the
+/// API's own wire types, and lies: every wallet it shows has one cent more than its ledger holds.
 final class LyingTarget: Sendable {
+    struct Entry: Sendable {
+        let id: String
+        let kind: String
+        let amount: Int64
+        let balanceAfter: Int64
+    }
+
     struct Wallet: Sendable {
         var owner: String
-        var ledger: [(kind: String, amount: Int64)] = []
+        var ledger: [Entry] = []
         var balance: Int64 { ledger.reduce(0) { $0 + ($1.kind == "credit" ? $1.amount : -$1.amount) } }
     }
 
@@ -127,6 +135,7 @@ final class LyingTarget: Sendable {
     let environment: String
     private let state = Mutex(State())
     private let address = Mutex("http://127.0.0.1:0")
+    static let epoch = Date(timeIntervalSince1970: 1_780_000_000)
 
     init(environment: String) { self.environment = environment }
 
@@ -142,14 +151,17 @@ final class LyingTarget: Sendable {
     }
 
     /// Chaos off, as the API shows it.
-    private var chaos: [String: Any] {
-        ["enabled": false, "failRate": 0, "scope": "shadow_write_only", "seed": "s", "latencyMilliseconds": 0,
-         "durationSeconds": NSNull(), "version": 1, "reason": NSNull()]
+    private static let chaos = ChaosBody(enabled: false, failRate: 0, scope: "shadow_write_only", seed: "s", expiresAt: nil,
+                                         durationSeconds: nil, latencyMilliseconds: 0, abortErrorRate: 0, version: 1, reason: nil)
+
+    private static func text(_ value: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        return String(decoding: (try? encoder.encode(value)) ?? Data("{}".utf8), as: UTF8.self)
     }
 
-    private func reply(_ status: HTTPResponse.Status, _ json: Any) -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: json)) ?? Data("{}".utf8)
-        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    private func reply(_ status: HTTPResponse.Status, _ value: some Encodable) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: Self.text(value))))
     }
 
     private func caller(_ request: Request) -> String? {
@@ -158,8 +170,14 @@ final class LyingTarget: Sendable {
         return token == ChildProcesses.ChaosCommandTests.adminToken ? "admin" : state.withLock { $0.users[token] }
     }
 
-    private func walletJSON(_ id: String, _ wallet: Wallet) -> [String: Any] {
-        ["id": id, "ownerId": wallet.owner, "currency": "USD", "balance": wallet.balance + 1]
+    /// The lie: one cent more than the ledger.
+    private static func body(_ id: String, _ wallet: Wallet) -> WalletBody {
+        WalletBody(id: id, ownerId: wallet.owner, currency: "USD", balance: wallet.balance + 1, createdAt: epoch)
+    }
+
+    private static func body(_ entry: Entry) -> LedgerEntryBody {
+        LedgerEntryBody(id: entry.id, kind: entry.kind, amount: entry.amount, balanceAfter: entry.balanceAfter, reference: nil,
+                        createdAt: epoch)
     }
 
     private func move(_ request: Request, _ context: BasicRequestContext, kind: String) async throws -> Response {
@@ -171,15 +189,16 @@ final class LyingTarget: Sendable {
         let (status, text, replayed): (HTTPResponse.Status, String, Bool) = state.withLock { state in
             if let key, let earlier = state.replies[key] { return (earlier.0, earlier.1, true) }
             guard var wallet = state.wallets[id], who == "admin" || who == wallet.owner else {
-                return (.notFound, #"{"error":{"code":"not_found","message":"no such wallet"}}"#, false)
+                return (.notFound, Self.text(ErrorBody(error: .init(code: "not_found", message: "no such wallet", details: [:]))), false)
             }
             if kind == "debit", wallet.balance < amount {
-                return (.conflict, #"{"error":{"code":"insufficient_funds","message":"not enough"}}"#, false)
+                return (.conflict, Self.text(ErrorBody(error: .init(code: "insufficient_funds", message: "not enough", details: [:]))), false)
             }
-            wallet.ledger.append((kind, amount))
+            let entry = Entry(id: UUID().uuidString.lowercased(), kind: kind, amount: amount,
+                              balanceAfter: wallet.balance + (kind == "credit" ? amount : -amount))
+            wallet.ledger.append(entry)
             state.wallets[id] = wallet
-            let json: [String: Any] = ["wallet": ["id": id, "balance": wallet.balance + 1], "transaction": ["kind": kind, "amount": amount]]
-            let text = String(decoding: (try? JSONSerialization.data(withJSONObject: json)) ?? Data(), as: UTF8.self)
+            let text = Self.text(MovementBody(wallet: Self.body(id, wallet), transaction: Self.body(entry)))
             if let key { state.replies[key] = (.ok, text) }
             return (.ok, text, false)
         }
@@ -192,39 +211,47 @@ final class LyingTarget: Sendable {
         let router = Router()
         router.middlewares.add(PathRecorder(target: self))
         router.get("/health") { [self] _, _ in
-            reply(.ok, ["status": "ok", "environment": environment, "version": "lying", "chaos": chaos,
-                        "checks": ["database": "ok", "shadow": "disabled"]])
+            reply(.ok, HealthReport(
+                status: "ok", version: "lying", environment: environment, uptimeSeconds: 1,
+                checks: .init(database: "ok", shadow: "disabled"),
+                chaos: .init(enabled: false, failRate: 0, scope: "shadow_write_only", seed: "s", expiresAt: nil, reason: nil)))
         }
         router.get("/metrics") { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "")))
         }
-        router.get("/api/admin/chaos") { [self] _, _ in reply(.ok, chaos) }
-        router.put("/api/admin/chaos") { [self] _, _ in reply(.ok, chaos) }
+        router.get("/api/admin/chaos") { [self] _, _ in reply(.ok, Self.chaos) }
+        router.put("/api/admin/chaos") { [self] _, _ in reply(.ok, Self.chaos) }
         router.post("/api/users") { [self] _, _ in
             let (id, token) = (UUID().uuidString.lowercased(), UUID().uuidString)
             state.withLock { $0.users[token] = id }
-            return reply(.created, ["id": id, "token": token, "role": "member"])
+            return reply(.created, CreatedUser(user: UserBody(id: id, name: "member", role: "member", createdAt: Self.epoch), token: token))
         }
         router.post("/api/wallets") { [self] request, _ in
             let id = UUID().uuidString.lowercased()
             let wallet = Wallet(owner: caller(request) ?? "")
             state.withLock { $0.wallets[id] = wallet }
-            return reply(.created, walletJSON(id, wallet))
+            return reply(.created, Self.body(id, wallet))
         }
         router.post("/api/wallets/{id}/credit") { [self] request, context in try await move(request, context, kind: "credit") }
         router.post("/api/wallets/{id}/debit") { [self] request, context in try await move(request, context, kind: "debit") }
         router.get("/api/wallets/{id}") { [self] _, context in
             let id = context.parameters.get("id") ?? ""
-            guard let wallet = state.withLock({ $0.wallets[id] }) else { return reply(.notFound, [:]) }
-            return reply(.ok, walletJSON(id, wallet))
+            guard let wallet = state.withLock({ $0.wallets[id] }) else {
+                return reply(.notFound, ErrorBody(error: .init(code: "not_found", message: "no such wallet", details: [:])))
+            }
+            return reply(.ok, Self.body(id, wallet))
         }
         router.get("/api/wallets/{id}/transactions") { [self] _, context in
             let ledger = state.withLock { $0.wallets[context.parameters.get("id") ?? ""]?.ledger ?? [] }
-            return reply(.ok, ["items": ledger.reversed().map { ["kind": $0.kind, "amount": $0.amount] }, "nextCursor": NSNull()])
+            return reply(.ok, Page(items: ledger.reversed().map(Self.body), nextCursor: nil))
         }
-        router.get("/api/admin/evidence/verify") { [self] _, _ in reply(.ok, ["records": 0, "valid": true, "firstInvalidId": NSNull()]) }
+        router.get("/api/admin/evidence/verify") { [self] _, _ in
+            reply(.ok, VerificationBody(records: 0, valid: true, firstInvalidId: nil, firstInvalidSeq: nil, failure: nil, headSeq: 0,
+                                        headHash: String(repeating: "0", count: 64)))
+        }
         router.post("/api/admin/jobs/ledger-invariant-auditor/trigger") { [self] _, _ in
-            reply(.ok, ["name": "ledger-invariant-auditor", "status": "succeeded",
-                        "result": ["violations": 0, "walletsChecked": state.withLock { $0.wallets.count }, "productsChecked": 0]])
+            reply(.ok, JobRunBody(name: "ledger-invariant-auditor", status: "succeeded", durationSeconds: 0.01,
+                                  result: ["violations": 0, "walletsChecked": .integer(Int64(state.withLock { $0.wallets.count })),
+                                           "productsChecked": 0]))
         }
         return router
     }

@@ -2,7 +2,8 @@ import BallastConfig
 import BallastTestSupport
 import DomainValues
 import Foundation
-import Marketplace
+import Commerce
+import Operations
 import SQLKit
 import Storage
 import Synchronization

@@ -3,7 +3,7 @@ import BallastTestSupport
 import Evidence
 import EvidenceStore
 import Foundation
-import Marketplace
+import Commerce
 import SQLKit
 import Storage
 import Testing

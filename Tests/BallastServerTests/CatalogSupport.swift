@@ -2,7 +2,7 @@ import BallastServer
 import DomainValues
 import Foundation
 import HTTPTypes
-import Marketplace
+import Commerce
 import SQLKit
 import Storage
 

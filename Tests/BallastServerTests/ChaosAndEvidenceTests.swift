@@ -7,7 +7,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
-import Marketplace
+import Commerce
 import NIOCore
 import Storage
 import Testing

@@ -2,7 +2,7 @@ import BallastServer
 import BallastTestSupport
 import Foundation
 import HTTPTypes
-import Marketplace
+import Commerce
 import Testing
 
 struct HandlerBroke: Error {}

@@ -5,7 +5,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import HummingbirdTesting
-import Marketplace
+import Commerce
 import Testing
 
 @Suite("HTTP basics", .timeLimit(.minutes(10)))

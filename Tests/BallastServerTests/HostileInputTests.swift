@@ -3,7 +3,7 @@ import ChaosKit
 import DomainValues
 import Foundation
 import HTTPTypes
-import Marketplace
+import Commerce
 import Synchronization
 import Testing
 

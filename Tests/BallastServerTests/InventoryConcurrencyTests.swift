@@ -2,7 +2,7 @@ import BallastServer
 import BallastTestSupport
 import Foundation
 import HTTPTypes
-import Marketplace
+import Commerce
 import Testing
 
 /// The chaos suite "inventory concurrency": stock is never oversold and an order is all or nothing, under

@@ -4,7 +4,8 @@ import DomainValues
 import Foundation
 import HTTPTypes
 import Logging
-import Marketplace
+import Commerce
+import Operations
 import SQLKit
 import Storage
 import Testing

@@ -1,6 +1,6 @@
 import BallastTestSupport
 import Foundation
-import Marketplace
+import Commerce
 import Telemetry
 import Testing
 

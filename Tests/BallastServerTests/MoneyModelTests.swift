@@ -1,7 +1,7 @@
 import BallastTestSupport
 import Foundation
 import HTTPTypes
-import Marketplace
+import Commerce
 import Testing
 
 /// Model-based concurrency (a bank test in miniature): rounds of random credits, debits, transfers, orders,

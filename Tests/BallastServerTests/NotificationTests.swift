@@ -5,7 +5,7 @@ import DomainValues
 import EvidenceStore
 import Foundation
 import HTTPTypes
-import Marketplace
+import Commerce
 import SQLKit
 import Storage
 import Telemetry

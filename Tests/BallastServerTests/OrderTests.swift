@@ -2,7 +2,7 @@ import BallastServer
 import BallastTestSupport
 import Foundation
 import HTTPTypes
-import Marketplace
+import Commerce
 import Testing
 
 @Suite("Orders", .timeLimit(.minutes(10)))

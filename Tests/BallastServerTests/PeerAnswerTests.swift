@@ -2,7 +2,7 @@ import BallastTestSupport
 import Foundation
 import HTTPTypes
 import Hummingbird
-import Marketplace
+import Commerce
 import NIOCore
 import Testing
 

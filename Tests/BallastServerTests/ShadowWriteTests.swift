@@ -3,7 +3,7 @@ import BallastTestSupport
 import DomainValues
 import Foundation
 import HTTPTypes
-import Marketplace
+import Commerce
 import SQLKit
 import Storage
 import Testing

@@ -4,7 +4,7 @@ import DomainValues
 import Foundation
 import HTTPTypes
 import ChaosKit
-import Marketplace
+import Commerce
 import Telemetry
 import Testing
 

@@ -8,7 +8,7 @@ import Hummingbird
 import NIOCore
 import HummingbirdTesting
 import Logging
-import Marketplace
+import Commerce
 import Storage
 import Synchronization
 import Telemetry

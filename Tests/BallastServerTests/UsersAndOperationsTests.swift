@@ -6,7 +6,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import HummingbirdTesting
-import Marketplace
+import Commerce
 import Storage
 import Testing
 

@@ -6,7 +6,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
-import Marketplace
+import Commerce
 import NIOCore
 import SQLKit
 import Storage

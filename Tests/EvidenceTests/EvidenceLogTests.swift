@@ -2,7 +2,8 @@ import BallastTestSupport
 import Evidence
 import EvidenceStore
 import Foundation
-import Marketplace
+import Commerce
+import Operations
 import Metrics
 import Logging
 import SQLKit

@@ -2,7 +2,8 @@ import ChaosKit
 import DomainValues
 import Evidence
 import EvidenceStore
-import Marketplace
+import Commerce
+import Operations
 import Metrics
 
 extension AppServices {

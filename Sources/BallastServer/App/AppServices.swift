@@ -4,7 +4,8 @@ import DomainValues
 import EvidenceStore
 import Foundation
 import Logging
-import Marketplace
+import Commerce
+import Operations
 import Metrics
 import Storage
 import Synchronization
@@ -91,7 +92,7 @@ public final class AppServices: Sendable {
                          metrics: metrics.factory, logger: logger)
         }
         self.shadowWriter = shadowWriter
-        self.listings = ListingService(database: primary, shadow: shadowWriter, reads: reads)
+        self.listings = ListingService(database: primary, mirror: shadowWriter, reads: reads)
         let eventMetrics = metrics.factory, eventLogger = logger
         // The built-in subscriber: one log line and one count per event.
         let auditLog: EventBus.Handler = { @Sendable event in

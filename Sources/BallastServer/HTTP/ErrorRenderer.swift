@@ -1,13 +1,14 @@
 import BallastCore
+import BallastWire
+import ChaosKit
+import Commerce
 import DomainValues
 import Foundation
 import HTTPTypes
 import Hummingbird
-import NIOCore
 import Logging
-import Marketplace
 import Metrics
-import ChaosKit
+import NIOCore
 import Storage
 
 /// Turns any error into the API's error response `{"error":{"code","message","details"}}`. Known errors keep
@@ -111,15 +112,4 @@ struct ErrorRenderer: Sendable {
                 dimensions: [("route", context.endpointPath ?? "unmatched")], factory: metrics).increment()
         return AppError(.internal, "internal error; quote request id \(context.requestId) when reporting it")
     }
-}
-
-/// The JSON shape of every error response.
-struct ErrorBody: Encodable {
-    struct Payload: Encodable {
-        let code: String
-        let message: String
-        let details: [String: JSONValue]
-    }
-
-    let error: Payload
 }

@@ -2,7 +2,7 @@ import DomainValues
 import HTTPTypes
 import Hummingbird
 import NIOCore
-import Marketplace
+import Commerce
 
 extension ErrorCode {
     /// The one place an error code becomes an HTTP status.

@@ -1,6 +1,6 @@
 import HTTPTypes
 import Hummingbird
-import Marketplace
+import Commerce
 import NIOCore
 
 /// The HTTP side of a command (``IdempotentCommands``): what the caller sent, as a ``CommandRequest`` (the body, the

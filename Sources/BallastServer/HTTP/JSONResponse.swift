@@ -2,7 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
-import Marketplace
+import Commerce
 import Telemetry
 
 /// Builds JSON responses with one encoder configuration: RFC 3339 UTC times, stable key order.

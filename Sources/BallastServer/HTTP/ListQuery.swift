@@ -1,6 +1,7 @@
+import BallastWire
+import Commerce
 import DomainValues
 import Hummingbird
-import Marketplace
 
 /// A request's query parameters, read by their ``Field`` (the same value the OpenAPI document lists): a value
 /// outside the field's limits is a 422 naming it, and an empty value (`?status=`) is refused like any other bad
@@ -116,10 +117,4 @@ struct ListQuery {
         guard parts.count == 2, let micros = Int64(parts[0]) else { return nil }
         return (micros, parts[1].lowercased())
     }
-}
-
-/// A page of a list.
-struct Page<Item: Encodable>: Encodable {
-    let items: [Item]
-    @Null var nextCursor: String?
 }

@@ -4,7 +4,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
-import Marketplace
+import Commerce
 
 extension Request {
     /// Reads the body (at most 1 MiB) as JSON. Empty or not JSON → 400 `malformed_json`. The Content-Type header

@@ -2,7 +2,7 @@ import DomainValues
 import HTTPTypes
 import Hummingbird
 import NIOCore
-import Marketplace
+import Commerce
 
 /// What every middleware and route of ours needs from a request context: the request id and, once the auth
 /// middleware ran, the caller.

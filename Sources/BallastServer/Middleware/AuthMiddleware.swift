@@ -2,7 +2,7 @@ import DomainValues
 import HTTPTypes
 import Hummingbird
 import NIOCore
-import Marketplace
+import Commerce
 
 /// Resolves `Authorization: Bearer <token>` to a user for every `/api` path (401 when missing or unknown).
 /// Other paths (health, metrics, the OpenAPI document) are public. Roles are checked by each route.

@@ -2,7 +2,7 @@ import DomainValues
 import HTTPTypes
 import Hummingbird
 import NIOCore
-import Marketplace
+import Commerce
 
 /// Refuses bodies over 1 MiB with 413 before a handler sees them: at once when `Content-Length` says so, and
 /// while reading otherwise (handlers read with this same limit).

@@ -1,7 +1,7 @@
 import DomainValues
 import HTTPTypes
 import Hummingbird
-import Marketplace
+import Commerce
 
 /// Answers a known path asked with a method it does not route: 405 `method_not_allowed` with `Allow` listing the
 /// methods it does (RFC 9110), and `OPTIONS` with 204 and the same `Allow`. Added after every route, so it wraps

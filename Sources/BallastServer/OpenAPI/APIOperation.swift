@@ -1,7 +1,7 @@
 import BallastCore
 import DomainValues
 import Foundation
-import Marketplace
+import Commerce
 
 /// One documented endpoint. The list in ``OpenAPIDocument/operations(environment:jobNames:)`` is checked against the
 /// router by a test, in both directions, so the document cannot drift from the routes; its bodies and parameters

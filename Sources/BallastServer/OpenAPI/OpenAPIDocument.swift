@@ -1,6 +1,7 @@
 import BallastConfig
 import BallastCore
-import Marketplace
+import Commerce
+import Operations
 
 /// The OpenAPI 3 document served at `GET /openapi.json`. Every route the router registers is listed in
 /// ``operations``; a test fails when one is missing or when an operation has no route.

@@ -1,6 +1,6 @@
 import BallastCore
 import DomainValues
-import Marketplace
+import Commerce
 
 /// JSON Schema fragments of the OpenAPI document (3.0: `nullable` rather than a `null` type). Request bodies and
 /// parameters are written from the same ``Field`` and ``ObjectShape`` values that validate them, so every limit

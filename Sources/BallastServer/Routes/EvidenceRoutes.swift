@@ -1,11 +1,12 @@
 import BallastCore
+import BallastWire
+import Commerce
 import DomainValues
 import Evidence
 import EvidenceStore
 import Foundation
 import HTTPTypes
 import Hummingbird
-import Marketplace
 import Metrics
 import NIOCore
 
@@ -47,60 +48,4 @@ enum EvidenceQuery {
     static let digest = Field.optional("digest", .text(TextFormat.evidenceDigest.rule(maxScalars: 83)),
                                        summary: "SEQ:HASH from `ballast evidence digest`")
     static let list = [eventType, entityType, entityId, since, ListQuery.limit, ListQuery.sequenceCursor]
-}
-
-/// An evidence record as the API (and `ballast evidence export`) shows it.
-public struct EvidenceBody: Encodable, Sendable {
-    let id: String
-    let seq: Int64
-    let occurredAt: String
-    let controlId: String
-    let category: String
-    let eventType: String
-    let eventOutcome: String
-    @Null var entityType: String?
-    @Null var entityId: String?
-    @Null var requestId: String?
-    let details: JSONValue
-    let contentHash: String
-    let previousHash: String
-
-    public init(_ record: EvidenceRecord) {
-        id = record.id.uuidString.lowercased()
-        seq = record.seq
-        occurredAt = EvidenceTime.rfc3339(micros: record.occurredAtMicros)
-        controlId = record.controlId
-        category = record.category
-        eventType = record.eventType
-        eventOutcome = record.eventOutcome
-        entityType = record.entityType
-        entityId = record.entityId
-        requestId = record.requestId
-        details = (try? JSONDecoder().decode(JSONValue.self, from: Data(record.details.utf8))) ?? .string(record.details)
-        contentHash = record.contentHash
-        previousHash = record.previousHash
-    }
-
-}
-
-/// `{records, valid, firstInvalidId, …}`.
-public struct VerificationBody: Encodable, Sendable {
-    let records: Int64
-    let valid: Bool
-    @Null var firstInvalidId: String?
-    @Null var firstInvalidSeq: Int64?
-    @Null var failure: String?
-    let headSeq: Int64
-    let headHash: String
-
-    public init(_ result: EvidenceLog.Verification) {
-        records = result.records
-        valid = result.valid
-        firstInvalidId = result.firstInvalidId
-        firstInvalidSeq = result.firstInvalidSeq
-        failure = result.failure
-        headSeq = result.headSeq
-        headHash = result.headHash
-    }
-
 }

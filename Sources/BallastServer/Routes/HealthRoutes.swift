@@ -1,4 +1,5 @@
 import BallastCore
+import BallastWire
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -53,35 +54,4 @@ struct HealthRoutes<Context: BallastRequestContext> {
     static func isUp(_ database: Database) async -> Bool {
         await database.isReachable(within: checkTimeout)
     }
-}
-
-struct HealthReport: Encodable {
-    struct Checks: Encodable {
-        let database: String
-        let shadow: String
-    }
-
-    struct Chaos: Encodable {
-        let enabled: Bool
-        let failRate: Double
-        let scope: String
-        let seed: String
-        @Null var expiresAt: String?
-        /// Why injection last switched off (time box, steady-state guard, operator), if it did.
-        @Null var reason: String?
-
-    }
-
-    let status: String
-    let version: String
-    let environment: String
-    let uptimeSeconds: Int
-    let checks: Checks
-    let chaos: Chaos
-}
-
-struct ReadyReport: Encodable {
-    let ready: Bool
-    let database: String
-    let migrated: Bool
 }

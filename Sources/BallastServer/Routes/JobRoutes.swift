@@ -1,10 +1,12 @@
 import BallastCore
+import BallastWire
+import Commerce
 import DomainValues
 import Evidence
 import EvidenceStore
 import Foundation
 import Hummingbird
-import Marketplace
+import Operations
 
 /// Background jobs and what the verifier found (SPEC §3, §7): admins only.
 struct JobRoutes<Context: BallastRequestContext> {
@@ -47,66 +49,4 @@ enum JobQuery {
     static let repair = Field.optional("repair", .boolean, summary: "verifier: copy the primary's row over the shadow's for what it finds")
     static let status = Field.optional("status", Field.choice(Discrepancies.Status.self))
     static let discrepancies = [status, ListQuery.limit, ListQuery.timeCursor]
-}
-
-struct JobBody: Encodable, Sendable {
-    let name: String
-    let intervalSeconds: Int
-    let enabled: Bool
-    let running: Bool
-    @Null var lastRunAt: Date?
-    @Null var lastStatus: String?
-    @Null var lastDurationSeconds: Double?
-    @Null var nextRunAt: Date?
-
-    init(_ status: JobStatus) {
-        name = status.name
-        intervalSeconds = status.intervalSeconds
-        enabled = status.enabled
-        running = status.running
-        lastRunAt = status.lastRunAt
-        lastStatus = status.lastStatus?.rawValue
-        lastDurationSeconds = status.lastDurationSeconds
-        nextRunAt = status.nextRunAt
-    }
-}
-
-struct JobRunBody: Encodable, Sendable {
-    let name: String
-    let status: String
-    let durationSeconds: Double
-    let result: JSONValue
-
-    init(_ run: JobRun) {
-        name = run.name
-        status = run.status.rawValue
-        durationSeconds = run.durationSeconds
-        result = run.result
-    }
-}
-
-struct DiscrepancyBody: Encodable, Sendable {
-    let id: String
-    let entityType: String
-    let entityId: String
-    let discrepancyType: String
-    let fields: [String]
-    let expected: Bool
-    let status: String
-    let detectedAt: Date
-    @Null var resolvedAt: Date?
-    @Null var resolution: String?
-
-    init(_ record: DiscrepancyRecord) {
-        id = record.id
-        entityType = record.entityType
-        entityId = record.entityId
-        discrepancyType = record.discrepancyType
-        fields = record.fields
-        expected = record.expected
-        status = record.status
-        detectedAt = record.detectedAt
-        resolvedAt = record.resolvedAt
-        resolution = record.resolution
-    }
 }

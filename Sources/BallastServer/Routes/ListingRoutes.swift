@@ -1,7 +1,8 @@
+import BallastWire
+import Commerce
 import DomainValues
 import Foundation
 import Hummingbird
-import Marketplace
 
 /// Listings (SPEC §3, §7): written to the primary store and mirrored to the shadow store after commit.
 struct ListingRoutes<Context: BallastRequestContext> {
@@ -37,27 +38,5 @@ struct ListingRoutes<Context: BallastRequestContext> {
             let id = try ListingID.parsePath(context.parameters.get("id") ?? "", "listing")
             return try JSONResponse.make(.ok, ListingBody(try await listings.delete(id, by: caller, requestId: context.requestId)))
         }
-    }
-}
-
-struct ListingBody: Encodable, Sendable {
-    let id: String
-    let ownerId: String
-    let title: String
-    let price: Int64
-    let version: Int64
-    let createdAt: Date
-    let updatedAt: Date
-    @Null var deletedAt: Date?
-
-    init(_ listing: Listing) {
-        id = listing.id.description
-        ownerId = listing.ownerId.description
-        title = listing.title
-        price = listing.priceMinor
-        version = listing.version
-        createdAt = listing.createdAt
-        updatedAt = listing.updatedAt
-        deletedAt = listing.deletedAt
     }
 }

@@ -1,7 +1,8 @@
+import BallastWire
+import Commerce
 import DomainValues
 import Foundation
 import Hummingbird
-import Marketplace
 
 /// The notification outbox (SPEC §3, §8): admins only.
 struct NotificationRoutes<Context: BallastRequestContext> {
@@ -29,32 +30,4 @@ struct NotificationRoutes<Context: BallastRequestContext> {
 enum NotificationQuery {
     static let status = Field.optional("status", Field.choice(NotificationAdmin.Status.self))
     static let list = [status, ListQuery.limit, ListQuery.timeCursor]
-}
-
-struct NotificationBody: Encodable, Sendable {
-    let id: String
-    let channel: String
-    let recipient: String
-    let template: String
-    @Null var orderId: String?
-    let status: String
-    let attempts: Int
-    let nextAttemptAt: Date
-    @Null var lastError: String?
-    let createdAt: Date
-    @Null var sentAt: Date?
-
-    init(_ record: NotificationRecord) {
-        id = record.id
-        channel = record.channel
-        recipient = record.recipient
-        template = record.template
-        orderId = record.orderId
-        status = record.status
-        attempts = record.attempts
-        nextAttemptAt = record.nextAttemptAt
-        lastError = record.lastError
-        createdAt = record.createdAt
-        sentAt = record.sentAt
-    }
 }

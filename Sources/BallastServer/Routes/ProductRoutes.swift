@@ -1,7 +1,8 @@
+import BallastWire
+import Commerce
 import DomainValues
 import Foundation
 import Hummingbird
-import Marketplace
 
 /// The catalog: products, their stock and their publication (SPEC §3). Status changes that take products off
 /// sale live in ``ProductSafetyRoutes``.
@@ -66,31 +67,4 @@ enum ProductQuery {
     static let status = Field.optional("status", Field.choice(ProductStatus.self))
     static let includeDeleted = Field.optional("includeDeleted", .boolean, summary: "admins only")
     static let list = [status, includeDeleted, ListQuery.limit, ListQuery.timeCursor]
-}
-
-struct ProductBody: Encodable, Sendable {
-    let id: String
-    let sellerId: String
-    let sku: String
-    let name: String
-    let price: Int64
-    let currency = "USD"
-    let stock: Int64
-    let status: String
-    let createdAt: Date
-    let updatedAt: Date
-    @Null var deletedAt: Date?
-
-    init(_ product: Product) {
-        id = product.id.description
-        sellerId = product.sellerId.description
-        sku = product.sku
-        name = product.name
-        price = product.priceMinor
-        stock = product.stock
-        status = product.status.rawValue
-        createdAt = product.createdAt
-        updatedAt = product.updatedAt
-        deletedAt = product.deletedAt
-    }
 }

@@ -1,7 +1,8 @@
+import BallastWire
+import Commerce
 import DomainValues
 import Foundation
 import Hummingbird
-import Marketplace
 
 /// Admin safety (SPEC §5): the impact preview and the guarded status changes. Destructive ones need
 /// `confirm: true`; without it they answer 409 confirmation_required with the impact preview.
@@ -12,7 +13,7 @@ struct ProductSafetyRoutes<Context: BallastRequestContext> {
         router.get("/api/products/{id}/impact") { _, context in
             let caller = try context.requireUser()
             let id = try ProductID.parsePath(context.parameters.get("id") ?? "", "product")
-            return try JSONResponse.make(.ok, try await products.impact(id, for: caller).json)
+            return try JSONResponse.make(.ok, ImpactBody(try await products.impact(id, for: caller)))
         }
         router.post("/api/products/{id}/disable") { request, context in
             try await guarded(request, context, products.disable)
@@ -59,9 +60,4 @@ struct ProductSafetyRoutes<Context: BallastRequestContext> {
 /// `?confirm=` of DELETE, for clients that send no body with it.
 enum ConfirmQuery {
     static let confirm = Field.optional("confirm", .boolean)
-}
-
-struct BulkDisableBody: Encodable, Sendable {
-    let disabled: Int
-    let products: [ProductBody]
 }

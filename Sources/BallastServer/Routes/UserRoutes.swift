@@ -1,7 +1,8 @@
+import BallastWire
 import HTTPTypes
 import Hummingbird
 import NIOCore
-import Marketplace
+import Commerce
 
 /// `POST /api/users` (admin: create a user and show its token once) and `GET /api/users/me`.
 struct UserRoutes<Context: BallastRequestContext> {
@@ -21,39 +22,3 @@ struct UserRoutes<Context: BallastRequestContext> {
         }
     }
 }
-
-/// A user as the API shows it.
-struct UserBody: Encodable {
-    let id: String
-    let name: String
-    let role: String
-    let createdAt: Date
-
-    init(_ user: User) {
-        id = user.id.description
-        name = user.name
-        role = user.role.rawValue
-        createdAt = user.createdAt
-    }
-}
-
-/// The answer to user creation: the user plus its token, the only time the token is shown.
-struct CreatedUser: Encodable {
-    let user: UserBody
-    let token: String
-
-    init(user: User, token: String) {
-        self.user = UserBody(user)
-        self.token = token
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        try user.encode(to: encoder)
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(token, forKey: .token)
-    }
-
-    enum CodingKeys: String, CodingKey { case token }
-}
-
-import Foundation

@@ -1,8 +1,9 @@
+import BallastWire
+import Commerce
 import DomainValues
 import Foundation
 import HTTPTypes
 import Hummingbird
-import Marketplace
 import NIOCore
 
 /// Wallets, their ledger and transfers (SPEC §3, §4).
@@ -51,83 +52,5 @@ struct WalletRoutes<Context: BallastRequestContext> {
                 id, for: caller, beforeEntryNo: before, limit: list.limit, requestId: context.requestId)
             return try JSONResponse.make(.ok, Page(items: page.entries.map(LedgerEntryBody.init), nextCursor: page.next.map { String($0) }))
         }
-    }
-}
-
-struct WalletBody: Encodable, Sendable {
-    let id: String
-    let ownerId: String
-    let currency: String
-    let balance: Int64
-    let createdAt: Date
-
-    init(_ wallet: Wallet) {
-        id = wallet.id.description
-        ownerId = wallet.ownerId.description
-        currency = wallet.currency.code
-        balance = wallet.balanceMinor
-        createdAt = wallet.createdAt
-    }
-}
-
-struct LedgerEntryBody: Encodable, Sendable {
-    let id: String
-    let kind: String
-    let amount: Int64
-    let balanceAfter: Int64
-    @Null var reference: String?
-    let createdAt: Date
-
-    init(_ entry: LedgerEntry) {
-        id = entry.id.description
-        kind = entry.kind.rawValue
-        amount = entry.amountMinor
-        balanceAfter = entry.balanceAfterMinor
-        reference = entry.reference
-        createdAt = entry.createdAt
-    }
-}
-
-struct MovementBody: Encodable, Sendable {
-    let wallet: WalletBody
-    let transaction: LedgerEntryBody
-
-    init(_ movement: WalletMovement) {
-        wallet = WalletBody(movement.wallet)
-        transaction = LedgerEntryBody(movement.entry)
-    }
-}
-
-/// A transfer as its caller may see it: the source wallet in full (the caller owns it, or is an admin), the
-/// target in full only for its owner or an admin, otherwise its id alone (SPEC I11: nothing of another user's
-/// wallet is shown).
-struct TransferBody: Encodable, Sendable {
-    let id: String
-    let amount: Int64
-    let from: WalletBody
-    let to: Target
-
-    enum Target: Encodable, Sendable {
-        case wallet(WalletBody)
-        case idOnly(String)
-
-        func encode(to encoder: any Encoder) throws {
-            switch self {
-            case .wallet(let wallet): try wallet.encode(to: encoder)
-            case .idOnly(let id):
-                var container = encoder.container(keyedBy: CodingKeys.self)
-                try container.encode(id, forKey: .id)
-            }
-        }
-
-        enum CodingKeys: String, CodingKey { case id }
-    }
-
-    init(_ transfer: TransferResult, caller: User) {
-        id = transfer.id.description
-        amount = transfer.amountMinor
-        from = WalletBody(transfer.from)
-        to = caller.isAdmin || transfer.to.ownerId == caller.id
-            ? .wallet(WalletBody(transfer.to)) : .idOnly(transfer.to.id.description)
     }
 }

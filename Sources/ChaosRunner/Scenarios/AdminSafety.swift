@@ -1,4 +1,5 @@
 import BallastCore
+import BallastWire
 import Foundation
 import NIOHTTP1
 import Synchronization
@@ -60,9 +61,9 @@ final class AdminSafetyScenario: Scenario {
         actions.withLock { $0[requestId] = Action(product: product, action: action, confirmed: confirmed, status: reply?.status) }
     }
 
-    static func isDeleted(_ product: JSONValue?) -> Bool { (product?["deletedAt"] ?? .null) != .null }
+    static func isDeleted(_ product: ProductBody?) -> Bool { product?.deletedAt != nil }
     /// Archived or deleted: a state the product may reach only without open orders.
-    static func isGone(_ product: JSONValue?) -> Bool { product?["status"]?.string == "archived" || isDeleted(product) }
+    static func isGone(_ product: ProductBody?) -> Bool { product?.status == "archived" || isDeleted(product) }
 
     func check(_ context: ScenarioContext) async throws -> [Check] {
         let audit = try await shop.audit(context)
@@ -70,15 +71,16 @@ final class AdminSafetyScenario: Scenario {
         let actions = actions.withLock { $0 }
         let products = shop.products
         let records = try await concurrentMap(products, width: context.concurrency) { product in
-            try await context.api.all("read admin evidence", "/api/admin/evidence?eventType=ADMIN_ACTION&entityType=product&entityId=\(product)")
-                .sorted { ($0["seq"]?.int ?? 0) < ($1["seq"]?.int ?? 0) }
+            try await context.api.all("read admin evidence", "/api/admin/evidence?eventType=ADMIN_ACTION&entityType=product&entityId=\(product)",
+                                      of: EvidenceBody.self)
+                .sorted { $0.seq < $1.seq }
         }
 
         // Unconfirmed or refused requests left no record; no request left two.
         var wrongRecords: [String] = []
         var seenRequests: [String: Int] = [:]
         for record in records.joined() {
-            guard let requestId = record["requestId"]?.string else { continue }
+            guard let requestId = record.requestId else { continue }
             seenRequests[requestId, default: 0] += 1
             guard let action = actions[requestId] else { continue }
             if !action.confirmed || !(200..<300).contains(action.status ?? 200) {
@@ -99,16 +101,16 @@ final class AdminSafetyScenario: Scenario {
         for (product, trail) in zip(products, records) {
             var previous: (String, Bool)?
             for record in trail {
-                let details = record["details"]
-                let before = (details?["before"]?["status"]?.string ?? "?", details?["before"]?["deleted"]?.bool ?? false)
-                let after = (details?["after"]?["status"]?.string ?? "?", details?["after"]?["deleted"]?.bool ?? false)
+                let details = record.details
+                let before = (details["before"]?["status"]?.string ?? "?", details["before"]?["deleted"]?.bool ?? false)
+                let after = (details["after"]?["status"]?.string ?? "?", details["after"]?["deleted"]?.bool ?? false)
                 if let previous, previous != before {
-                    broken.append("product \(product): record \(record["seq"]?.int ?? 0) starts from \(before) but the one before ended at \(previous)")
+                    broken.append("product \(product): record \(record.seq) starts from \(before) but the one before ended at \(previous)")
                 }
                 previous = after
             }
             let current = audit.products[product]
-            let now = (current?["status"]?.string ?? "?", Self.isDeleted(current))
+            let now = (current?.status ?? "?", Self.isDeleted(current))
             if let previous, previous != now {
                 broken.append("product \(product): the last record ends at \(previous) but the product is \(now)")
             }

@@ -1,4 +1,5 @@
 import BallastCore
+import BallastWire
 import Foundation
 
 /// Orders while shipping quotes, emails, pushes and event handlers fail at the chosen rate: every order must
@@ -44,26 +45,25 @@ final class ExternalServicesScenario: Scenario {
         let ours = Set(orders.map(\.id))
         // Pending first: one that moves on while the lists are read is then seen twice (kept once, in its
         // later state), never missed.
-        var found: [String: [String: JSONValue]] = [:]
+        var found: [String: [String: NotificationBody]] = [:]
         for status in ["pending", "sent", "dead"] {
-            let items = try await context.api.all("read notifications", "/api/admin/notifications?status=\(status)") { item in
-                (APITime.parse(item["createdAt"]?.string) ?? .distantFuture) < context.startedAt
-            }
+            let items = try await context.api.all("read notifications", "/api/admin/notifications?status=\(status)",
+                                                  of: NotificationBody.self) { $0.createdAt < context.startedAt }
             for item in items {
-                guard let order = item["orderId"]?.string, ours.contains(order), let id = item["id"]?.string else { continue }
-                found[order, default: [:]][id] = item
+                guard let order = item.orderId, ours.contains(order) else { continue }
+                found[order, default: [:]][item.id] = item
             }
         }
         var byStatus: [String: Int] = [:]
-        for item in found.values.flatMap(\.values) { byStatus[item["status"]?.string ?? "?", default: 0] += 1 }
+        for item in found.values.flatMap(\.values) { byStatus[item.status, default: 0] += 1 }
         var lost: [String] = []
         var expectedCount = 0
         for order in orders {
             let sellers = Set(order.items.keys.map { shop.seller(of: $0).id })
             expectedCount += 1 + sellers.count
             let items = Array((found[order.id] ?? [:]).values)
-            let emails = items.filter { $0["channel"]?.string == "email" }.count
-            let pushes = items.filter { $0["channel"]?.string == "push" }.count
+            let emails = items.filter { $0.channel == "email" }.count
+            let pushes = items.filter { $0.channel == "push" }.count
             if emails != 1 || pushes != sellers.count {
                 lost.append("order \(order.id): \(emails) emails and \(pushes) pushes for \(sellers.count) sellers")
             }
@@ -77,11 +77,12 @@ final class ExternalServicesScenario: Scenario {
             detail: lost.prefix(5).joined(separator: "; ")))
 
         // Each dead notification has its NOTIFICATION_DEAD_LETTERED record.
-        let dead = found.values.flatMap(\.values).filter { $0["status"]?.string == "dead" }.compactMap { $0["id"]?.string }
+        let dead = found.values.flatMap(\.values).filter { $0.status == "dead" }.map(\.id)
         let records = try await context.api.all(
-            "read dead-letter evidence", "/api/admin/evidence?eventType=NOTIFICATION_DEAD_LETTERED&since=\(APITime.since(context.startedAt))")
+            "read dead-letter evidence", "/api/admin/evidence?eventType=NOTIFICATION_DEAD_LETTERED&since=\(APITime.since(context.startedAt))",
+            of: EvidenceBody.self)
         var recorded: [String: Int] = [:]
-        for record in records { if let id = record["entityId"]?.string { recorded[id, default: 0] += 1 } }
+        for record in records { if let id = record.entityId { recorded[id, default: 0] += 1 } }
         let unrecorded = dead.filter { recorded[$0] != 1 }
         checks.append(Check(
             scenario: name, invariant: "I7", name: "each dead letter has one evidence record", holds: unrecorded.isEmpty,

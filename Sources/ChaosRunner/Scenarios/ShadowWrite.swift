@@ -1,4 +1,5 @@
 import BallastCore
+import BallastWire
 import Foundation
 import NIOHTTP1
 import Synchronization
@@ -29,8 +30,8 @@ final class ShadowWriteScenario: Scenario {
     private let state = Mutex(State())
 
     func prepare(_ context: ScenarioContext) async throws {
-        let health = try await context.api.expect("read /health", .GET, "/health", token: .some(nil))
-        if health["checks"]?["shadow"]?.string == "disabled" {
+        let health = try await context.api.expect("read /health", .GET, "/health", as: HealthReport.self, token: .some(nil))
+        if health.checks.shadow == "disabled" {
             throw UnexpectedReply(step: "shadow-write needs a shadow store (the target runs with SHADOW_DATABASE_URL=none)",
                                   status: 200, body: "")
         }
@@ -72,10 +73,12 @@ final class ShadowWriteScenario: Scenario {
     private func remember(_ reply: Reply?, _ requestId: String) {
         state.withLock { state in
             guard let reply else { return state.unknownWrites += 1 }
-            guard reply.isSuccess, let id = reply.json?["id"]?.string, let version = reply.json?["version"]?.int else { return }
+            guard reply.isSuccess, let listing = reply.decode(ListingBody.self) else { return }
+            let id = listing.id
             if state.latest[id] == nil { state.listings.append(id) }
-            let deleted = (reply.json?["deletedAt"] ?? .null) != .null
-            if (state.latest[id]?.version ?? .min) < version { state.latest[id] = Latest(version: version, requestId: requestId, deleted: deleted) }
+            if (state.latest[id]?.version ?? .min) < listing.version {
+                state.latest[id] = Latest(version: listing.version, requestId: requestId, deleted: listing.deletedAt != nil)
+            }
         }
     }
 
@@ -91,26 +94,26 @@ final class ShadowWriteScenario: Scenario {
     private func discrepancyEvidence(_ context: ScenarioContext, _ ours: Set<String>) async throws
         -> (found: [String: Int], recorded: [String: Int])
     {
-        func perListing(_ items: [JSONValue]) -> [String: Int] {
+        func perListing(_ entityIds: [String?]) -> [String: Int] {
             var counts: [String: Int] = [:]
-            for item in items { if let id = item["entityId"]?.string, ours.contains(id) { counts[id, default: 0] += 1 } }
+            for case let id? in entityIds where ours.contains(id) { counts[id, default: 0] += 1 }
             return counts
         }
         let recordsPath = "/api/admin/evidence?eventType=SHADOW_WRITE_DISCREPANCY&entityType=listing&since=\(APITime.since(context.startedAt))"
         for _ in 0..<5 {
-            let before = perListing(try await context.api.all("read discrepancy evidence", recordsPath))
+            let before = perListing(try await context.api.all("read discrepancy evidence", recordsPath, of: EvidenceBody.self).map(\.entityId))
             // Newest first: the walk ends at the first page reaching back past the scenario's start.
-            let found = perListing(try await context.api.all("read discrepancies", "/api/admin/discrepancies") { item in
-                (APITime.parse(item["detectedAt"]?.string) ?? .distantFuture) < context.startedAt
-            })
-            let after = perListing(try await context.api.all("read discrepancy evidence", recordsPath))
+            let found = perListing(try await context.api.all("read discrepancies", "/api/admin/discrepancies", of: DiscrepancyBody.self) {
+                $0.detectedAt < context.startedAt
+            }.map(\.entityId))
+            let after = perListing(try await context.api.all("read discrepancy evidence", recordsPath, of: EvidenceBody.self).map(\.entityId))
             if before == after { return (found, after) }
         }
         throw UnexpectedReply(step: "read discrepancies and their evidence at one moment", status: 200,
                               body: "verifier runs kept adding records while they were read")
     }
 
-    private func verify(_ context: ScenarioContext, repair: Bool) async throws -> JSONValue {
+    private func verify(_ context: ScenarioContext, repair: Bool) async throws -> JobRunBody {
         try await context.api.triggerJob("shadow-discrepancy-verifier", query: repair ? "?repair=true" : "")
     }
 
@@ -118,17 +121,18 @@ final class ShadowWriteScenario: Scenario {
         let snapshot = state.withLock { $0 }
         let ours = Set(snapshot.listings)
         let run = try await verify(context, repair: false)
-        let result = run["result"]
+        let result = run.result
 
         // Every shadow-write failure since the start: one record each, and one count each.
         let records = try await context.api.all(
             "read shadow failure evidence",
-            "/api/admin/evidence?eventType=SHADOW_WRITE_FAILURE&entityType=listing&since=\(APITime.since(context.startedAt))")
+            "/api/admin/evidence?eventType=SHADOW_WRITE_FAILURE&entityType=listing&since=\(APITime.since(context.startedAt))",
+            of: EvidenceBody.self)
         let counted = Self.counts(try await context.api.metrics())
         let failures = counted.failures - snapshot.failuresBefore
         let injected = counted.injected - snapshot.injectedBefore
-        let ourRecords = records.filter { ours.contains($0["entityId"]?.string ?? "") }
-        let injectedRecords = records.filter { $0["details"]?["failureType"]?.string == "injected" }.count
+        let ourRecords = records.filter { ours.contains($0.entityId ?? "") }
+        let injectedRecords = records.filter { $0.details["failureType"]?.string == "injected" }.count
         var checks = [Check(
             scenario: name, invariant: "I7", name: "one evidence record per shadow-write failure",
             holds: Int(figure: failures) == records.count && Int(figure: injected) == injectedRecords,
@@ -140,29 +144,29 @@ final class ShadowWriteScenario: Scenario {
         // The discrepancies are exactly the listings whose newest acknowledged write failed to reach the shadow.
         var failedRequests: [String: String] = [:]
         for record in ourRecords {
-            if let request = record["requestId"]?.string { failedRequests[request] = record["details"]?["failureType"]?.string ?? "?" }
+            if let request = record.requestId { failedRequests[request] = record.details["failureType"]?.string ?? "?" }
         }
         // A failed delete may leave the shadow without the row at all (its create failed too), which matches a
         // deleted primary row: such listings may or may not show up.
         let lastFailed = snapshot.latest.filter { failedRequests[$0.value.requestId] != nil }
         let shouldDiffer = Set(lastFailed.filter { !$0.value.deleted }.keys)
         let mayDiffer = Set(lastFailed.filter { $0.value.deleted }.keys)
-        let open = try await context.api.all("read discrepancies", "/api/admin/discrepancies?status=open")
-            .filter { ours.contains($0["entityId"]?.string ?? "") }
-        let found = Set(open.compactMap { $0["entityId"]?.string })
-        let unexplained = open.filter { $0["expected"]?.bool != true }
+        let open = try await context.api.all("read discrepancies", "/api/admin/discrepancies?status=open", of: DiscrepancyBody.self)
+            .filter { ours.contains($0.entityId) }
+        let found = Set(open.map(\.entityId))
+        let unexplained = open.filter { !$0.expected }
         let missed = shouldDiffer.subtracting(found)
         let extra = found.subtracting(shouldDiffer).subtracting(mayDiffer)
         var detail: [String] = []
         detail += missed.prefix(3).map { "listing \($0): its last write failed in the shadow but no discrepancy was found" }
         detail += extra.prefix(3).map { "listing \($0): a discrepancy although its last write reached the shadow" }
-        detail += unexplained.prefix(3).map { "listing \($0["entityId"]?.string ?? "?"): \($0["discrepancyType"]?.string ?? "?") not explained by an injected fault" }
+        detail += unexplained.prefix(3).map { "listing \($0.entityId): \($0.discrepancyType) not explained by an injected fault" }
         checks.append(Check(
             scenario: name, invariant: "I7", name: "verifier finds exactly the failed writes, all explained",
             holds: missed.isEmpty && extra.isEmpty && unexplained.isEmpty,
             figures: [Figure("listings", ours.count), Figure("last write failed", lastFailed.count), Figure("of them deletes", mayDiffer.count),
                       Figure("found", found.count),
-                      Figure("unexplained", unexplained.count), Figure("verifier unexplained (all)", result?["unexplained"] ?? .null)],
+                      Figure("unexplained", unexplained.count), Figure("verifier unexplained (all)", result["unexplained"] ?? .null)],
             detail: detail.joined(separator: "; "), undecided: snapshot.unknownWrites > 0 && unexplained.isEmpty))
 
         // Every discrepancy found on this run's listings (by this check's run or a scheduled one) has one record.
@@ -179,12 +183,12 @@ final class ShadowWriteScenario: Scenario {
         // Repair, then a clean run: nothing of ours left open.
         let repaired = try await verify(context, repair: true)
         _ = try await verify(context, repair: false)
-        let left = try await context.api.all("read discrepancies", "/api/admin/discrepancies?status=open")
-            .filter { ours.contains($0["entityId"]?.string ?? "") }
+        let left = try await context.api.all("read discrepancies", "/api/admin/discrepancies?status=open", of: DiscrepancyBody.self)
+            .filter { ours.contains($0.entityId) }
         checks.append(Check(
             scenario: name, invariant: "I7", name: "repair leaves the shadow equal to the primary", holds: left.isEmpty,
-            figures: [Figure("repaired", repaired["result"]?["repaired"] ?? .null), Figure("still open", left.count)],
-            detail: left.prefix(5).map { "listing \($0["entityId"]?.string ?? "?") still \($0["discrepancyType"]?.string ?? "?")" }
+            figures: [Figure("repaired", repaired.result["repaired"] ?? .null), Figure("still open", left.count)],
+            detail: left.prefix(5).map { "listing \($0.entityId) still \($0.discrepancyType)" }
                 .joined(separator: "; ")))
         return checks
     }

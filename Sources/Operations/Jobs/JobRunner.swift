@@ -1,4 +1,5 @@
 import BallastCore
+import Commerce
 import DomainValues
 import Foundation
 import Logging

@@ -1,7 +1,7 @@
 import BallastCore
 @testable import DomainValues
 import Foundation
-@testable import Marketplace
+@testable import Commerce
 import PropertyBased
 import Testing
 

@@ -1,25 +1,26 @@
+import ChaosKit
 import DomainValues
 import Foundation
 import SQLKit
 import Storage
 
-/// Listings on the primary store. After each change commits, the listing's full current row goes to the
-/// shadow writer (when shadow writes are on); the response never waits for the shadow.
+/// Listings on the primary store. Each change is recorded with its mirror (the shadow writer, when shadow writes
+/// are on) in the change's own transaction, and handed to it after the commit; the response never waits for it.
 public struct ListingService: Sendable {
     let database: Database
-    let shadow: ShadowWriter?
+    let mirror: (any ListingMirror)?
     let reads: ReadFaults
 
-    public init(database: Database, shadow: ShadowWriter?, reads: ReadFaults = .none) {
+    public init(database: Database, mirror: (any ListingMirror)?, reads: ReadFaults = .none) {
         self.database = database
-        self.shadow = shadow
+        self.mirror = mirror
         self.reads = reads
     }
 
     public func create(_ new: NewListing, owner: User, requestId: String?) async throws -> Listing {
         let id = ListingID()
         let now = StoredTime.nowMicros()
-        let (listing, write) = try await database.transaction { sql in
+        let (listing, handoff) = try await database.transaction { sql in
             guard let row = try await sql.raw("""
                 INSERT INTO listings (id, owner_id, title, price, version, created_at_micros, updated_at_micros)
                 VALUES (\(bind: id.description), \(bind: owner.id.description), \(bind: new.title), \(bind: new.priceMinor), 1,
@@ -28,10 +29,10 @@ public struct ListingService: Sendable {
                 """).first(decoding: ListingRow.self)
             else { throw StorageError.missingReturnedRow("listings insert") }
             let listing = try row.listing()
-            return (listing, try await shadow?.record(listing, .create, requestId: requestId, in: sql))
+            return (listing, try await mirror?.record(listing, .create, requestId: requestId, in: sql))
         }
-        // After the commit: its shadow write, already on record in the outbox, goes to the shadow off the request path.
-        if let write { shadow?.enqueue(write) }
+        // After the commit: the change, already on record, goes to its mirror off the request path.
+        handoff?.handOff()
         return listing
     }
 
@@ -71,12 +72,12 @@ public struct ListingService: Sendable {
         try await change(id, .delete, by: caller, requestId: requestId, "deleted_at_micros = \(bind: StoredTime.nowMicros())")
     }
 
-    /// One conditional update of a live listing the caller may change; the version goes up by one. Its shadow
-    /// write is recorded in the same transaction and handed to the shadow writer after the commit.
+    /// One conditional update of a live listing the caller may change; the version goes up by one. The change is
+    /// recorded with its mirror in the same transaction and handed to it after the commit.
     private func change(
-        _ id: ListingID, _ operation: ShadowWrite.Operation, by caller: User, requestId: String?, _ assignments: SQLQueryString
+        _ id: ListingID, _ change: ListingChange, by caller: User, requestId: String?, _ assignments: SQLQueryString
     ) async throws -> Listing {
-        let (listing, write) = try await database.transaction { sql in
+        let (listing, handoff) = try await database.transaction { sql in
             guard let row = try await sql.raw("""
                 UPDATE listings SET \(assignments), version = version + 1, updated_at_micros = \(bind: StoredTime.nowMicros())
                 WHERE id = \(bind: id.description) AND deleted_at_micros IS NULL
@@ -85,14 +86,14 @@ public struct ListingService: Sendable {
                 """).first(decoding: ListingRow.self)
             else { throw AppError.notFound("listing") }
             let listing = try row.listing()
-            return (listing, try await shadow?.record(listing, operation, requestId: requestId, in: sql))
+            return (listing, try await mirror?.record(listing, change, requestId: requestId, in: sql))
         }
-        if let write { shadow?.enqueue(write) }
+        handoff?.handOff()
         return listing
     }
 
     /// The current rows of `ids` (deleted ones included), by id.
-    static func rows(_ ids: [String], _ sql: any SQLDatabase) async throws -> [String: Listing] {
+    package static func rows(_ ids: [String], _ sql: any SQLDatabase) async throws -> [String: Listing] {
         guard !ids.isEmpty else { return [:] }
         var query: SQLQueryString = "SELECT \(unsafeRaw: ListingRow.columnList) FROM listings WHERE id IN ("
         for (index, id) in ids.enumerated() { query += index == 0 ? "\(bind: id)" : ", \(bind: id)" }

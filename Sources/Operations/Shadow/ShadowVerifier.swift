@@ -1,5 +1,6 @@
 import BallastCore
 import ChaosKit
+import Commerce
 import Evidence
 import EvidenceStore
 import Foundation

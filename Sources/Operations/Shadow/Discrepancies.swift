@@ -1,4 +1,5 @@
 import BallastCore
+import Commerce
 import Foundation
 import SQLKit
 import Storage

@@ -1,3 +1,4 @@
+import Commerce
 import EvidenceStore
 import SQLKit
 import Storage

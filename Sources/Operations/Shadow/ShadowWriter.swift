@@ -1,5 +1,6 @@
 import BallastCore
 import ChaosKit
+import Commerce
 import DomainValues
 import Evidence
 import EvidenceStore
@@ -23,7 +24,7 @@ import Tracing
 /// SHADOW_WRITE_FAILURE evidence record, written with the outbox row's completion (so exactly once, however many
 /// processes saw it). A row whose claim expired (its process was killed, or paused) is swept up and applied from
 /// the primary's current row by any process. The primary write and its response never depend on any of it.
-public final class ShadowWriter: Service, Sendable {
+public final class ShadowWriter: ListingMirror, Service, Sendable {
     /// Writes applied at the same time.
     public static let workerCount = 4
     /// How long one shadow write may take before it counts as failed (`timeout`).
@@ -63,9 +64,18 @@ public final class ShadowWriter: Service, Sendable {
     /// Writes waiting to be applied in this process.
     public var pending: Int { queue.count }
 
+    /// The listings' mirror: records the change's shadow write in the outbox, inside the listing's transaction
+    /// (`sql`), claimed by this process; the hand-off, after the commit, is ``enqueue(_:)``.
+    public func record(
+        _ listing: Listing, _ change: ListingChange, requestId: String?, in sql: Transaction
+    ) async throws -> MirrorHandoff {
+        let write = try await recordWrite(listing, change, requestId: requestId, in: sql)
+        return MirrorHandoff { [self] in enqueue(write) }
+    }
+
     /// Records `listing`'s shadow write in the outbox, inside the listing's transaction (`sql`), claimed by this
     /// process; answers the write to hand to ``enqueue(_:)`` once the transaction committed.
-    public func record(
+    func recordWrite(
         _ listing: Listing, _ operation: ShadowWrite.Operation, requestId: String?, in sql: Transaction
     ) async throws -> ShadowWrite {
         let traceParent = Traces.currentTraceParent()

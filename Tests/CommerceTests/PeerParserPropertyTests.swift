@@ -1,7 +1,7 @@
 import DomainValues
 import Evidence
 import Foundation
-@testable import Marketplace
+@testable import Commerce
 import NIOCore
 import PropertyBased
 import Testing

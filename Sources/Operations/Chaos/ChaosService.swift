@@ -1,5 +1,6 @@
 import BallastConfig
 import ChaosKit
+import Commerce
 import DomainValues
 import Evidence
 import EvidenceStore

@@ -1,4 +1,5 @@
 import ChaosKit
+import Commerce
 import Foundation
 
 /// One row to mirror into the shadow store: the entity's full current state after a primary commit.
@@ -6,9 +7,8 @@ public struct ShadowWrite: Sendable, Equatable {
     /// The one entity type with a shadow copy (the label value of the shadow metrics and evidence).
     public static let shadowedEntityType = "listing"
 
-    public enum Operation: String, Sendable, CaseIterable {
-        case create, update, delete
-    }
+    /// The change mirrored: the listings' own ``ListingChange``.
+    public typealias Operation = ListingChange
 
     public let entityType: String
     public let operation: Operation

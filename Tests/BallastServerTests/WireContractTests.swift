@@ -1,0 +1,208 @@
+import BallastCore
+@testable import BallastServer
+import BallastWire
+import Foundation
+import Testing
+
+/// The wire contract, both ways: every response body type of `BallastWire`, encoded exactly as the server encodes
+/// it, is what the OpenAPI document says of that answer (no property the document lacks, none it lists missing,
+/// types, formats and enumerations agreeing), and it reads back, through the decoder the chaos runner uses, as the
+/// value that was written. Every schema component of the document has a wire type sampled here, so a component
+/// added without one fails, and so does a body changed without its schema.
+@Suite struct WireContractTests {
+    /// A time the API writes exactly (milliseconds), so it reads back equal.
+    static let time = Date(timeIntervalSince1970: 1_780_000_000.125)
+    static let id = "0b6f3d4e-8a1c-4f2e-9d7b-5c3a2e1f0a9b"
+    static let other = "6c1e2f3a-4b5c-4d6e-8f7a-9b0c1d2e3f4a"
+
+    static let wallet = WalletBody(id: id, ownerId: other, currency: "USD", balance: 1_250, createdAt: time)
+    static let entry = LedgerEntryBody(id: id, kind: "debit", amount: 250, balanceAfter: 1_000, reference: "order:\(other)",
+                                       createdAt: time)
+    static let product = ProductBody(id: id, sellerId: other, sku: "SKU-1", name: "Lamp", price: 1_999, currency: "USD",
+                                     stock: 7, status: "active", createdAt: time, updatedAt: time, deletedAt: nil)
+    static let listing = ListingBody(id: id, ownerId: other, title: "Bike", price: 500, version: 3, createdAt: time,
+                                     updatedAt: time, deletedAt: time)
+    static let user = UserBody(id: id, name: "Ada", role: "admin", createdAt: time)
+
+    /// Each component of the document, with samples of its wire type (every nullable field both null and set).
+    static let samples: [String: [any Codable & Equatable & Sendable]] = [
+        "Error": [ErrorBody(error: .init(code: "validation_failed", message: "amount must be at least 1",
+                                         details: ["field": "amount"]))],
+        "User": [user],
+        "CreatedUser": [CreatedUser(user: user, token: "t0ken")],
+        "Health": [
+            HealthReport(status: "ok", version: "1.0.0", environment: "test", uptimeSeconds: 12,
+                         checks: .init(database: "ok", shadow: "disabled"),
+                         chaos: .init(enabled: false, failRate: 0, scope: "shadow_write_only", seed: "", expiresAt: nil, reason: nil)),
+            HealthReport(status: "down", version: "1.0.0", environment: "staging", uptimeSeconds: 3,
+                         checks: .init(database: "down", shadow: "down"),
+                         chaos: .init(enabled: true, failRate: 0.25, scope: "all", seed: "s", expiresAt: "2026-06-01T00:00:00.000Z",
+                                      reason: "time box ended")),
+        ],
+        "Ready": [ReadyReport(ready: true, database: "ok", migrated: true)],
+        "Chaos": [
+            ChaosBody(enabled: false, failRate: 0, scope: "shadow_write_only", seed: "", expiresAt: nil, durationSeconds: nil,
+                      latencyMilliseconds: 0, abortErrorRate: 0, version: 1, reason: nil),
+            ChaosBody(enabled: true, failRate: 0.5, scope: "all", seed: "seed", expiresAt: time, durationSeconds: 60,
+                      latencyMilliseconds: 20, abortErrorRate: 0.1, version: 2, reason: "experiment"),
+        ],
+        "EvidenceRecord": [
+            EvidenceBody(id: id, seq: 1, occurredAt: "2026-06-01T00:00:00.123456Z", controlId: "CC-8.1", category: "change",
+                         eventType: "ADMIN_ACTION", eventOutcome: "success", entityType: nil, entityId: nil, requestId: nil,
+                         details: .object([:]), contentHash: "ab", previousHash: "00"),
+            EvidenceBody(id: id, seq: 2, occurredAt: "2026-06-01T00:00:00.123456Z", controlId: "CC-8.1", category: "change",
+                         eventType: "ADMIN_ACTION", eventOutcome: "success", entityType: "product", entityId: other,
+                         requestId: "req-1", details: ["before": ["status": "active"]], contentHash: "cd", previousHash: "ab"),
+        ],
+        "Verification": [
+            VerificationBody(records: 2, valid: true, firstInvalidId: nil, firstInvalidSeq: nil, failure: nil, headSeq: 2,
+                             headHash: "cd"),
+            VerificationBody(records: 2, valid: false, firstInvalidId: id, firstInvalidSeq: 2, failure: "content hash differs",
+                             headSeq: 1, headHash: "ab"),
+        ],
+        "Wallet": [wallet],
+        "LedgerEntry": [entry, LedgerEntryBody(id: id, kind: "credit", amount: 1, balanceAfter: 1, reference: nil, createdAt: time)],
+        "Movement": [MovementBody(wallet: wallet, transaction: entry)],
+        "Transfer": [TransferBody(id: id, amount: 5, from: wallet, to: .wallet(wallet)),
+                     TransferBody(id: id, amount: 5, from: wallet, to: .idOnly(other))],
+        "Product": [product, ProductBody(id: id, sellerId: other, sku: "SKU-2", name: "Gone", price: 1, currency: "USD", stock: 0,
+                                         status: "disabled", createdAt: time, updatedAt: time, deletedAt: time)],
+        "Impact": [ImpactBody(productId: id, status: "active", stock: 3, openOrders: 2, awaitingShipment: 1, inTransit: 1,
+                              unitsInOpenOrders: 4, revenueAtRisk: 8_000)],
+        "Order": [OrderBody(id: id, status: "paid", buyerId: other, walletId: id,
+                            items: [.init(productId: other, quantity: 2, unitPrice: 1_999)], subtotal: 3_998, shipping: 500,
+                            total: 4_498, currency: "USD", shippingSource: "fallback",
+                            destination: .init(country: "DE", postalCode: "10115"), createdAt: time, updatedAt: time)],
+        "Listing": [listing, ListingBody(id: id, ownerId: other, title: "Live", price: 1, version: 1, createdAt: time,
+                                         updatedAt: time, deletedAt: nil)],
+        "Job": [
+            JobBody(name: "ledger-invariant-auditor", intervalSeconds: 60, enabled: true, running: false, lastRunAt: nil,
+                    lastStatus: nil, lastDurationSeconds: nil, nextRunAt: nil),
+            JobBody(name: "shadow-discrepancy-verifier", intervalSeconds: 300, enabled: true, running: true, lastRunAt: time,
+                    lastStatus: "succeeded", lastDurationSeconds: 0.25, nextRunAt: time),
+        ],
+        "JobRun": [JobRunBody(name: "ledger-invariant-auditor", status: "succeeded", durationSeconds: 1.5,
+                              result: ["violations": 0])],
+        "Discrepancy": [
+            DiscrepancyBody(id: id, entityType: "listing", entityId: other, discrepancyType: "missing_in_shadow", fields: [],
+                            expected: true, status: "open", detectedAt: time, resolvedAt: nil, resolution: nil),
+            DiscrepancyBody(id: id, entityType: "listing", entityId: other, discrepancyType: "mismatch",
+                            fields: ["price"], expected: false, status: "resolved", detectedAt: time, resolvedAt: time,
+                            resolution: "repaired"),
+        ],
+        "Notification": [
+            NotificationBody(id: id, channel: "email", recipient: other, template: "order_confirmation", orderId: nil,
+                             status: "pending", attempts: 0, nextAttemptAt: time, lastError: nil, createdAt: time, sentAt: nil),
+            NotificationBody(id: id, channel: "push", recipient: other, template: "new_sale", orderId: other, status: "sent",
+                             attempts: 2, nextAttemptAt: time, lastError: "timeout", createdAt: time, sentAt: time),
+        ],
+    ]
+
+    /// Answers whose schema is written inline in an operation rather than as a component.
+    static let inline: [(String, JSONValue, [any Codable & Equatable & Sendable])] = [
+        ("a page of products", Schema.page(Schema.ref("Product")),
+         [Page(items: [product], nextCursor: "1780000000123000_\(id)"), Page<ProductBody>(items: [], nextCursor: nil)]),
+        ("a page of ledger entries", Schema.page(Schema.ref("LedgerEntry")), [Page(items: [entry], nextCursor: "7")]),
+        ("a bulk disable", Schema.object([("disabled", Schema.integer), ("products", Schema.array(Schema.ref("Product")))],
+                                         required: ["disabled", "products"]),
+         [BulkDisableBody(disabled: 1, products: [product])]),
+    ]
+
+    @Test func everyComponentHasAWireTypeAndEverySampleMatchesItsSchema() throws {
+        let components = OpenAPIDocument.components
+        #expect(Set(components.keys) == Set(Self.samples.keys), "components and wire samples differ")
+        for (name, samples) in Self.samples {
+            let schema = try #require(components[name], "no component \(name)")
+            for sample in samples {
+                let encoded = try Self.encode(sample)
+                let problems = WireSchemaCheck(components: components).problems(encoded, schema, at: name)
+                #expect(problems.isEmpty, "\(name): \(problems.joined(separator: "; ")) in \(encoded.text)")
+            }
+        }
+        for (what, schema, samples) in Self.inline {
+            for sample in samples {
+                let encoded = try Self.encode(sample)
+                let problems = WireSchemaCheck(components: components).problems(encoded, schema, at: what)
+                #expect(problems.isEmpty, "\(what): \(problems.joined(separator: "; "))")
+            }
+        }
+    }
+
+    @Test func whatTheServerWritesTheRunnerReadsBack() throws {
+        func roundTrip<T: Codable & Equatable>(_ value: T) throws {
+            let data = try JSONResponse.encoder.encode(value)
+            let read = try WireJSON.decoder().decode(T.self, from: data)
+            #expect(read == value, "\(T.self) read back differently from \(String(decoding: data, as: UTF8.self))")
+        }
+        for sample in Self.samples.values.joined() { try roundTrip(sample) }
+        for (_, _, samples) in Self.inline { for sample in samples { try roundTrip(sample) } }
+    }
+
+    /// Without the key at all (a client may meet an older body), a nullable field reads as nil, never a failure.
+    @Test func aMissingNullableFieldReadsAsNil() throws {
+        let json = #"{"id":"\#(Self.id)","ownerId":"\#(Self.other)","title":"t","price":1,"version":1,"#
+            + #""createdAt":"2026-06-01T00:00:00.000Z","updatedAt":"2026-06-01T00:00:00Z"}"#
+        let listing = try WireJSON.decoder().decode(ListingBody.self, from: Data(json.utf8))
+        #expect(listing.deletedAt == nil)
+        #expect(WireJSON.decode(ListingBody.self, from: Data(#"{"id":"x"}"#.utf8)) == nil)
+    }
+
+    static func encode(_ value: some Encodable) throws -> JSONValue {
+        try #require(JSONValue.parse(try JSONResponse.encoder.encode(value)))
+    }
+}
+
+/// Checks a JSON value against an OpenAPI 3.0 schema of this document, strictly: an object has exactly the
+/// properties its schema lists (unless it allows any), a nullable value may be null, formats and enumerations hold.
+struct WireSchemaCheck {
+    let components: [String: JSONValue]
+
+    func problems(_ value: JSONValue, _ schema: JSONValue, at path: String) -> [String] {
+        guard case .object(let members) = schema else { return ["\(path): the schema is not an object"] }
+        if case .string(let reference)? = members["$ref"] {
+            let name = String(reference.split(separator: "/").last ?? "")
+            guard let target = components[name] else { return ["\(path): no component \(name)"] }
+            return problems(value, target, at: path)
+        }
+        if case .array(let options)? = members["anyOf"], members["type"] == nil {
+            let results = options.map { problems(value, $0, at: path) }
+            return results.contains(where: \.isEmpty) ? [] : ["\(path): matches none of anyOf: \(results.joined().joined(separator: ", "))"]
+        }
+        if value == .null {
+            return members["nullable"] == .bool(true) ? [] : ["\(path): null but not nullable"]
+        }
+        if case .array(let allowed)? = members["enum"], !allowed.contains(value) {
+            return ["\(path): \(value.text) is not one of \(JSONValue.array(allowed).text)"]
+        }
+        switch (members["type"]?.string, value) {
+        case ("string", .string(let text)):
+            switch members["format"]?.string {
+            case "uuid"? where UUID(uuidString: text) == nil: return ["\(path): \(text) is not a UUID"]
+            case "date-time"? where WireJSON.parseTime(text) == nil: return ["\(path): \(text) is not an RFC 3339 time"]
+            default: return []
+            }
+        case ("integer", .integer), ("number", .integer), ("number", .number), ("boolean", .bool):
+            return []
+        case ("array", .array(let elements)):
+            guard let items = members["items"] else { return [] }
+            return elements.enumerated().flatMap { problems($0.element, items, at: "\(path)[\($0.offset)]") }
+        case ("object", .object(let fields)):
+            let properties: [String: JSONValue]
+            if case .object(let listed)? = members["properties"] { properties = listed } else { properties = [:] }
+            if members["additionalProperties"] == .bool(true) && properties.isEmpty { return [] }
+            var found: [String] = []
+            for key in Set(fields.keys).subtracting(properties.keys).sorted() { found.append("\(path).\(key): not in the document") }
+            // Every documented property is written (null when absent): the API shows every field it documents.
+            for key in Set(properties.keys).subtracting(fields.keys).sorted() { found.append("\(path).\(key): documented but not written") }
+            if case .array(let required)? = members["required"] {
+                for case .string(let key) in required where fields[key] == nil { found.append("\(path).\(key): required but missing") }
+            }
+            for (key, field) in fields.sorted(by: { $0.key < $1.key }) {
+                if let property = properties[key] { found += problems(field, property, at: "\(path).\(key)") }
+            }
+            return found
+        default:
+            return ["\(path): \(value.text) is not a \(members["type"]?.string ?? "?")"]
+        }
+    }
+}
