@@ -49,6 +49,20 @@ public enum WireJSON {
         try? decoder().decode(type, from: data)
     }
 
+    /// Why a body is not what it should be, in one line: the field and what was wrong with it.
+    public static func describe(_ error: any Error) -> String {
+        func path(_ keys: [any CodingKey]) -> String {
+            keys.isEmpty ? "the body" : keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+        }
+        switch error as? DecodingError {
+        case .keyNotFound(let key, let context)?: return "\(path(context.codingPath + [key])) is missing"
+        case .valueNotFound(_, let context)?: return "\(path(context.codingPath)) is null"
+        case .typeMismatch(let type, let context)?: return "\(path(context.codingPath)) is not a \(type)"
+        case .dataCorrupted(let context)?: return "\(path(context.codingPath)): \(context.debugDescription)"
+        default: return "\(error)"
+        }
+    }
+
     /// An RFC 3339 time as the API writes it (`2026-11-21T13:24:08.123Z`), or without fractional seconds.
     public static func parseTime(_ text: String) -> Date? {
         let styles: [Date.ISO8601FormatStyle] = [
@@ -83,6 +97,17 @@ public struct ErrorBody: Codable, Sendable, Equatable {
             self.message = message
             self.details = details
         }
+
+        /// Only the code is needed to read an error: a refusal is known by its code even from a peer that writes
+        /// no message or details.
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            code = try container.decode(String.self, forKey: .code)
+            message = try container.decodeIfPresent(String.self, forKey: .message) ?? ""
+            details = try container.decodeIfPresent([String: JSONValue].self, forKey: .details) ?? [:]
+        }
+
+        enum CodingKeys: String, CodingKey { case code, message, details }
     }
 
     public let error: Payload

@@ -1,5 +1,3 @@
-import ChaosKit
-
 /// The read fault points (`read.listing`, `read.product`, `read.order`, `read.wallet`; scope `reads`, which only
 /// development and test allow): one call at the top of each entity's read paths. A fault that fires throws
 /// ``InjectedFault``, which the API answers with 503 `fault_injected` and `Retry-After: 1`; with

@@ -19,6 +19,8 @@ public struct Reply: Sendable {
     public var errorCode: String? { decode(ErrorBody.self)?.error.code }
     /// The body as the wire type `T`; nil when it is not one.
     public func decode<T: Decodable>(_ type: T.Type) -> T? { WireJSON.decode(type, from: Data(text.utf8)) }
+    /// The body as the wire type `T`, or an error naming the field that is not what it should be.
+    public func read<T: Decodable>(_ type: T.Type) throws -> T { try WireJSON.decoder().decode(type, from: Data(text.utf8)) }
     public var replayed: Bool { headers["idempotent-replayed"] == "true" }
 }
 
@@ -113,10 +115,15 @@ public final class APIClient: Sendable {
         status expected: Int? = nil, headers: [String: String] = [:]
     ) async throws -> T {
         let reply = try await send(method, path, token: token, body: body, headers: headers)
-        guard expected.map({ $0 == reply.status }) ?? reply.isSuccess, let value = reply.decode(type) else {
+        guard expected.map({ $0 == reply.status }) ?? reply.isSuccess else {
             throw UnexpectedReply(step: step, status: reply.status, body: reply.text)
         }
-        return value
+        do {
+            return try reply.read(type)
+        } catch {
+            throw UnexpectedReply(step: "\(step): the answer is not a \(T.self) (\(WireJSON.describe(error)))", status: reply.status,
+                                  body: reply.text)
+        }
     }
 
     /// Every item of a list endpoint, as the wire type `Item`, following `nextCursor` (at most `maxPages` pages of

@@ -229,8 +229,14 @@ public final class ChaosRun: Sendable {
         }
         guard health.status == 200 else { throw RunRefused("the target is not healthy: GET /health answered \(health.status)") }
         let chaos = try await api.send(.GET, "/api/admin/chaos")
-        guard chaos.status == 200, let settings = chaos.decode(ChaosBody.self) else {
+        guard chaos.status == 200 else {
             throw RunRefused("GET /api/admin/chaos answered \(chaos.status): the token must be an admin's")
+        }
+        let settings: ChaosBody
+        do {
+            settings = try chaos.read(ChaosBody.self)
+        } catch {
+            throw RunRefused("GET /api/admin/chaos answered settings this runner cannot read (\(WireJSON.describe(error))), so it could not restore them")
         }
         target.withLock { $0 = (settings, TargetClock(health, sentAt: sentAt)) }
     }

@@ -93,7 +93,12 @@ final class Shop: Sendable {
             state.withLock { $0.unknownOrders += 1 }
             return nil
         }
-        guard reply.isSuccess, let order = reply.decode(OrderBody.self) else { return nil }
+        guard reply.isSuccess else { return nil }
+        // A success whose order cannot be read moved stock and money the audit cannot attribute: undecided, not off.
+        guard let order = reply.decode(OrderBody.self) else {
+            state.withLock { $0.unknownOrders += 1 }
+            return nil
+        }
         let placed = Placed(id: order.id, buyer: buyer, items: items, total: order.total, shipping: order.shipping,
                             shippingSource: order.shippingSource, country: country)
         state.withLock { $0.orders.append(placed) }

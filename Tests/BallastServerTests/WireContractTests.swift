@@ -1,7 +1,9 @@
 import BallastCore
 @testable import BallastServer
+import BallastTestSupport
 import BallastWire
 import Foundation
+import HTTPTypes
 import Testing
 
 /// The wire contract, both ways: every response body type of `BallastWire`, encoded exactly as the server encodes
@@ -138,6 +140,124 @@ import Testing
         for (_, _, samples) in Self.inline { for sample in samples { try roundTrip(sample) } }
     }
 
+    /// The server's own answers, from a walk through every kind of resource on a real store, each held against the
+    /// schema the served document gives for that operation and status: the domain → wire rendering is checked, not
+    /// only the wire types. An answer with a status the document does not list fails too.
+    @Test(arguments: TestStores.kinds)
+    func aRealServersAnswersMatchTheDocumentItServes(kind: StoreKind) async throws {
+        try await TestApp.run(kind, shadow: .fresh) { app in
+            let document = try #require(JSONValue.parse(Data(try await app.request(.get, "/openapi.json").body.utf8)))
+            guard case .object(let components)? = document["components"]?["schemas"] else {
+                Issue.record("the document has no schema components")
+                return
+            }
+            let check = WireSchemaCheck(components: components)
+            var answered = 0
+            func call(
+                _ method: HTTPRequest.Method, _ template: String, _ path: String, token: String? = TestApp.adminToken,
+                body: String? = nil
+            ) async throws -> JSONValue {
+                let reply = try await app.request(method, path, token: token, body: body)
+                let status = String(reply.status.code)
+                let value = JSONValue.parse(Data(reply.body.utf8)) ?? .null
+                guard let schema = document["paths"]?[template]?[method.rawValue.lowercased()]?["responses"]?[status]?["content"]?[
+                    "application/json"]?["schema"]
+                else {
+                    Issue.record("\(method) \(template) answered \(status), which the document does not list: \(reply.body)")
+                    return value
+                }
+                answered += 1
+                let problems = check.problems(value, schema, at: "\(method) \(template) \(status)")
+                #expect(problems.isEmpty, "\(problems.joined(separator: "; ")) in \(reply.body)")
+                return value
+            }
+            func id(_ value: JSONValue) throws -> String { try #require(value["id"]?.string) }
+
+            _ = try await call(.get, "/health", "/health", token: nil)
+            _ = try await call(.get, "/health/ready", "/health/ready", token: nil)
+            let seller = try await call(.post, "/api/users", "/api/users", body: #"{"name":"seller","role":"member"}"#)
+            let sellerToken = try #require(seller["token"]?.string)
+            let buyerToken = try await app.createUser(name: "buyer")
+            _ = try await call(.get, "/api/users/me", "/api/users/me", token: buyerToken)
+
+            // Wallets, their ledger, transfers (the target in full for its owner or an admin, else its id alone).
+            let wallet = try id(try await call(.post, "/api/wallets", "/api/wallets", token: buyerToken, body: "{}"))
+            let sellerWallet = try id(try await call(.post, "/api/wallets", "/api/wallets", token: sellerToken, body: "{}"))
+            _ = try await call(.post, "/api/wallets/{id}/credit", "/api/wallets/\(wallet)/credit", body: #"{"amount":100000}"#)
+            _ = try await call(.post, "/api/wallets/{id}/debit", "/api/wallets/\(wallet)/debit", token: buyerToken,
+                               body: #"{"amount":100,"reference":"coffee"}"#)
+            _ = try await call(.post, "/api/wallets/{id}/debit", "/api/wallets/\(wallet)/debit", token: buyerToken,
+                               body: #"{"amount":999999999}"#)
+            _ = try await call(.get, "/api/wallets/{id}", "/api/wallets/\(wallet)", token: buyerToken)
+            _ = try await call(.get, "/api/wallets/{id}", "/api/wallets/\(UUID().uuidString.lowercased())", token: buyerToken)
+            let transfer = #"{"fromWalletId":"\#(wallet)","toWalletId":"\#(sellerWallet)","amount":10}"#
+            _ = try await call(.post, "/api/transfers", "/api/transfers", token: buyerToken, body: transfer)
+            _ = try await call(.post, "/api/transfers", "/api/transfers", body: transfer)
+            _ = try await call(.get, "/api/wallets/{id}/transactions", "/api/wallets/\(wallet)/transactions", token: buyerToken)
+
+            // The catalog, its safety checks and orders.
+            let product = try id(try await call(.post, "/api/products", "/api/products", token: sellerToken,
+                                                body: #"{"sku":"lamp","name":"Lamp","price":1999,"stock":5}"#))
+            _ = try await call(.post, "/api/products/{id}/publish", "/api/products/\(product)/publish", token: sellerToken)
+            _ = try await call(.patch, "/api/products/{id}", "/api/products/\(product)", token: sellerToken, body: #"{"price":2999}"#)
+            _ = try await call(.post, "/api/products/{id}/restock", "/api/products/\(product)/restock", token: sellerToken,
+                               body: #"{"quantity":3}"#)
+            _ = try await call(.get, "/api/products", "/api/products", token: buyerToken)
+            _ = try await call(.get, "/api/products/{id}", "/api/products/\(product)", token: buyerToken)
+            let orderBody = #"{"walletId":"\#(wallet)","items":[{"productId":"\#(product)","quantity":1}],"#
+                + #""destination":{"country":"DE","postalCode":"10115"}}"#
+            let order = try id(try await call(.post, "/api/orders", "/api/orders", token: buyerToken, body: orderBody))
+            let cancelled = try id(try await call(.post, "/api/orders", "/api/orders", token: buyerToken, body: orderBody))
+            _ = try await call(.get, "/api/orders/{id}", "/api/orders/\(order)", token: buyerToken)
+            _ = try await call(.post, "/api/orders/{id}/ship", "/api/orders/\(order)/ship")
+            _ = try await call(.post, "/api/orders/{id}/deliver", "/api/orders/\(order)/deliver")
+            _ = try await call(.post, "/api/orders/{id}/cancel", "/api/orders/\(cancelled)/cancel", token: buyerToken)
+            _ = try await call(.post, "/api/orders/{id}/cancel", "/api/orders/\(cancelled)/cancel", token: buyerToken)
+            _ = try await call(.get, "/api/products/{id}/impact", "/api/products/\(product)/impact", token: sellerToken)
+            _ = try await call(.post, "/api/products/{id}/disable", "/api/products/\(product)/disable", token: sellerToken)
+            _ = try await call(.post, "/api/products/{id}/disable", "/api/products/\(product)/disable", token: sellerToken,
+                               body: #"{"confirm":true}"#)
+            _ = try await call(.post, "/api/products/{id}/archive", "/api/products/\(product)/archive", token: sellerToken,
+                               body: #"{"confirm":true}"#)
+            _ = try await call(.delete, "/api/products/{id}", "/api/products/\(product)?confirm=true", token: sellerToken)
+            _ = try await call(.post, "/api/products/{id}/restore", "/api/products/\(product)/restore", token: sellerToken)
+            let other = try id(try await call(.post, "/api/products", "/api/products", token: sellerToken,
+                                              body: #"{"sku":"desk","name":"Desk","price":100,"stock":1}"#))
+            _ = try await call(.post, "/api/products/{id}/publish", "/api/products/\(other)/publish", token: sellerToken)
+            _ = try await call(.post, "/api/products/bulk-disable", "/api/products/bulk-disable",
+                               body: #"{"ids":["\#(other)"],"confirm":true}"#)
+
+            // Listings (mirrored to the shadow store).
+            let listing = try id(try await call(.post, "/api/listings", "/api/listings", token: sellerToken,
+                                                body: #"{"title":"Bike","price":500}"#))
+            _ = try await call(.patch, "/api/listings/{id}", "/api/listings/\(listing)", token: sellerToken, body: #"{"price":450}"#)
+            _ = try await call(.get, "/api/listings", "/api/listings", token: buyerToken)
+            _ = try await call(.get, "/api/listings/{id}", "/api/listings/\(listing)", token: buyerToken)
+            _ = try await call(.delete, "/api/listings/{id}", "/api/listings/\(listing)", token: sellerToken)
+
+            // Operations.
+            _ = try await call(.get, "/api/admin/jobs", "/api/admin/jobs")
+            _ = try await call(.post, "/api/admin/jobs/{name}/trigger", "/api/admin/jobs/ledger-invariant-auditor/trigger")
+            _ = try await call(.post, "/api/admin/jobs/{name}/trigger", "/api/admin/jobs/shadow-discrepancy-verifier/trigger")
+            _ = try await call(.get, "/api/admin/discrepancies", "/api/admin/discrepancies")
+            let notifications = try await call(.get, "/api/admin/notifications", "/api/admin/notifications")
+            let notification = try #require(notifications["items"]?.array?.first?["id"]?.string)
+            _ = try await call(.post, "/api/admin/notifications/{id}/retry", "/api/admin/notifications/\(notification)/retry")
+            _ = try await call(.get, "/api/admin/chaos", "/api/admin/chaos")
+            _ = try await call(.put, "/api/admin/chaos", "/api/admin/chaos",
+                               body: #"{"enabled":true,"failRate":0.5,"seed":"wire","durationSeconds":60,"reason":"contract test"}"#)
+            _ = try await call(.put, "/api/admin/chaos", "/api/admin/chaos", body: #"{"enabled":false}"#)
+            _ = try await call(.get, "/api/admin/evidence", "/api/admin/evidence")
+            _ = try await call(.get, "/api/admin/evidence/verify", "/api/admin/evidence/verify")
+            _ = try await call(.get, "/api/users/me", "/api/users/me", token: "not-a-token")
+
+            // Every component was held against a real answer, but a discrepancy (none arises here; its samples above
+            // cover it).
+            #expect(Set(components.keys).subtracting(check.reached) == ["Discrepancy"], "components no answer reached")
+            #expect(answered >= 50)
+        }
+    }
+
     /// Without the key at all (a client may meet an older body), a nullable field reads as nil, never a failure.
     @Test func aMissingNullableFieldReadsAsNil() throws {
         let json = #"{"id":"\#(Self.id)","ownerId":"\#(Self.other)","title":"t","price":1,"version":1,"#
@@ -154,14 +274,21 @@ import Testing
 
 /// Checks a JSON value against an OpenAPI 3.0 schema of this document, strictly: an object has exactly the
 /// properties its schema lists (unless it allows any), a nullable value may be null, formats and enumerations hold.
-struct WireSchemaCheck {
+final class WireSchemaCheck {
     let components: [String: JSONValue]
+    /// The components a checked value was held against.
+    private(set) var reached: Set<String> = []
+
+    init(components: [String: JSONValue]) {
+        self.components = components
+    }
 
     func problems(_ value: JSONValue, _ schema: JSONValue, at path: String) -> [String] {
         guard case .object(let members) = schema else { return ["\(path): the schema is not an object"] }
         if case .string(let reference)? = members["$ref"] {
             let name = String(reference.split(separator: "/").last ?? "")
             guard let target = components[name] else { return ["\(path): no component \(name)"] }
+            reached.insert(name)
             return problems(value, target, at: path)
         }
         if case .array(let options)? = members["anyOf"], members["type"] == nil {
