@@ -230,7 +230,9 @@ public final class ChaosRun: Sendable {
         guard health.status == 200 else { throw RunRefused("the target is not healthy: GET /health answered \(health.status)") }
         let chaos = try await api.send(.GET, "/api/admin/chaos")
         guard chaos.status == 200 else {
-            throw RunRefused("GET /api/admin/chaos answered \(chaos.status): the token must be an admin's")
+            throw RunRefused([401, 403].contains(chaos.status)
+                ? "GET /api/admin/chaos answered \(chaos.status): the token must be an admin's"
+                : "GET /api/admin/chaos answered \(chaos.status), so the settings to restore are unknown")
         }
         let settings: ChaosBody
         do {

@@ -57,6 +57,13 @@ public struct Check: Codable, Sendable, Equatable {
                   status: holds ? .passed : (undecided ? .inconclusive : .failed), figures: figures,
                   detail: holds ? nil : detail)
     }
+
+    /// The target's successes read as their documented bodies: `unreadable` holds why each one did not.
+    static func readable(_ unreadable: [String], scenario: String) -> Check {
+        Check(scenario: scenario, invariant: "API", name: "every success reads as its documented body",
+              holds: unreadable.isEmpty, figures: [Figure("unreadable", unreadable.count)],
+              detail: unreadable.prefix(3).joined(separator: "; "))
+    }
 }
 
 /// Fault injection switched on by the runner for a scenario, as seconds from the start of the run.

@@ -23,6 +23,8 @@ final class ShadowWriteScenario: Scenario {
         /// The newest acknowledged write of each listing (by version) and the request that made it.
         var latest: [String: Latest] = [:]
         var unknownWrites = 0
+        /// Successes whose body is not the documented listing, and why (their effect is unknown too).
+        var unreadable: [String] = []
         var failuresBefore = 0.0
         var injectedBefore = 0.0
     }
@@ -74,8 +76,15 @@ final class ShadowWriteScenario: Scenario {
         state.withLock { state in
             guard let reply else { return state.unknownWrites += 1 }
             guard reply.isSuccess else { return }
-            // A success whose listing cannot be read changed something unknown: the checks cannot hold for sure.
-            guard let listing = reply.decode(ListingBody.self) else { return state.unknownWrites += 1 }
+            let listing: ListingBody
+            do {
+                listing = try reply.read(ListingBody.self)
+            } catch {
+                // It breaks the API's contract (its own check fails), and changed something unknown.
+                state.unknownWrites += 1
+                state.unreadable.append("a listing write answered \(reply.status) with a body that is not a listing: \(WireJSON.describe(error))")
+                return
+            }
             let id = listing.id
             if state.latest[id] == nil { state.listings.append(id) }
             if (state.latest[id]?.version ?? .min) < listing.version {
@@ -192,6 +201,7 @@ final class ShadowWriteScenario: Scenario {
             figures: [Figure("repaired", repaired.result["repaired"] ?? .null), Figure("still open", left.count)],
             detail: left.prefix(5).map { "listing \($0.entityId) still \($0.discrepancyType)" }
                 .joined(separator: "; ")))
+        checks.append(Check.readable(snapshot.unreadable, scenario: name))
         return checks
     }
 }
