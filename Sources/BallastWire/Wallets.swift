@@ -54,13 +54,6 @@ public struct TransferBody: Codable, Sendable, Equatable {
         case wallet(WalletBody)
         case idOnly(String)
 
-        public var id: String {
-            switch self {
-            case .wallet(let wallet): return wallet.id
-            case .idOnly(let id): return id
-            }
-        }
-
         public init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             if container.contains(.balance) {

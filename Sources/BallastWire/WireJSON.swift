@@ -31,7 +31,8 @@ extension KeyedDecodingContainer {
 
 /// How a client reads the API's JSON: times are RFC 3339 UTC, with or without fractional seconds.
 public enum WireJSON {
-    public static func decoder() -> JSONDecoder {
+    /// One decoder for every answer (decoding does not change it, so it is shared).
+    public static let decoder: JSONDecoder = {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .custom { decoder in
             let container = try decoder.singleValueContainer()
@@ -42,11 +43,11 @@ public enum WireJSON {
             return date
         }
         return decoder
-    }
+    }()
 
     /// Decodes `T` from `data`; nil when the body is not a `T`.
     public static func decode<T: Decodable>(_ type: T.Type, from data: Data) -> T? {
-        try? decoder().decode(type, from: data)
+        try? decoder.decode(type, from: data)
     }
 
     /// Why a body is not what it should be, in one line: the field and what was wrong with it.

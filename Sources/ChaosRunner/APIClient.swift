@@ -8,19 +8,20 @@ import NIOHTTP1
 /// What the target answered to one request.
 public struct Reply: Sendable {
     public let status: Int
-    public let json: JSONValue?
     public let headers: [String: String]
     public let latencySeconds: Double
     /// The body as text (the Prometheus text of /metrics, or the JSON).
     public let text: String
 
+    /// The body as a free-form JSON value, parsed when asked for: most answers are read as their wire type.
+    public var json: JSONValue? { JSONValue.parse(Data(text.utf8)) }
     public var isSuccess: Bool { (200..<300).contains(status) }
     /// The `error.code` of an error answer.
     public var errorCode: String? { decode(ErrorBody.self)?.error.code }
     /// The body as the wire type `T`; nil when it is not one.
     public func decode<T: Decodable>(_ type: T.Type) -> T? { WireJSON.decode(type, from: Data(text.utf8)) }
     /// The body as the wire type `T`, or an error naming the field that is not what it should be.
-    public func read<T: Decodable>(_ type: T.Type) throws -> T { try WireJSON.decoder().decode(type, from: Data(text.utf8)) }
+    public func read<T: Decodable>(_ type: T.Type) throws -> T { try WireJSON.decoder.decode(type, from: Data(text.utf8)) }
     public var replayed: Bool { headers["idempotent-replayed"] == "true" }
 }
 
@@ -87,7 +88,7 @@ public final class APIClient: Sendable {
             var headers: [String: String] = [:]
             for header in response.headers { headers[header.name.lowercased()] = header.value }
             let data = Data(buffer.readableBytesView)
-            return Reply(status: Int(response.status.code), json: JSONValue.parse(data), headers: headers,
+            return Reply(status: Int(response.status.code), headers: headers,
                          latencySeconds: elapsed.inSeconds, text: String(decoding: data, as: UTF8.self))
         } catch is CancellationError {
             throw CancellationError()

@@ -133,7 +133,7 @@ import Testing
     @Test func whatTheServerWritesTheRunnerReadsBack() throws {
         func roundTrip<T: Codable & Equatable>(_ value: T) throws {
             let data = try JSONResponse.encoder.encode(value)
-            let read = try WireJSON.decoder().decode(T.self, from: data)
+            let read = try WireJSON.decoder.decode(T.self, from: data)
             #expect(read == value, "\(T.self) read back differently from \(String(decoding: data, as: UTF8.self))")
         }
         for sample in Self.samples.values.joined() { try roundTrip(sample) }
@@ -268,7 +268,7 @@ import Testing
     @Test func aMissingNullableFieldReadsAsNil() throws {
         let json = #"{"id":"\#(Self.id)","ownerId":"\#(Self.other)","title":"t","price":1,"version":1,"#
             + #""createdAt":"2026-06-01T00:00:00.000Z","updatedAt":"2026-06-01T00:00:00Z"}"#
-        let listing = try WireJSON.decoder().decode(ListingBody.self, from: Data(json.utf8))
+        let listing = try WireJSON.decoder.decode(ListingBody.self, from: Data(json.utf8))
         #expect(listing.deletedAt == nil)
         #expect(WireJSON.decode(ListingBody.self, from: Data(#"{"id":"x"}"#.utf8)) == nil)
     }
