@@ -91,6 +91,30 @@ public final class Database: Sendable, Service {
         }
     }
 
+    /// Runs `body` in one write transaction of the backend's, reporting the wait for a connection.
+    private func writeTransaction<R: Sendable>(_ body: (any SQLDatabase) async throws -> R) async throws -> R {
+        let metrics = poolMetrics.withLock { $0 }
+        guard let metrics else { return try await backend.writeTransaction(wait: poolWait, body) }
+        let asked = ContinuousClock.now
+        do {
+            return try await backend.writeTransaction(wait: poolWait) { sql in
+                metrics.wait.recordNanoseconds((ContinuousClock.now - asked).wholeNanoseconds)
+                return try await body(sql)
+            }
+        } catch {
+            metrics.countGiveUp(error)
+            throw error
+        }
+    }
+
+    /// SQLite only: how many shared commits (``WriteBatcher``) ran so far and how many write transactions they held;
+    /// `nil` on PostgreSQL, where each transaction commits on its own connection.
+    public var sharedCommits: (batches: Int, transactions: Int)? {
+        guard let sqlite = backend as? SQLiteBackend else { return nil }
+        let figures = sqlite.writeBatchFigures
+        return (figures.batches, figures.bodies)
+    }
+
     /// Keeps the pool alive until the task is cancelled or the service group shuts down, then closes it.
     public func run() async throws {
         try await backend.run()
@@ -123,9 +147,7 @@ public final class Database: Sendable, Service {
             attempt += 1
             span?.attributes["ballast.db.attempts"] = attempt
             do {
-                return try await withConnection(write: true) { sql, lease in
-                    try await Self.runOnce(sql, lease: lease, begin: backend.beginStatement) { try await body(Transaction($0)) }
-                }
+                return try await writeTransaction { try await body(Transaction($0)) }
             } catch {
                 guard ErrorClassifier.classify(error) == .retryable else { throw ErrorClassifier.translate(error) }
                 guard attempt < Self.maxTransactionAttempts else {
@@ -158,7 +180,7 @@ public final class Database: Sendable, Service {
         }
     }
 
-    private static func runOnce<R>(
+    static func runOnce<R>(
         _ sql: any SQLDatabase, lease: ConnectionLease, begin: String, body: (any SQLDatabase) async throws -> R
     ) async throws -> R {
         // A plain BEGIN is prepared once per PostgreSQL connection (one Bind/Execute).

@@ -4,14 +4,15 @@ import Synchronization
 
 /// A pool of connections to one kind of database. `Database` adds the transaction helper on top.
 protocol DatabaseBackend: Sendable {
-    /// The statement that opens a write transaction.
-    var beginStatement: String { get }
-
     /// Lends one connection to `body`, waiting at most `wait` for one to be free. `write` marks callers that will
     /// write, so SQLite can queue in-process writers instead of spinning on its file lock.
     func withConnection<R: Sendable>(
         write: Bool, wait: Duration, _ body: (any SQLDatabase, ConnectionLease) async throws -> R
     ) async throws -> R
+
+    /// Runs `body` in one write transaction (commits when it returns, rolls back when it throws), waiting at most
+    /// `wait` for a connection. Retrying is the caller's.
+    func writeTransaction<R: Sendable>(wait: Duration, _ body: (any SQLDatabase) async throws -> R) async throws -> R
 
     /// Keeps the pool open until cancelled or shut down gracefully.
     func run() async throws

@@ -18,7 +18,6 @@ import Synchronization
 /// are failing); the moment the server accepts connections again, the stuck pool is replaced by a fresh one, which
 /// connects at once. Requests succeed again within about a second of the server's return, in every process.
 final class PostgresBackend: DatabaseBackend {
-    let beginStatement = "BEGIN"
     private let configuration: PostgresClient.Configuration
     private let host: String
     private let port: Int
@@ -131,6 +130,13 @@ final class PostgresBackend: DatabaseBackend {
                 if lease.isBroken { try? await connection.close().get() }
                 throw error
             }
+        }
+    }
+
+    /// `BEGIN` (read committed, prepared once per connection), `body`, `COMMIT`.
+    func writeTransaction<R: Sendable>(wait: Duration, _ body: (any SQLDatabase) async throws -> R) async throws -> R {
+        try await withConnection(write: true, wait: wait) { sql, lease in
+            try await Database.runOnce(sql, lease: lease, begin: "BEGIN", body: body)
         }
     }
 

@@ -14,21 +14,21 @@ import Synchronization
 ///   (`busy_timeout`) holds a thread, and the spare keeps the readers going meanwhile. Readers never wait on a lock in
 ///   WAL mode, so more threads than that would only add switching (and, in a process with many stores, thousands of
 ///   idle threads).
-/// - Write transactions queue in-process behind a one-permit gate before they take a connection, so writers of
-///   this process take turns in order instead of spinning on SQLite's lock; other processes on the same file
-///   are handled by `busy_timeout`.
+/// - Write transactions of this process share commits (``WriteBatcher``): the writers queued at one moment run one
+///   after another in one SQLite transaction, each in a savepoint of its own, and one disk flush makes them all
+///   durable. So writers take turns in order instead of spinning on SQLite's lock, and a burst of them costs one
+///   flush; other processes on the same file are handled by `busy_timeout`.
 /// - WAL mode lets reads run while a write transaction is open; `synchronous=FULL` makes every commit durable
 ///   before it is acknowledged.
 final class SQLiteBackend: DatabaseBackend {
     static let busyTimeoutMilliseconds = 5000
 
-    let beginStatement = "BEGIN IMMEDIATE"
     private let threadPool: NIOThreadPool
     private let path: String?
     private let logger: Logger
     private let free: Mutex<[SQLiteConnection]>
     private let slots: AsyncSemaphore
-    private let writeGate = AsyncSemaphore(permits: 1)
+    private let batcher = WriteBatcher(maximumWaiters: AsyncSemaphore.defaultMaximumWaiters)
     private let closed = Mutex(false)
     /// How many connections the pool has (each is one permit of `slots`); one less for each that could not be
     /// replaced.
@@ -94,8 +94,6 @@ final class SQLiteBackend: DatabaseBackend {
         write: Bool, wait: Duration, _ body: (any SQLDatabase, ConnectionLease) async throws -> R
     ) async throws -> R {
         if closed.withLock({ $0 }) { throw StorageError.unavailable("the SQLite pool is closed") }
-        if write { try await writeGate.acquire(timeout: wait) }
-        defer { if write { writeGate.release() } }
         try await slots.acquire(timeout: wait)
         // Closing may have taken the free connections while this caller waited for its permit.
         guard let connection = free.withLock({ $0.popLast() }) else {
@@ -106,6 +104,22 @@ final class SQLiteBackend: DatabaseBackend {
         defer { giveBack(connection, lease: lease) }
         return try await body(connection.sql(queryLogLevel: nil), lease)
     }
+
+    /// Through the ``WriteBatcher``: `body` shares its transaction and its commit with the other writers queued now.
+    func writeTransaction<R: Sendable>(wait: Duration, _ body: (any SQLDatabase) async throws -> R) async throws -> R {
+        try await batcher.run(wait: wait, execute: { jobs, wait in
+            do {
+                try await withConnection(write: true, wait: wait) { sql, lease in
+                    await WriteBatcher.runBatch(jobs, on: sql, lease: lease)
+                }
+            } catch {
+                for job in jobs { job.outcome = .failure(error) }
+            }
+        }, body)
+    }
+
+    /// How many write batches ran and how many transactions they held.
+    var writeBatchFigures: (batches: Int, bodies: Int) { batcher.batchFigures }
 
     /// Returns a connection to the pool, or replaces it with a fresh one when its state is unknown.
     private func giveBack(_ connection: SQLiteConnection, lease: ConnectionLease) {
@@ -143,6 +157,7 @@ final class SQLiteBackend: DatabaseBackend {
     /// is the pool's own: each connection that comes back releases its permit, and closing takes them all.
     private func close() async {
         closed.withLock { $0 = true }
+        batcher.close()
         let deadline = ContinuousClock.now + .seconds(10)
         for _ in 0..<size.withLock({ $0 }) {
             let left = deadline - ContinuousClock.now

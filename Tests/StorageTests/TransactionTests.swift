@@ -113,6 +113,131 @@ struct TransactionTests {
         }
     }
 
+    /// 300 concurrent transactions of three kinds: one third write and commit, one third write then throw, one third
+    /// write then break a constraint. Each caller gets its own outcome and only the committed writes remain; on SQLite
+    /// they shared commits (``WriteBatcher``), so one body's failure inside a shared transaction undid only its own
+    /// writes.
+    @Test(arguments: TestStores.kinds)
+    func concurrentTransactionsKeepTheirOwnOutcomes(kind: StoreKind) async throws {
+        try await TestStores.withDatabase(kind, poolSize: 10) { database in
+            try await database.transaction { sql in
+                try await sql.raw("CREATE TABLE items (id INTEGER PRIMARY KEY, n BIGINT NOT NULL CHECK (n >= 0))").run()
+            }
+            let outcomes = try await withThrowingTaskGroup(of: (Int, String).self) { group in
+                for i in 0..<300 {
+                    group.addTask {
+                        do {
+                            let value = try await database.transaction { sql in
+                                try await sql.raw("INSERT INTO items (id, n) VALUES (\(bind: i), \(bind: i))").run()
+                                switch i % 3 {
+                                case 0: return i
+                                case 1: throw Boom()
+                                default:
+                                    try await sql.raw("INSERT INTO items (id, n) VALUES (\(bind: 1000 + i), -1)").run()
+                                    return -1
+                                }
+                            }
+                            return (i, "value \(value)")
+                        } catch is Boom {
+                            return (i, "boom")
+                        } catch StorageError.checkViolation {
+                            return (i, "check")
+                        }
+                    }
+                }
+                return try await group.reduce(into: [Int: String]()) { $0[$1.0] = $1.1 }
+            }
+            for i in 0..<300 {
+                #expect(outcomes[i] == [0: "value \(i)", 1: "boom", 2: "check"][i % 3], "transaction \(i)")
+            }
+            let ids = try await database.read { sql in
+                try await sql.raw("SELECT id FROM items ORDER BY id").all().map { try $0.decode(column: "id", as: Int.self) }
+            }
+            #expect(ids == Array(stride(from: 0, to: 300, by: 3)))
+            if kind == .sqlite {
+                let shared = try #require(database.sharedCommits)
+                #expect(shared.transactions >= 301)
+                #expect(shared.batches < shared.transactions, "concurrent writers shared commits: \(shared)")
+            }
+        }
+    }
+
+    /// A constraint checked only at commit (a deferred foreign key) fails the transaction that broke it and no other,
+    /// even when the broken one shared a commit with others (SQLite runs those again alone).
+    @Test(arguments: TestStores.kinds)
+    func aFailureAtCommitIsOnlyTheBreakersOwn(kind: StoreKind) async throws {
+        try await TestStores.withDatabase(kind, poolSize: 10) { database in
+            try await database.transaction { sql in
+                try await sql.raw("CREATE TABLE parents (id INTEGER PRIMARY KEY)").run()
+                try await sql.raw("""
+                    CREATE TABLE children (id INTEGER PRIMARY KEY,
+                        parent_id INTEGER NOT NULL REFERENCES parents (id) DEFERRABLE INITIALLY DEFERRED)
+                    """).run()
+                try await sql.raw("INSERT INTO parents (id) VALUES (1)").run()
+            }
+            let committed = try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+                for i in 0..<200 {
+                    group.addTask {
+                        do {
+                            try await database.transaction { sql in
+                                // Every tenth child names a parent that does not exist: refused at its commit.
+                                try await sql.raw("INSERT INTO children (id, parent_id) VALUES (\(bind: i), \(bind: i % 10 == 0 ? 2 : 1))").run()
+                            }
+                            return (i, true)
+                        } catch {
+                            return (i, false)
+                        }
+                    }
+                }
+                return try await group.reduce(into: [Int: Bool]()) { $0[$1.0] = $1.1 }
+            }
+            for i in 0..<200 { #expect(committed[i] == (i % 10 != 0), "child \(i)") }
+            let count = try await database.read { sql in
+                try await sql.raw("SELECT COUNT(*) AS n FROM children").first()!.decode(column: "n", as: Int.self)
+            }
+            #expect(count == 180)
+        }
+    }
+
+    /// A writer queued behind a transaction that does not end gives up after the pool's wait, and its body never
+    /// runs; once the holder ends, writers are served again.
+    @Test(arguments: TestStores.kinds)
+    func aWriterQueuedBehindAHeldTransactionGivesUpInTime(kind: StoreKind) async throws {
+        try await TestStores.withFreshURL(kind) { url in
+            let database = try await Database.open(url, poolSize: 1, poolWait: .milliseconds(200), connectWait: TestStores.connectWait, logger: TestStores.logger)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await database.run() }
+                defer { group.cancelAll() }
+                for _ in 0..<100 where (try? await database.ping()) == nil { try await Task.sleep(for: .milliseconds(100)) }
+                try await Self.makeCounterTable(database)
+                let holding = AsyncStream<Void>.makeStream()
+                let release = AsyncStream<Void>.makeStream()
+                group.addTask {
+                    try await database.transaction { sql in
+                        try await sql.raw("UPDATE counters SET value = value + 1 WHERE id = 1").run()
+                        holding.continuation.yield()
+                        for await _ in release.stream { break }
+                    }
+                }
+                for await _ in holding.stream { break }
+                let ran = Mutex(false)
+                await #expect(throws: StorageError.poolTimeout(waitedMilliseconds: 200)) {
+                    try await database.transaction { sql in
+                        ran.withLock { $0 = true }
+                        try await sql.raw("UPDATE counters SET value = value + 10 WHERE id = 1").run()
+                    }
+                }
+                #expect(!ran.withLock { $0 })
+                release.continuation.yield()
+                release.continuation.finish()
+                try await database.transaction { sql in
+                    try await sql.raw("UPDATE counters SET value = value + 100 WHERE id = 1").run()
+                }
+                #expect(try await Self.value(database) == 101)
+            }
+        }
+    }
+
     @Test(arguments: TestStores.kinds)
     func aCallerWaitsBoundedTimeForAConnection(kind: StoreKind) async throws {
         try await TestStores.withFreshURL(kind) { url in
