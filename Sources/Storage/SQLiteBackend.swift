@@ -107,7 +107,7 @@ final class SQLiteBackend: DatabaseBackend {
 
     /// Through the ``WriteBatcher``: `body` shares its transaction and its commit with the other writers queued now.
     func writeTransaction<R: Sendable>(wait: Duration, _ body: (any SQLDatabase) async throws -> R) async throws -> R {
-        try await batcher.run(wait: wait, execute: { jobs, wait in
+        try await batcher.run(wait: wait, execute: { [self] jobs, wait in
             do {
                 try await withConnection(write: true, wait: wait) { sql, lease in
                     await WriteBatcher.runBatch(jobs, on: sql, lease: lease)

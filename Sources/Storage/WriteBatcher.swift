@@ -2,6 +2,7 @@ import NIOCore
 import NIOPosix
 import SQLKit
 import Synchronization
+import Tracing
 
 /// Group commit for SQLite's write transactions.
 ///
@@ -10,22 +11,24 @@ import Synchronization
 /// one does. Here the writers queued at one moment share one SQLite transaction and one flush:
 ///
 /// - A caller queues its transaction's body. When no batch is running, the caller becomes the leader; otherwise it
-///   waits, and at the end of each batch the first caller still waiting is made the next leader (so no extra task
-///   runs batches; the leader's own task does).
-/// - The leader takes every queued body (at most ``maximumBatch``), runs `BEGIN IMMEDIATE`, then each body inside
-///   a savepoint of its own: a body that throws is rolled back to its savepoint, and only its own caller gets the
-///   error (its writes are gone, the others' stay). Then one `COMMIT`.
+///   waits, and at the end of each batch the first caller still waiting is made the next leader.
+/// - The leader takes every queued body (at most ``maximumBatch``) and runs the batch in a task of its own (so the
+///   leader's cancellation cannot fail the others' writes): `BEGIN IMMEDIATE`, then each body inside a savepoint of
+///   its own, under its own caller's trace context. A body that throws is rolled back to its savepoint, and only its
+///   own caller gets the error (its writes are gone, the others' stay). Then one `COMMIT`.
 /// - Every caller is answered only after the `COMMIT` succeeded: nobody sees an answer for writes that are not yet
 ///   durable. If the batch itself fails after it began (a savepoint statement, the `COMMIT`), the whole transaction
-///   is rolled back and every body that had not failed on its own runs again, alone in a transaction of its own, so
-///   no body's failure ever becomes another's (bodies may run more than once, as a retried transaction's do:
-///   ``Database/transaction(_:)``). If `BEGIN` fails, every caller gets that error, as each would have alone.
+///   is rolled back and every body runs again, alone in a transaction of its own, so every answer is one a serial
+///   run could give and no body's failure ever becomes another's (bodies may run more than once, as a retried
+///   transaction's do: ``Database/transaction(_:)``). If `BEGIN` fails, every caller gets that error, as each would
+///   have alone.
 /// - A batch of one is a plain transaction (`BEGIN IMMEDIATE`, the body, `COMMIT`), without savepoints.
 ///
 /// Each caller's body runs as if it were the only transaction: all or nothing, in a serial order (the batch's),
 /// seeing the writes of the bodies before it, its outcome told only to itself. A caller that waits longer than its
-/// `wait` before its batch starts gets ``StorageError/poolTimeout`` and its body never runs; once started, it waits
-/// for its batch to end.
+/// `wait` before its batch takes it gets ``StorageError/poolTimeout`` and its body never runs; a caller cancelled
+/// before its body starts gets `CancellationError` and its body never runs; once its body started, it waits for
+/// its batch to end.
 final class WriteBatcher: Sendable {
     /// The most bodies one batch runs: enough to absorb a burst of concurrent writers, few enough that the first
     /// one's answer is not held back long by the last.
@@ -33,16 +36,21 @@ final class WriteBatcher: Sendable {
 
     typealias Work = @Sendable (any SQLDatabase) async throws -> any Sendable
     typealias Outcome = Result<any Sendable, any Error>
+    /// Runs one batch of jobs, setting each one's `outcome`, with the longest wait for a connection.
+    typealias Execute = @Sendable ([Job], Duration) async -> Void
 
-    /// One caller's transaction body and where its answer goes. Its mutable fields are guarded by the batcher's
-    /// lock, except `outcome`, which only the leader that took the job writes, before it resumes the caller, and
-    /// `work`, which the caller drops once answered (nothing runs it after that).
+    /// One caller's transaction body and where its answer goes. `phase`, `continuation` and `timer` are guarded by the
+    /// batcher's lock; `outcome` is written only by the batch that took the job, before it resumes the caller; `work`
+    /// is dropped by the caller once answered (nothing runs it after that).
     final class Job: @unchecked Sendable {
         enum Phase { case queued, leading, taken }
         var work: Work?
         var phase = Phase.queued
         var continuation: CheckedContinuation<Signal, Never>?
+        var timer: Scheduled<Void>?
         var outcome: Outcome?
+        /// The caller was cancelled: if its body has not started, it never will.
+        let cancelled = Atomic<Bool>(false)
 
         init(work: @escaping Work) {
             self.work = work
@@ -79,26 +87,37 @@ final class WriteBatcher: Sendable {
     }
 
     /// Runs `body` in a shared write transaction and answers its value, or its error, once the transaction is
-    /// durable (or has failed). `execute` runs one batch, should this caller lead one: it sets each job's `outcome`.
+    /// durable (or has failed). `execute` runs one batch, should this caller lead one.
     func run<R: Sendable>(
-        wait: Duration, execute: ([Job], Duration) async -> Void, _ body: (any SQLDatabase) async throws -> R
+        wait: Duration, execute: @escaping Execute, _ body: (any SQLDatabase) async throws -> R
     ) async throws -> R {
-        // The body runs on the leader's task while this one waits for its answer, and never after it: a job leaves
-        // the queue either taken (then this caller waits for the end of its batch) or expired before it started.
+        // The body runs on the batch's task while this one waits for its answer, and never after it: a job leaves
+        // the queue either taken (then this caller waits for the end of its batch) or expired or cancelled before it
+        // started.
         try await withoutActuallyEscaping(body) { escaping in
             let unchecked = UncheckedBody(body: escaping)
-            let job = Job(work: { sql in try await unchecked.body(sql) })
-            var signal = await submit(job, wait: wait)
+            // The body runs on another task: it gets its own caller's trace context, not the batch's.
+            let context = InstrumentationContext.current
+            let job = Job(work: { sql in
+                try await InstrumentationContext.withValue(context) { try await unchecked.body(sql) }
+            })
+            var signal = await withTaskCancellationHandler {
+                await submit(job, wait: wait)
+            } onCancel: {
+                cancel(job)
+            }
             while true {
                 switch signal {
                 case .finished(let outcome):
-                    // The body must not outlive this call: the job (kept by a pending timer or a finished batch's
-                    // list) lets go of it now.
+                    // The body must not outlive this call: the job (kept by a finished batch's list) lets go of it.
                     job.work = nil
                     // Only this call's job carries this outcome, made by its own body: always an `R`.
                     return try outcome.get() as! R
                 case .lead:
-                    signal = .finished(await lead(job, wait: wait, execute: execute))
+                    // A task of its own, which this caller's cancellation does not reach: the batch holds other
+                    // callers' writes.
+                    let outcome = await Task { await lead(job, wait: wait, execute: execute) }.value
+                    signal = .finished(outcome)
                 }
             }
         }
@@ -116,6 +135,7 @@ final class WriteBatcher: Sendable {
         await withCheckedContinuation { (continuation: CheckedContinuation<Signal, Never>) in
             let admission = state.withLock { state -> Admission in
                 if state.closed { return .refuse(StorageError.unavailable("the SQLite pool is closed")) }
+                if job.cancelled.load(ordering: .acquiring) { return .refuse(CancellationError()) }
                 if state.queue.count >= maximumWaiters { return .refuse(StorageError.poolQueueFull) }
                 job.continuation = continuation
                 state.queue.append(job)
@@ -132,32 +152,55 @@ final class WriteBatcher: Sendable {
             case .refuse(let error):
                 continuation.resume(returning: .finished(.failure(error)))
             case .wait:
-                // Fails the job if no batch has taken it by then; a no-op once one has.
-                MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .nanoseconds(Int64(wait.wholeNanoseconds))) { [weak job] in
-                    if let job { self.expire(job, waited: wait) }
+                // Fails the job if no batch has taken it by then; cancelled when one does.
+                let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .nanoseconds(wait.wholeNanoseconds)) { [weak job] in
+                    if let job { self.remove(job, .failure(StorageError.poolTimeout(waitedMilliseconds: Int(wait.wholeMilliseconds)))) }
                 }
+                let taken = state.withLock { _ -> Bool in
+                    guard job.phase == .queued else { return true }
+                    job.timer = timer
+                    return false
+                }
+                if taken { timer.cancel() }
             }
         }
     }
 
-    private func expire(_ job: Job, waited: Duration) {
-        let continuation = state.withLock { state -> CheckedContinuation<Signal, Never>? in
+    /// The caller was cancelled: out of the queue if it still waits there; otherwise its body is skipped if it has not
+    /// started.
+    private func cancel(_ job: Job) {
+        job.cancelled.store(true, ordering: .releasing)
+        remove(job, .failure(CancellationError()))
+    }
+
+    /// Answers `job` with `outcome` if it still waits in the queue (not taken, not leading).
+    private func remove(_ job: Job, _ outcome: Outcome) {
+        let removed = state.withLock { state -> (CheckedContinuation<Signal, Never>?, Scheduled<Void>?)? in
             guard job.phase == .queued, let index = state.queue.firstIndex(where: { $0 === job }) else { return nil }
             state.queue.remove(at: index)
-            return job.continuation
+            defer { job.timer = nil }
+            return (job.continuation, job.timer)
         }
-        continuation?.resume(returning: .finished(.failure(StorageError.poolTimeout(waitedMilliseconds: Int(waited.wholeMilliseconds)))))
+        guard let (continuation, timer) = removed else { return }
+        timer?.cancel()
+        continuation?.resume(returning: .finished(outcome))
     }
 
     /// Runs one batch holding `own` (first in the queue), answers every other caller in it, hands the lead to the
     /// first caller still waiting, and answers `own`'s outcome.
-    private func lead(_ own: Job, wait: Duration, execute: ([Job], Duration) async -> Void) async -> Outcome {
-        let jobs = state.withLock { state -> [Job] in
+    private func lead(_ own: Job, wait: Duration, execute: Execute) async -> Outcome {
+        let (jobs, timers) = state.withLock { state -> ([Job], [Scheduled<Void>]) in
             let taken = Array(state.queue.prefix(Self.maximumBatch))
             state.queue.removeFirst(taken.count)
-            for job in taken { job.phase = .taken }
-            return taken
+            var timers: [Scheduled<Void>] = []
+            for job in taken {
+                job.phase = .taken
+                if let timer = job.timer { timers.append(timer) }
+                job.timer = nil
+            }
+            return (taken, timers)
         }
+        for timer in timers { timer.cancel() }
         precondition(jobs.first === own, "a leader's own job is first in its batch")
         await execute(jobs, wait)
         figures.withLock { $0.batches += 1; $0.bodies += jobs.count }
@@ -169,20 +212,26 @@ final class WriteBatcher: Sendable {
             first.phase = .leading
             return first
         }
+        let unanswered = StorageError.unavailable("the write batch ended without an answer")
         for job in jobs.dropFirst() {
-            job.continuation?.resume(returning: .finished(job.outcome ?? .failure(StorageError.unavailable("the write batch ended without an answer"))))
+            job.continuation?.resume(returning: .finished(job.outcome ?? .failure(unanswered)))
         }
-        next?.continuation?.resume(returning: .lead)
-        return own.outcome ?? .failure(StorageError.unavailable("the write batch ended without an answer"))
+        if let next {
+            let timer = state.withLock { _ -> Scheduled<Void>? in
+                defer { next.timer = nil }
+                return next.timer
+            }
+            timer?.cancel()
+            next.continuation?.resume(returning: .lead)
+        }
+        return own.outcome ?? .failure(unanswered)
     }
 }
 
 extension WriteBatcher {
     /// One batch on `sql` (a connection the caller holds): `BEGIN IMMEDIATE`, each job in its own savepoint, one
-    /// `COMMIT`; sets every job's outcome (see the type's rules). If the batch as a whole fails after it began (a
-    /// savepoint statement, the `COMMIT`: a constraint checked only at commit, a disk error), it is rolled back and
-    /// every job whose body had not failed on its own runs again alone, in a transaction of its own, so one body
-    /// can never make another's fail. Marks `lease` broken when the connection's transaction state is unknown.
+    /// `COMMIT`; sets every job's outcome (see the type's rules). Marks `lease` broken when the connection's
+    /// transaction state is unknown.
     static func runBatch(_ jobs: [Job], on sql: any SQLDatabase, lease: ConnectionLease) async {
         if jobs.count == 1 {
             await runAlone(jobs[0], on: sql, lease: lease)
@@ -195,72 +244,67 @@ extension WriteBatcher {
             return
         }
         var batchFailure: (any Error)?
-        var succeeded: [(Job, any Sendable)] = []
-        /// Jobs whose own body did not fail but which the batch could not finish.
-        var again: [Job] = []
+        var outcomes: [Outcome] = []
         for job in jobs {
-            if batchFailure != nil {
-                again.append(job)
+            guard !job.cancelled.load(ordering: .acquiring) else {
+                outcomes.append(.failure(CancellationError()))
                 continue
             }
             do {
                 try await sql.raw("SAVEPOINT ballast_write").run()
             } catch {
                 batchFailure = error
-                again.append(job)
-                continue
+                break
             }
-            let value: any Sendable
             do {
                 guard let work = job.work else { throw StorageError.unavailable("a write was answered before it ran") }
-                value = try await work(sql)
+                outcomes.append(.success(try await work(sql)))
             } catch {
-                job.outcome = .failure(error)
+                outcomes.append(.failure(error))
                 do {
                     try await sql.raw("ROLLBACK TO ballast_write").run()
-                    try await sql.raw("RELEASE ballast_write").run()
                 } catch {
                     batchFailure = error
+                    break
                 }
-                continue
             }
             do {
                 try await sql.raw("RELEASE ballast_write").run()
-                succeeded.append((job, value))
             } catch {
                 batchFailure = error
-                again.append(job)
+                break
             }
         }
         if batchFailure == nil {
             do {
                 try await sql.raw("COMMIT").run()
+                for (job, outcome) in zip(jobs, outcomes) { job.outcome = outcome }
+                return
             } catch {
                 batchFailure = error
             }
         }
-        guard let batchFailure else {
-            for (job, value) in succeeded { job.outcome = .success(value) }
-            return
-        }
-        again = succeeded.map(\.0) + again
+        let failure = batchFailure ?? StorageError.unavailable("the write batch failed")
         do {
             try await sql.raw("ROLLBACK").run()
         } catch {
             // A connection whose transaction state is unknown must never serve another caller, nor this batch again.
             lease.markBroken()
-            for job in again { job.outcome = .failure(batchFailure) }
+            for job in jobs { job.outcome = .failure(failure) }
             return
         }
-        for job in again {
-            await runAlone(job, on: sql, lease: lease)
-        }
+        // Nothing of the batch stayed: each body runs again alone, so every answer is one a serial run gives.
+        for job in jobs { await runAlone(job, on: sql, lease: lease) }
     }
 
     /// `job` in a transaction of its own: `BEGIN IMMEDIATE`, its body, `COMMIT` (or `ROLLBACK` when it throws).
     private static func runAlone(_ job: Job, on sql: any SQLDatabase, lease: ConnectionLease) async {
         guard !lease.isBroken else {
             job.outcome = .failure(StorageError.unavailable("the connection's transaction state is unknown"))
+            return
+        }
+        guard !job.cancelled.load(ordering: .acquiring) else {
+            job.outcome = .failure(CancellationError())
             return
         }
         do {

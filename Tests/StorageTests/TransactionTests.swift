@@ -199,8 +199,8 @@ struct TransactionTests {
         }
     }
 
-    /// A writer queued behind a transaction that does not end gives up after the pool's wait, and its body never
-    /// runs; once the holder ends, writers are served again.
+    /// A writer queued behind a transaction that does not end gives up after the pool's wait (or at once when its task
+    /// is cancelled), and its body never runs; once the holder ends, writers are served again.
     @Test(arguments: TestStores.kinds)
     func aWriterQueuedBehindAHeldTransactionGivesUpInTime(kind: StoreKind) async throws {
         try await TestStores.withFreshURL(kind) { url in
@@ -212,7 +212,7 @@ struct TransactionTests {
                 try await Self.makeCounterTable(database)
                 let holding = AsyncStream<Void>.makeStream()
                 let release = AsyncStream<Void>.makeStream()
-                group.addTask {
+                let holder = Task {
                     try await database.transaction { sql in
                         try await sql.raw("UPDATE counters SET value = value + 1 WHERE id = 1").run()
                         holding.continuation.yield()
@@ -221,6 +221,21 @@ struct TransactionTests {
                 }
                 for await _ in holding.stream { break }
                 let ran = Mutex(false)
+                // A queued writer whose task is cancelled leaves at once; its body never runs.
+                let cancelled = Task {
+                    try await database.transaction { sql in
+                        ran.withLock { $0 = true }
+                        try await sql.raw("UPDATE counters SET value = value + 1000 WHERE id = 1").run()
+                    }
+                }
+                try await Task.sleep(for: .milliseconds(50))
+                cancelled.cancel()
+                do {
+                    try await cancelled.value
+                    Issue.record("a cancelled writer's transaction ran")
+                } catch {
+                    #expect(error is CancellationError, "left because it was cancelled, not after the pool's wait: \(error)")
+                }
                 await #expect(throws: StorageError.poolTimeout(waitedMilliseconds: 200)) {
                     try await database.transaction { sql in
                         ran.withLock { $0 = true }
@@ -230,6 +245,7 @@ struct TransactionTests {
                 #expect(!ran.withLock { $0 })
                 release.continuation.yield()
                 release.continuation.finish()
+                try await holder.value
                 try await database.transaction { sql in
                     try await sql.raw("UPDATE counters SET value = value + 100 WHERE id = 1").run()
                 }
