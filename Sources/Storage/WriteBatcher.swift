@@ -36,14 +36,14 @@ final class WriteBatcher: Sendable {
 
     typealias Work = @Sendable (any SQLDatabase) async throws -> any Sendable
     typealias Outcome = Result<any Sendable, any Error>
-    /// Runs one batch of jobs, setting each one's `outcome`, with the longest wait for a connection.
+    /// Runs one batch of jobs, setting each one's `outcome`, waiting at most the given time for a connection.
     typealias Execute = @Sendable ([Job], Duration) async -> Void
 
     /// One caller's transaction body and where its answer goes. `phase`, `continuation` and `timer` are guarded by the
     /// batcher's lock; `outcome` is written only by the batch that took the job, before it resumes the caller; `work`
     /// is dropped by the caller once answered (nothing runs it after that).
     final class Job: @unchecked Sendable {
-        enum Phase { case queued, leading, taken }
+        enum Phase { case queued, leading, taken, answered }
         var work: Work?
         var phase = Phase.queued
         var continuation: CheckedContinuation<Signal, Never>?
@@ -101,25 +101,27 @@ final class WriteBatcher: Sendable {
             let job = Job(work: { sql in
                 try await InstrumentationContext.withValue(context) { try await unchecked.body(sql) }
             })
-            var signal = await withTaskCancellationHandler {
-                await submit(job, wait: wait)
+            // Cancelled while queued, it leaves at once; cancelled later (leading or taken), its body is skipped if
+            // it has not started.
+            let outcome = await withTaskCancellationHandler {
+                var signal = await submit(job, wait: wait)
+                while true {
+                    switch signal {
+                    case .finished(let outcome):
+                        return outcome
+                    case .lead:
+                        // A task of its own, which this caller's cancellation does not reach: the batch holds other
+                        // callers' writes.
+                        signal = .finished(await Task { await lead(job, wait: wait, execute: execute) }.value)
+                    }
+                }
             } onCancel: {
                 cancel(job)
             }
-            while true {
-                switch signal {
-                case .finished(let outcome):
-                    // The body must not outlive this call: the job (kept by a finished batch's list) lets go of it.
-                    job.work = nil
-                    // Only this call's job carries this outcome, made by its own body: always an `R`.
-                    return try outcome.get() as! R
-                case .lead:
-                    // A task of its own, which this caller's cancellation does not reach: the batch holds other
-                    // callers' writes.
-                    let outcome = await Task { await lead(job, wait: wait, execute: execute) }.value
-                    signal = .finished(outcome)
-                }
-            }
+            // The body must not outlive this call: the job (kept by a finished batch's list) lets go of it.
+            job.work = nil
+            // Only this call's job carries this outcome, made by its own body: always an `R`.
+            return try outcome.get() as! R
         }
     }
 
@@ -178,6 +180,7 @@ final class WriteBatcher: Sendable {
         let removed = state.withLock { state -> (CheckedContinuation<Signal, Never>?, Scheduled<Void>?)? in
             guard job.phase == .queued, let index = state.queue.firstIndex(where: { $0 === job }) else { return nil }
             state.queue.remove(at: index)
+            job.phase = .answered
             defer { job.timer = nil }
             return (job.continuation, job.timer)
         }
