@@ -254,6 +254,52 @@ struct TransactionTests {
         }
     }
 
+    /// A writer that leads its batch but is cancelled while the batch waits for a connection (every one is lent to a
+    /// reader) never runs its body, and later writers are served once the connection is back.
+    @Test func aCancelledLeaderWaitingForAConnectionNeverRunsItsBody() async throws {
+        try await TestStores.withFreshURL(.sqlite) { url in
+            let database = try await Database.open(url, poolSize: 1, poolWait: .seconds(5), connectWait: TestStores.connectWait, logger: TestStores.logger)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await database.run() }
+                defer { group.cancelAll() }
+                try await Self.makeCounterTable(database)
+                let holding = AsyncStream<Void>.makeStream()
+                let release = AsyncStream<Void>.makeStream()
+                let reader = Task {
+                    try await database.read { _ in
+                        holding.continuation.yield()
+                        for await _ in release.stream { break }
+                    }
+                }
+                for await _ in holding.stream { break }
+                let ran = Mutex(false)
+                let writer = Task {
+                    try await database.transaction { sql in
+                        ran.withLock { $0 = true }
+                        try await sql.raw("UPDATE counters SET value = value + 1000 WHERE id = 1").run()
+                    }
+                }
+                try await Task.sleep(for: .milliseconds(100))
+                writer.cancel()
+                try await Task.sleep(for: .milliseconds(100))
+                release.continuation.yield()
+                release.continuation.finish()
+                try await reader.value
+                do {
+                    try await writer.value
+                    Issue.record("a writer cancelled before its body started ran it")
+                } catch {
+                    #expect(error is CancellationError, "\(error)")
+                }
+                #expect(!ran.withLock { $0 })
+                try await database.transaction { sql in
+                    try await sql.raw("UPDATE counters SET value = value + 1 WHERE id = 1").run()
+                }
+                #expect(try await Self.value(database) == 1)
+            }
+        }
+    }
+
     @Test(arguments: TestStores.kinds)
     func aCallerWaitsBoundedTimeForAConnection(kind: StoreKind) async throws {
         try await TestStores.withFreshURL(kind) { url in
