@@ -73,37 +73,36 @@ public final class Database: Sendable, Service {
         poolMetrics.withLock { $0 = metrics }
     }
 
-    /// Runs `body` on a pooled connection, reporting the wait for it.
-    private func withConnection<R: Sendable>(
-        write: Bool, _ body: (any SQLDatabase, ConnectionLease) async throws -> R
-    ) async throws -> R {
+    /// Runs `lease` (which waits for a connection and calls `leased` once it holds one), reporting the wait
+    /// (`db_pool_wait_seconds`) and a give-up (`db_pool_timeouts_total`).
+    private func reportingWait<R>(_ lease: (_ leased: @escaping @Sendable () -> Void) async throws -> R) async throws -> R {
         let metrics = poolMetrics.withLock { $0 }
-        guard let metrics else { return try await backend.withConnection(write: write, wait: poolWait, body) }
         let asked = ContinuousClock.now
         do {
-            return try await backend.withConnection(write: write, wait: poolWait) { sql, lease in
-                metrics.wait.recordNanoseconds((ContinuousClock.now - asked).wholeNanoseconds)
+            return try await lease { metrics?.wait.recordNanoseconds((ContinuousClock.now - asked).wholeNanoseconds) }
+        } catch {
+            metrics?.countGiveUp(error)
+            throw error
+        }
+    }
+
+    /// Runs `body` on a pooled connection, reporting the wait for it.
+    private func withConnection<R: Sendable>(_ body: (any SQLDatabase, ConnectionLease) async throws -> R) async throws -> R {
+        try await reportingWait { leased in
+            try await backend.withConnection(wait: poolWait) { sql, lease in
+                leased()
                 return try await body(sql, lease)
             }
-        } catch {
-            metrics.countGiveUp(error)
-            throw error
         }
     }
 
     /// Runs `body` in one write transaction of the backend's, reporting the wait for a connection.
     private func writeTransaction<R: Sendable>(_ body: (any SQLDatabase) async throws -> R) async throws -> R {
-        let metrics = poolMetrics.withLock { $0 }
-        guard let metrics else { return try await backend.writeTransaction(wait: poolWait, body) }
-        let asked = ContinuousClock.now
-        do {
-            return try await backend.writeTransaction(wait: poolWait) { sql in
-                metrics.wait.recordNanoseconds((ContinuousClock.now - asked).wholeNanoseconds)
+        try await reportingWait { leased in
+            try await backend.writeTransaction(wait: poolWait) { sql in
+                leased()
                 return try await body(sql)
             }
-        } catch {
-            metrics.countGiveUp(error)
-            throw error
         }
     }
 
@@ -124,7 +123,7 @@ public final class Database: Sendable, Service {
     /// statements.
     public func read<R: Sendable>(_ body: (any SQLDatabase) async throws -> R) async throws -> R {
         do {
-            return try await withConnection(write: false) { sql, _ in try await body(sql) }
+            return try await withConnection { sql, _ in try await body(sql) }
         } catch {
             throw ErrorClassifier.translate(error)
         }
@@ -171,7 +170,7 @@ public final class Database: Sendable, Service {
         return try await Traces.childSpan("db snapshot", kind: .client) { span in
             span?.attributes["db.system.name"] = dialect == .postgres ? "postgresql" : "sqlite"
             do {
-                return try await withConnection(write: false) { sql, lease in
+                return try await withConnection { sql, lease in
                     try await Self.runOnce(sql, lease: lease, begin: begin, body: body)
                 }
             } catch {
@@ -204,15 +203,14 @@ public final class Database: Sendable, Service {
     /// PostgreSQL only: `body` on a pooled connection with the driver's own typed API (``typedRows(_:reserving:_:)``).
     /// `nil` on SQLite. No transaction.
     func withPostgresConnection<R: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R? {
-        let metrics = poolMetrics.withLock { $0 }
-        let asked = ContinuousClock.now
         do {
-            return try await backend.withPostgresConnection(wait: poolWait) { connection in
-                metrics?.wait.recordNanoseconds((ContinuousClock.now - asked).wholeNanoseconds)
-                return try await body(connection)
+            return try await reportingWait { leased in
+                try await backend.withPostgresConnection(wait: poolWait) { connection in
+                    leased()
+                    return try await body(connection)
+                }
             }
         } catch {
-            metrics?.countGiveUp(error)
             throw ErrorClassifier.translate(error)
         }
     }

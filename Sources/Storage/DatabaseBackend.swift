@@ -4,10 +4,10 @@ import Synchronization
 
 /// A pool of connections to one kind of database. `Database` adds the transaction helper on top.
 protocol DatabaseBackend: Sendable {
-    /// Lends one connection to `body`, waiting at most `wait` for one to be free. `write` marks callers that will
-    /// write, so SQLite can queue in-process writers instead of spinning on its file lock.
+    /// Lends one connection to `body`, waiting at most `wait` for one to be free. (Write transactions go through
+    /// ``writeTransaction(wait:_:)``, where SQLite queues this process's writers.)
     func withConnection<R: Sendable>(
-        write: Bool, wait: Duration, _ body: (any SQLDatabase, ConnectionLease) async throws -> R
+        wait: Duration, _ body: (any SQLDatabase, ConnectionLease) async throws -> R
     ) async throws -> R
 
     /// Runs `body` in one write transaction (commits when it returns, rolls back when it throws), waiting at most

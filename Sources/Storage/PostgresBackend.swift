@@ -111,7 +111,7 @@ final class PostgresBackend: DatabaseBackend {
     private var client: PostgresClient { state.withLock { $0.current.client } }
 
     func withConnection<R: Sendable>(
-        write: Bool, wait: Duration, _ body: (any SQLDatabase, ConnectionLease) async throws -> R
+        wait: Duration, _ body: (any SQLDatabase, ConnectionLease) async throws -> R
     ) async throws -> R {
         try await slots.acquire(timeout: wait)
         defer { slots.release() }
@@ -135,7 +135,7 @@ final class PostgresBackend: DatabaseBackend {
 
     /// `BEGIN` (read committed, prepared once per connection), `body`, `COMMIT`.
     func writeTransaction<R: Sendable>(wait: Duration, _ body: (any SQLDatabase) async throws -> R) async throws -> R {
-        try await withConnection(write: true, wait: wait) { sql, lease in
+        try await withConnection(wait: wait) { sql, lease in
             try await Database.runOnce(sql, lease: lease, begin: "BEGIN", body: body)
         }
     }

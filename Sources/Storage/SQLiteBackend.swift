@@ -91,7 +91,7 @@ final class SQLiteBackend: DatabaseBackend {
     }
 
     func withConnection<R: Sendable>(
-        write: Bool, wait: Duration, _ body: (any SQLDatabase, ConnectionLease) async throws -> R
+        wait: Duration, _ body: (any SQLDatabase, ConnectionLease) async throws -> R
     ) async throws -> R {
         if closed.withLock({ $0 }) { throw StorageError.unavailable("the SQLite pool is closed") }
         try await slots.acquire(timeout: wait)
@@ -109,7 +109,7 @@ final class SQLiteBackend: DatabaseBackend {
     func writeTransaction<R: Sendable>(wait: Duration, _ body: (any SQLDatabase) async throws -> R) async throws -> R {
         try await batcher.run(wait: wait, execute: { [self] jobs, wait in
             do {
-                try await withConnection(write: true, wait: wait) { sql, lease in
+                try await withConnection(wait: wait) { sql, lease in
                     await WriteBatcher.runBatch(jobs, on: sql, lease: lease)
                 }
             } catch {

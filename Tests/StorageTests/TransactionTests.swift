@@ -19,6 +19,20 @@ struct TransactionTests {
         }
     }
 
+    /// A fresh store of `kind` with one connection and the given pool wait, running (its connection open) while
+    /// `body` uses it.
+    static func withOneConnection(_ kind: StoreKind, poolWait: Duration, _ body: @Sendable (Database) async throws -> Void) async throws {
+        try await TestStores.withFreshURL(kind) { url in
+            let database = try await Database.open(url, poolSize: 1, poolWait: poolWait, connectWait: TestStores.connectWait, logger: TestStores.logger)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await database.run() }
+                defer { group.cancelAll() }
+                for _ in 0..<100 where (try? await database.ping()) == nil { try await Task.sleep(for: .milliseconds(100)) }
+                try await body(database)
+            }
+        }
+    }
+
     static func value(_ database: Database, id: Int = 1) async throws -> Int {
         try await database.read { sql in
             try await sql.raw("SELECT value FROM counters WHERE id = \(bind: id)").first()!.decode(column: "value", as: Int.self)
@@ -203,100 +217,89 @@ struct TransactionTests {
     /// is cancelled), and its body never runs; once the holder ends, writers are served again.
     @Test(arguments: TestStores.kinds)
     func aWriterQueuedBehindAHeldTransactionGivesUpInTime(kind: StoreKind) async throws {
-        try await TestStores.withFreshURL(kind) { url in
-            let database = try await Database.open(url, poolSize: 1, poolWait: .milliseconds(200), connectWait: TestStores.connectWait, logger: TestStores.logger)
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await database.run() }
-                defer { group.cancelAll() }
-                for _ in 0..<100 where (try? await database.ping()) == nil { try await Task.sleep(for: .milliseconds(100)) }
-                try await Self.makeCounterTable(database)
-                let holding = AsyncStream<Void>.makeStream()
-                let release = AsyncStream<Void>.makeStream()
-                let holder = Task {
-                    try await database.transaction { sql in
-                        try await sql.raw("UPDATE counters SET value = value + 1 WHERE id = 1").run()
-                        holding.continuation.yield()
-                        for await _ in release.stream { break }
-                    }
-                }
-                for await _ in holding.stream { break }
-                let ran = Mutex(false)
-                // A queued writer whose task is cancelled leaves at once; its body never runs.
-                let cancelled = Task {
-                    try await database.transaction { sql in
-                        ran.withLock { $0 = true }
-                        try await sql.raw("UPDATE counters SET value = value + 1000 WHERE id = 1").run()
-                    }
-                }
-                try await Task.sleep(for: .milliseconds(50))
-                cancelled.cancel()
-                do {
-                    try await cancelled.value
-                    Issue.record("a cancelled writer's transaction ran")
-                } catch {
-                    #expect(error is CancellationError, "left because it was cancelled, not after the pool's wait: \(error)")
-                }
-                await #expect(throws: StorageError.poolTimeout(waitedMilliseconds: 200)) {
-                    try await database.transaction { sql in
-                        ran.withLock { $0 = true }
-                        try await sql.raw("UPDATE counters SET value = value + 10 WHERE id = 1").run()
-                    }
-                }
-                #expect(!ran.withLock { $0 })
-                release.continuation.yield()
-                release.continuation.finish()
-                try await holder.value
+        try await Self.withOneConnection(kind, poolWait: .milliseconds(200)) { database in
+            try await Self.makeCounterTable(database)
+            let holding = AsyncStream<Void>.makeStream()
+            let release = AsyncStream<Void>.makeStream()
+            let holder = Task {
                 try await database.transaction { sql in
-                    try await sql.raw("UPDATE counters SET value = value + 100 WHERE id = 1").run()
+                    try await sql.raw("UPDATE counters SET value = value + 1 WHERE id = 1").run()
+                    holding.continuation.yield()
+                    for await _ in release.stream { break }
                 }
-                #expect(try await Self.value(database) == 101)
             }
+            for await _ in holding.stream { break }
+            let ran = Mutex(false)
+            // A queued writer whose task is cancelled leaves at once; its body never runs.
+            let cancelled = Task {
+                try await database.transaction { sql in
+                    ran.withLock { $0 = true }
+                    try await sql.raw("UPDATE counters SET value = value + 1000 WHERE id = 1").run()
+                }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+            cancelled.cancel()
+            do {
+                try await cancelled.value
+                Issue.record("a cancelled writer's transaction ran")
+            } catch {
+                #expect(error is CancellationError, "left because it was cancelled, not after the pool's wait: \(error)")
+            }
+            await #expect(throws: StorageError.poolTimeout(waitedMilliseconds: 200)) {
+                try await database.transaction { sql in
+                    ran.withLock { $0 = true }
+                    try await sql.raw("UPDATE counters SET value = value + 10 WHERE id = 1").run()
+                }
+            }
+            #expect(!ran.withLock { $0 })
+            release.continuation.yield()
+            release.continuation.finish()
+            try await holder.value
+            try await database.transaction { sql in
+                try await sql.raw("UPDATE counters SET value = value + 100 WHERE id = 1").run()
+            }
+            #expect(try await Self.value(database) == 101)
         }
     }
 
     /// A writer that leads its batch but is cancelled while the batch waits for a connection (every one is lent to a
     /// reader) never runs its body, and later writers are served once the connection is back.
     @Test func aCancelledLeaderWaitingForAConnectionNeverRunsItsBody() async throws {
-        try await TestStores.withFreshURL(.sqlite) { url in
-            let database = try await Database.open(url, poolSize: 1, poolWait: .seconds(5), connectWait: TestStores.connectWait, logger: TestStores.logger)
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await database.run() }
-                defer { group.cancelAll() }
-                try await Self.makeCounterTable(database)
-                let holding = AsyncStream<Void>.makeStream()
-                let release = AsyncStream<Void>.makeStream()
-                let reader = Task {
-                    try await database.read { _ in
-                        holding.continuation.yield()
-                        for await _ in release.stream { break }
-                    }
+        try await Self.withOneConnection(.sqlite, poolWait: .seconds(5)) { database in
+            try await Self.makeCounterTable(database)
+            let holding = AsyncStream<Void>.makeStream()
+            let release = AsyncStream<Void>.makeStream()
+            let reader = Task {
+                try await database.read { _ in
+                    holding.continuation.yield()
+                    for await _ in release.stream { break }
                 }
-                for await _ in holding.stream { break }
-                let ran = Mutex(false)
-                let writer = Task {
-                    try await database.transaction { sql in
-                        ran.withLock { $0 = true }
-                        try await sql.raw("UPDATE counters SET value = value + 1000 WHERE id = 1").run()
-                    }
-                }
-                try await Task.sleep(for: .milliseconds(100))
-                writer.cancel()
-                try await Task.sleep(for: .milliseconds(100))
-                release.continuation.yield()
-                release.continuation.finish()
-                try await reader.value
-                do {
-                    try await writer.value
-                    Issue.record("a writer cancelled before its body started ran it")
-                } catch {
-                    #expect(error is CancellationError, "\(error)")
-                }
-                #expect(!ran.withLock { $0 })
-                try await database.transaction { sql in
-                    try await sql.raw("UPDATE counters SET value = value + 1 WHERE id = 1").run()
-                }
-                #expect(try await Self.value(database) == 1)
             }
+            for await _ in holding.stream { break }
+            let ran = Mutex(false)
+            let writer = Task {
+                try await database.transaction { sql in
+                    ran.withLock { $0 = true }
+                    try await sql.raw("UPDATE counters SET value = value + 1000 WHERE id = 1").run()
+                }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            writer.cancel()
+            try await Task.sleep(for: .milliseconds(100))
+            release.continuation.yield()
+            release.continuation.finish()
+            try await reader.value
+            do {
+                try await writer.value
+                Issue.record("a writer cancelled before its body started ran it")
+            } catch {
+                #expect(error is CancellationError, "\(error)")
+            }
+            #expect(!ran.withLock { $0 })
+            try await database.transaction { sql in
+                try await sql.raw("UPDATE counters SET value = value + 1 WHERE id = 1").run()
+            }
+            #expect(try await Self.value(database) == 1)
         }
     }
 
