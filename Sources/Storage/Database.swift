@@ -185,6 +185,13 @@ public final class Database: Sendable, Service {
         // A plain BEGIN is prepared once per PostgreSQL connection (one Bind/Execute).
         let begun = begin == "BEGIN" ? try await sql.prepared(TransactionStatement.Begin()) : nil
         if begun == nil { try await sql.raw(SQLQueryString(begin)).run() }
+        return try await runBegun(sql, lease: lease, body: body)
+    }
+
+    /// `body` in the transaction already begun on `sql`: `COMMIT` when it returns, `ROLLBACK` when it throws.
+    static func runBegun<R>(
+        _ sql: any SQLDatabase, lease: ConnectionLease, body: (any SQLDatabase) async throws -> R
+    ) async throws -> R {
         do {
             let result = try await body(sql)
             try await sql.raw("COMMIT").run()

@@ -17,7 +17,9 @@ import Synchronization
 /// - Write transactions of this process share commits (``WriteBatcher``): the writers queued at one moment run one
 ///   after another in one SQLite transaction, each in a savepoint of its own, and one disk flush makes them all
 ///   durable. So writers take turns in order instead of spinning on SQLite's lock, and a burst of them costs one
-///   flush; other processes on the same file are handled by `busy_timeout`.
+///   flush. A writer waiting for another process on the same file looks at the lock hundreds of times a second
+///   (``WriteBatcher/beginImmediate(_:)``), so a process that writes without pause cannot starve it; every other
+///   statement waits for a lock by SQLite's own `busy_timeout`.
 /// - WAL mode lets reads run while a write transaction is open; `synchronous=FULL` makes every commit durable
 ///   before it is acknowledged.
 final class SQLiteBackend: DatabaseBackend {
@@ -26,7 +28,7 @@ final class SQLiteBackend: DatabaseBackend {
     private let threadPool: NIOThreadPool
     private let path: String?
     private let logger: Logger
-    private let free: Mutex<[SQLiteConnection]>
+    private let free: Mutex<[Pooled]>
     private let slots: AsyncSemaphore
     private let batcher = WriteBatcher(maximumWaiters: AsyncSemaphore.defaultMaximumWaiters)
     private let closed = Mutex(false)
@@ -38,7 +40,7 @@ final class SQLiteBackend: DatabaseBackend {
         self.threadPool = threadPool
         self.path = path
         self.logger = logger
-        self.free = Mutex(connections)
+        self.free = Mutex(connections.map(Pooled.init))
         self.slots = AsyncSemaphore(permits: connections.count)
         self.size = Mutex(connections.count)
     }
@@ -90,26 +92,59 @@ final class SQLiteBackend: DatabaseBackend {
         return connection
     }
 
+    /// A pooled connection, and how long its statements wait for another process's lock: the default
+    /// (``busyTimeoutMilliseconds``), or, while it serves write batches, ``writeLockPollMilliseconds`` per try of
+    /// ``WriteBatcher/beginImmediate(_:)``. Read and set only by whoever holds it, or under the free list's lock.
+    private final class Pooled: @unchecked Sendable {
+        let connection: SQLiteConnection
+        var pollsForWriteLock = false
+
+        init(_ connection: SQLiteConnection) {
+            self.connection = connection
+        }
+    }
+
+    /// How long one try at the write lock waits before ``WriteBatcher/beginImmediate(_:)`` tries again.
+    static let writeLockPollMilliseconds = 5
+
     func withConnection<R: Sendable>(
         wait: Duration, _ body: (any SQLDatabase, ConnectionLease) async throws -> R
+    ) async throws -> R {
+        try await lend(wait: wait, writing: false, body)
+    }
+
+    /// Lends a free connection, preferring one already set up for the caller's kind of work (so one connection
+    /// usually serves the write batches and the switch is rare), and sets its lock wait for that work.
+    private func lend<R: Sendable>(
+        wait: Duration, writing: Bool, _ body: (any SQLDatabase, ConnectionLease) async throws -> R
     ) async throws -> R {
         if closed.withLock({ $0 }) { throw StorageError.unavailable("the SQLite pool is closed") }
         try await slots.acquire(timeout: wait)
         // Closing may have taken the free connections while this caller waited for its permit.
-        guard let connection = free.withLock({ $0.popLast() }) else {
+        let pooled = free.withLock { free -> Pooled? in
+            guard let index = free.lastIndex(where: { $0.pollsForWriteLock == writing }) else { return free.popLast() }
+            return free.remove(at: index)
+        }
+        guard let pooled else {
             slots.release()
             throw StorageError.unavailable("the SQLite pool is closed")
         }
         let lease = ConnectionLease()
-        defer { giveBack(connection, lease: lease) }
-        return try await body(connection.sql(queryLogLevel: nil), lease)
+        defer { giveBack(pooled, lease: lease) }
+        let sql = pooled.connection.sql(queryLogLevel: nil)
+        if pooled.pollsForWriteLock != writing {
+            let milliseconds = writing ? Self.writeLockPollMilliseconds : Self.busyTimeoutMilliseconds
+            try await sql.raw("PRAGMA busy_timeout = \(unsafeRaw: String(milliseconds))").run()
+            pooled.pollsForWriteLock = writing
+        }
+        return try await body(sql, lease)
     }
 
     /// Through the ``WriteBatcher``: `body` shares its transaction and its commit with the other writers queued now.
     func writeTransaction<R: Sendable>(wait: Duration, _ body: (any SQLDatabase) async throws -> R) async throws -> R {
         try await batcher.run(wait: wait, execute: { [self] jobs, wait in
             do {
-                try await withConnection(wait: wait) { sql, lease in
+                try await lend(wait: wait, writing: true) { sql, lease in
                     await WriteBatcher.runBatch(jobs, on: sql, lease: lease)
                 }
             } catch {
@@ -122,9 +157,10 @@ final class SQLiteBackend: DatabaseBackend {
     var writeBatchFigures: (batches: Int, bodies: Int) { batcher.batchFigures }
 
     /// Returns a connection to the pool, or replaces it with a fresh one when its state is unknown.
-    private func giveBack(_ connection: SQLiteConnection, lease: ConnectionLease) {
+    private func giveBack(_ pooled: Pooled, lease: ConnectionLease) {
+        let connection = pooled.connection
         guard lease.isBroken else {
-            free.withLock { $0.append(connection) }
+            free.withLock { $0.append(pooled) }
             slots.release()
             return
         }
@@ -136,7 +172,7 @@ final class SQLiteBackend: DatabaseBackend {
             do {
                 let fresh = try await Self.openConnection(
                     path: path, threadPool: threadPool, logger: logger, setJournalMode: false)
-                free.withLock { $0.append(fresh) }
+                free.withLock { $0.append(Pooled(fresh)) }
                 slots.release()
             } catch {
                 size.withLock { $0 -= 1 }
@@ -165,7 +201,7 @@ final class SQLiteBackend: DatabaseBackend {
         }
         let connections: [SQLiteConnection] = free.withLock { connections in
             defer { connections.removeAll() }
-            return connections
+            return connections.map(\.connection)
         }
         for connection in connections {
             do {

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOPosix
 import SQLKit
+import SQLiteNIO
 import Synchronization
 import Tracing
 
@@ -241,7 +242,7 @@ extension WriteBatcher {
             return
         }
         do {
-            try await sql.raw("BEGIN IMMEDIATE").run()
+            try await beginImmediate(sql)
         } catch {
             for job in jobs { job.outcome = .failure(error) }
             return
@@ -300,6 +301,27 @@ extension WriteBatcher {
         for job in jobs { await runAlone(job, on: sql, lease: lease) }
     }
 
+    /// `BEGIN IMMEDIATE`: takes the file's write lock, waiting at most ``SQLiteBackend/busyTimeoutMilliseconds`` for
+    /// another process to let go of it.
+    ///
+    /// SQLite's own wait polls the lock at widening intervals, up to 100 ms apart. Another process that writes
+    /// without pause (its batches follow each other within microseconds) frees the lock only for those microseconds,
+    /// so a writer polling ten times a second could miss them all for seconds on end and give up. A writer's
+    /// connection waits at most ``SQLiteBackend/writeLockPollMilliseconds`` per try (SQLite polls at 0, 1, 3 and
+    /// 5 ms), and here it tries again at once: hundreds of looks a second, so waiting writers get their turn.
+    static func beginImmediate(_ sql: any SQLDatabase) async throws {
+        let busy: [SQLiteError.Reason] = [.busy, .busyTimeout, .busyInRecovery, .busyInSnapshot]
+        let deadline = ContinuousClock.now + .milliseconds(SQLiteBackend.busyTimeoutMilliseconds)
+        while true {
+            do {
+                try await sql.raw("BEGIN IMMEDIATE").run()
+                return
+            } catch let error as SQLiteError where busy.contains(error.reason) && ContinuousClock.now < deadline {
+                continue
+            }
+        }
+    }
+
     /// `job` in a transaction of its own: `BEGIN IMMEDIATE`, its body, `COMMIT` (or `ROLLBACK` when it throws).
     private static func runAlone(_ job: Job, on sql: any SQLDatabase, lease: ConnectionLease) async {
         guard !lease.isBroken else {
@@ -312,7 +334,8 @@ extension WriteBatcher {
         }
         do {
             guard let work = job.work else { throw StorageError.unavailable("a write was answered before it ran") }
-            job.outcome = .success(try await Database.runOnce(sql, lease: lease, begin: "BEGIN IMMEDIATE", body: work))
+            try await beginImmediate(sql)
+            job.outcome = .success(try await Database.runBegun(sql, lease: lease, body: work))
         } catch {
             job.outcome = .failure(error)
         }

@@ -213,6 +213,72 @@ struct TransactionTests {
         }
     }
 
+    /// Two processes on one store: one writes without pause (16 writers, its transactions following each other within
+    /// microseconds), the other writes now and then. Each of the lone writer's transactions gets its turn while the busy
+    /// process commits a handful of its own, not hundreds: on SQLite it looks at the file's write lock often enough to
+    /// find it free between the busy process's batches. (Counted in the busy process's commits, not in time, so a slow
+    /// machine slows both sides alike.)
+    @Test(arguments: TestStores.kinds)
+    func aWriterInAnotherProcessIsNotStarved(kind: StoreKind) async throws {
+        try await TestStores.withFreshURL(kind) { url in
+            try await Database.withRunning(url, poolSize: 1, connectWait: TestStores.connectWait, logger: TestStores.logger) { database in
+                try await Self.makeCounterTable(database)
+            }
+            final class Progress: Sendable {
+                let busyCommits = Atomic<Int>(0)
+                let loneDone = Atomic<Bool>(false)
+            }
+            let progress = Progress()
+            let lone = 40
+            let overtaken = try await withThrowingTaskGroup(of: [Int].self) { group in
+                group.addTask {
+                    try await Database.withRunning(url, poolSize: 4, connectWait: TestStores.connectWait, logger: TestStores.logger) { database in
+                        try await withThrowingTaskGroup(of: Void.self) { writers in
+                            for _ in 0..<16 {
+                                writers.addTask {
+                                    while !progress.loneDone.load(ordering: .acquiring) {
+                                        try await database.transaction { sql in
+                                            try await sql.raw("UPDATE counters SET value = value + 1 WHERE id = 1").run()
+                                        }
+                                        progress.busyCommits.add(1, ordering: .releasing)
+                                    }
+                                }
+                            }
+                            try await writers.waitForAll()
+                        }
+                        return []
+                    }
+                }
+                group.addTask {
+                    defer { progress.loneDone.store(true, ordering: .releasing) }
+                    return try await Database.withRunning(url, poolSize: 4, connectWait: TestStores.connectWait, logger: TestStores.logger) { database in
+                        while progress.busyCommits.load(ordering: .acquiring) < 200 { try await Task.sleep(for: .milliseconds(5)) }
+                        var overtaken: [Int] = []
+                        for _ in 0..<lone {
+                            let before = progress.busyCommits.load(ordering: .acquiring)
+                            try await database.transaction { sql in
+                                try await sql.raw("UPDATE counters SET value = value + 1 WHERE id = 2").run()
+                            }
+                            overtaken.append(progress.busyCommits.load(ordering: .acquiring) - before)
+                            try await Task.sleep(for: .milliseconds(5))
+                        }
+                        return overtaken
+                    }
+                }
+                var overtaken: [Int] = []
+                for try await figures in group { overtaken += figures }
+                return overtaken.sorted()
+            }
+            let (busy, loneWrites) = try await Database.withRunning(url, poolSize: 1, connectWait: TestStores.connectWait, logger: TestStores.logger) { database in
+                (try await Self.value(database, id: 1), try await Self.value(database, id: 2))
+            }
+            #expect(loneWrites == lone, "every lone write got through")
+            #expect(busy == progress.busyCommits.load(ordering: .acquiring))
+            try #require(overtaken.count == lone)
+            #expect(overtaken.last! <= 500, "the lone writer waited while the busy process committed \(overtaken.last!)")
+        }
+    }
+
     /// A writer queued behind a transaction that does not end gives up after the pool's wait (or at once when its task
     /// is cancelled), and its body never runs; once the holder ends, writers are served again.
     @Test(arguments: TestStores.kinds)
