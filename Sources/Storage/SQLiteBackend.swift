@@ -36,9 +36,16 @@ final class SQLiteBackend: DatabaseBackend {
     /// replaced.
     private let size: Mutex<Int>
 
-    private init(threadPool: NIOThreadPool, path: String?, connections: [SQLiteConnection], logger: Logger) {
+    /// Write batches wait for another process's lock in short tries (``writeLockPollMilliseconds``): only on a file
+    /// in WAL mode, where nothing but `BEGIN IMMEDIATE` waits on a lock once readers are on their own snapshots. (In
+    /// a rollback journal a `COMMIT` waits for readers too, and must keep the full `busy_timeout`; in memory there is
+    /// no other process.)
+    private let pollsWriteLock: Bool
+
+    private init(threadPool: NIOThreadPool, path: String?, connections: [SQLiteConnection], pollsWriteLock: Bool, logger: Logger) {
         self.threadPool = threadPool
         self.path = path
+        self.pollsWriteLock = pollsWriteLock
         self.logger = logger
         self.free = Mutex(connections.map(Pooled.init))
         self.slots = AsyncSemaphore(permits: connections.count)
@@ -60,17 +67,23 @@ final class SQLiteBackend: DatabaseBackend {
         let threadPool = NIOThreadPool(numberOfThreads: min(size, max(System.coreCount, 2)) + 1)
         threadPool.start()
         var connections: [SQLiteConnection] = []
+        let journalMode: String?
         do {
             for index in 0..<size {
                 connections.append(try await openConnection(
                     path: path, threadPool: threadPool, logger: logger, setJournalMode: index == 0))
             }
+            // SQLite keeps its old journal mode, without an error, where WAL is not possible (a file system without
+            // shared memory): read back what the file uses.
+            journalMode = try await connections[0].sql(queryLogLevel: nil).raw("PRAGMA journal_mode").first()?
+                .decode(column: "journal_mode", as: String.self)
         } catch {
             for connection in connections { try? await connection.close() }
             try? await threadPool.shutdownGracefully()
             throw StorageError.unavailable("cannot open sqlite:\(path ?? ":memory:"): \(error)")
         }
-        return SQLiteBackend(threadPool: threadPool, path: path, connections: connections, logger: logger)
+        return SQLiteBackend(threadPool: threadPool, path: path, connections: connections,
+                             pollsWriteLock: path != nil && journalMode?.lowercased() == "wal", logger: logger)
     }
 
     private static func openConnection(
@@ -122,7 +135,9 @@ final class SQLiteBackend: DatabaseBackend {
         try await slots.acquire(timeout: wait)
         // Closing may have taken the free connections while this caller waited for its permit.
         let pooled = free.withLock { free -> Pooled? in
-            guard let index = free.lastIndex(where: { $0.pollsForWriteLock == writing }) else { return free.popLast() }
+            guard let index = free.lastIndex(where: { $0.pollsForWriteLock == (writing && pollsWriteLock) }) else {
+                return free.popLast()
+            }
             return free.remove(at: index)
         }
         guard let pooled else {
@@ -132,10 +147,18 @@ final class SQLiteBackend: DatabaseBackend {
         let lease = ConnectionLease()
         defer { giveBack(pooled, lease: lease) }
         let sql = pooled.connection.sql(queryLogLevel: nil)
-        if pooled.pollsForWriteLock != writing {
-            let milliseconds = writing ? Self.writeLockPollMilliseconds : Self.busyTimeoutMilliseconds
-            try await sql.raw("PRAGMA busy_timeout = \(unsafeRaw: String(milliseconds))").run()
-            pooled.pollsForWriteLock = writing
+        let polls = writing && pollsWriteLock
+        if pooled.pollsForWriteLock != polls {
+            let milliseconds = polls ? Self.writeLockPollMilliseconds : Self.busyTimeoutMilliseconds
+            do {
+                try await sql.raw("PRAGMA busy_timeout = \(unsafeRaw: String(milliseconds))").run()
+            } catch {
+                // SQLite sets the timeout while it compiles the PRAGMA: after a later failure the connection's
+                // timeout is unknown, so it is replaced.
+                lease.markBroken()
+                throw error
+            }
+            pooled.pollsForWriteLock = polls
         }
         return try await body(sql, lease)
     }
