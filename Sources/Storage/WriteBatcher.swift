@@ -242,7 +242,7 @@ extension WriteBatcher {
             return
         }
         do {
-            try await beginImmediate(sql)
+            try await beginImmediate(sql) { jobs.contains { !$0.cancelled.load(ordering: .acquiring) } }
         } catch {
             for job in jobs { job.outcome = .failure(error) }
             return
@@ -308,8 +308,9 @@ extension WriteBatcher {
     /// without pause (its batches follow each other within microseconds) frees the lock only for those microseconds,
     /// so a writer polling ten times a second could miss them all for seconds on end and give up. A writer's
     /// connection waits at most ``SQLiteBackend/writeLockPollMilliseconds`` per try (SQLite polls at 0, 1, 3 and
-    /// 5 ms), and here it tries again at once: hundreds of looks a second, so waiting writers get their turn.
-    static func beginImmediate(_ sql: any SQLDatabase) async throws {
+    /// 5 ms), and here it tries again at once: hundreds of looks a second, so waiting writers get their turn. It stops
+    /// trying (`CancellationError`) once nobody it would begin for is still waiting (`wanted` answers false).
+    static func beginImmediate(_ sql: any SQLDatabase, wanted: () -> Bool) async throws {
         let busy: [SQLiteError.Reason] = [.busy, .busyTimeout, .busyInRecovery, .busyInSnapshot]
         let deadline = ContinuousClock.now + .milliseconds(SQLiteBackend.busyTimeoutMilliseconds)
         while true {
@@ -317,7 +318,7 @@ extension WriteBatcher {
                 try await sql.raw("BEGIN IMMEDIATE").run()
                 return
             } catch let error as SQLiteError where busy.contains(error.reason) && ContinuousClock.now < deadline {
-                continue
+                guard wanted() else { throw CancellationError() }
             }
         }
     }
@@ -334,8 +335,12 @@ extension WriteBatcher {
         }
         do {
             guard let work = job.work else { throw StorageError.unavailable("a write was answered before it ran") }
-            try await beginImmediate(sql)
-            job.outcome = .success(try await Database.runBegun(sql, lease: lease, body: work))
+            try await beginImmediate(sql) { !job.cancelled.load(ordering: .acquiring) }
+            // The wait for the lock may have outlasted the caller: a body not started is not started now.
+            job.outcome = .success(try await Database.runBegun(sql, lease: lease) { sql in
+                if job.cancelled.load(ordering: .acquiring) { throw CancellationError() }
+                return try await work(sql)
+            })
         } catch {
             job.outcome = .failure(error)
         }

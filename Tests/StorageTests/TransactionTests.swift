@@ -279,6 +279,56 @@ struct TransactionTests {
         }
     }
 
+    /// A writer cancelled while its transaction waits for another process's write lock stops waiting: it is answered
+    /// `CancellationError` while the other still holds the lock, and its body never runs, not even once the lock is
+    /// free. (SQLite: only a file has other processes.)
+    @Test func aCancelledWriterStopsWaitingForAnotherProcessesLock() async throws {
+        final class State: Sendable {
+            let holding = Atomic<Bool>(false)
+            let released = Atomic<Bool>(false)
+            let bodyRan = Atomic<Bool>(false)
+        }
+        let state = State()
+        try await TestStores.withFreshURL(.sqlite) { url in
+            try await Database.withRunning(url, poolSize: 2, connectWait: TestStores.connectWait, logger: TestStores.logger) { other in
+                try await Self.makeCounterTable(other)
+                try await Database.withRunning(url, poolSize: 2, connectWait: TestStores.connectWait, logger: TestStores.logger) { database in
+                    // The other process holds the write lock for 3 s, or until this test lets it go.
+                    let holder = Task {
+                        try await other.transaction { sql in
+                            try await sql.raw("UPDATE counters SET value = value + 1 WHERE id = 1").run()
+                            state.holding.store(true, ordering: .releasing)
+                            let until = ContinuousClock.now + .seconds(3)
+                            while !state.released.load(ordering: .acquiring), ContinuousClock.now < until {
+                                try await Task.sleep(for: .milliseconds(10))
+                            }
+                            state.released.store(true, ordering: .releasing)
+                        }
+                    }
+                    while !state.holding.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(10)) }
+                    let writer = Task {
+                        try await database.transaction { sql in
+                            state.bodyRan.store(true, ordering: .releasing)
+                            try await sql.raw("UPDATE counters SET value = value + 1 WHERE id = 2").run()
+                        }
+                    }
+                    try await Task.sleep(for: .milliseconds(300))
+                    writer.cancel()
+                    let outcome = await writer.result
+                    let answeredWhileHeld = !state.released.load(ordering: .acquiring)
+                    state.released.store(true, ordering: .releasing)
+                    try await holder.value
+                    #expect(throws: CancellationError.self) { try outcome.get() }
+                    #expect(answeredWhileHeld, "the cancelled writer stopped waiting for the lock")
+                    let bodyRan = state.bodyRan.load(ordering: .acquiring)
+                    #expect(!bodyRan, "its body never ran")
+                    let values = (try await Self.value(database, id: 1), try await Self.value(database, id: 2))
+                    #expect(values == (1, 0))
+                }
+            }
+        }
+    }
+
     /// On an SQLite file the connection serving write batches waits 5 ms per try for another process's write lock;
     /// every connection lent for anything else, and every connection of an in-memory store (no other process), waits
     /// the full 5 s, however the two kinds of work alternate on the pool's connections.
