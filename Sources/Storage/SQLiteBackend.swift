@@ -18,8 +18,8 @@ import Synchronization
 ///   after another in one SQLite transaction, each in a savepoint of its own, and one disk flush makes them all
 ///   durable. So writers take turns in order instead of spinning on SQLite's lock, and a burst of them costs one
 ///   flush. A writer waiting for another process on the same file looks at the lock hundreds of times a second
-///   (``WriteBatcher/beginImmediate(_:)``), so a process that writes without pause cannot starve it; every other
-///   statement waits for a lock by SQLite's own `busy_timeout`.
+///   (``WriteBatcher/beginImmediate(_:wanted:)``), so a process that writes without pause is unlikely to starve it;
+///   every other statement waits for a lock by SQLite's own `busy_timeout`.
 /// - WAL mode lets reads run while a write transaction is open; `synchronous=FULL` makes every commit durable
 ///   before it is acknowledged.
 final class SQLiteBackend: DatabaseBackend {
@@ -107,7 +107,8 @@ final class SQLiteBackend: DatabaseBackend {
 
     /// A pooled connection, and how long its statements wait for another process's lock: the default
     /// (``busyTimeoutMilliseconds``), or, while it serves write batches, ``writeLockPollMilliseconds`` per try of
-    /// ``WriteBatcher/beginImmediate(_:)``. Read and set only by whoever holds it, or under the free list's lock.
+    /// ``WriteBatcher/beginImmediate(_:wanted:)``. Read and set only by whoever holds it, or under the free list's
+    /// lock.
     private final class Pooled: @unchecked Sendable {
         let connection: SQLiteConnection
         var pollsForWriteLock = false
@@ -117,7 +118,7 @@ final class SQLiteBackend: DatabaseBackend {
         }
     }
 
-    /// How long one try at the write lock waits before ``WriteBatcher/beginImmediate(_:)`` tries again.
+    /// How long one try at the write lock waits before ``WriteBatcher/beginImmediate(_:wanted:)`` tries again.
     static let writeLockPollMilliseconds = 5
 
     func withConnection<R: Sendable>(

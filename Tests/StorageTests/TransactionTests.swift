@@ -293,12 +293,13 @@ struct TransactionTests {
             try await Database.withRunning(url, poolSize: 2, connectWait: TestStores.connectWait, logger: TestStores.logger) { other in
                 try await Self.makeCounterTable(other)
                 try await Database.withRunning(url, poolSize: 2, connectWait: TestStores.connectWait, logger: TestStores.logger) { database in
-                    // The other process holds the write lock for 3 s, or until this test lets it go.
+                    // The other process holds the write lock for 4.5 s, or until this test lets it go: less than the
+                    // writer's 5 s of tries, so a writer that ignored its cancellation would get the lock and run.
                     let holder = Task {
                         try await other.transaction { sql in
                             try await sql.raw("UPDATE counters SET value = value + 1 WHERE id = 1").run()
                             state.holding.store(true, ordering: .releasing)
-                            let until = ContinuousClock.now + .seconds(3)
+                            let until = ContinuousClock.now + .seconds(4.5)
                             while !state.released.load(ordering: .acquiring), ContinuousClock.now < until {
                                 try await Task.sleep(for: .milliseconds(10))
                             }
