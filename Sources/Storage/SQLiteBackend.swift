@@ -134,11 +134,10 @@ final class SQLiteBackend: DatabaseBackend {
     ) async throws -> R {
         if closed.withLock({ $0 }) { throw StorageError.unavailable("the SQLite pool is closed") }
         try await slots.acquire(timeout: wait)
+        let polls = writing && pollsWriteLock
         // Closing may have taken the free connections while this caller waited for its permit.
         let pooled = free.withLock { free -> Pooled? in
-            guard let index = free.lastIndex(where: { $0.pollsForWriteLock == (writing && pollsWriteLock) }) else {
-                return free.popLast()
-            }
+            guard let index = free.lastIndex(where: { $0.pollsForWriteLock == polls }) else { return free.popLast() }
             return free.remove(at: index)
         }
         guard let pooled else {
@@ -148,7 +147,6 @@ final class SQLiteBackend: DatabaseBackend {
         let lease = ConnectionLease()
         defer { giveBack(pooled, lease: lease) }
         let sql = pooled.connection.sql(queryLogLevel: nil)
-        let polls = writing && pollsWriteLock
         if pooled.pollsForWriteLock != polls {
             let milliseconds = polls ? Self.writeLockPollMilliseconds : Self.busyTimeoutMilliseconds
             do {

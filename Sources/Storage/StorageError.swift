@@ -50,6 +50,14 @@ enum ErrorClassifier {
         return state == "0A000" || state == "26000"
     }
 
+    /// Another connection (another process) holds a lock this statement needed: SQLite's "busy" codes.
+    static func isBusy(_ error: SQLiteError) -> Bool {
+        switch error.reason {
+        case .busy, .busyTimeout, .busyInRecovery, .busyInSnapshot: return true
+        default: return false
+        }
+    }
+
     static func classify(_ error: any Error) -> ErrorClass {
         if let error = error as? PSQLError {
             if let state = error.serverInfo?[.sqlState] {
@@ -71,8 +79,9 @@ enum ErrorClassifier {
             }
         }
         if let error = error as? SQLiteError {
+            if isBusy(error) { return .retryable }
             switch error.reason {
-            case .busy, .busyTimeout, .busyInRecovery, .busyInSnapshot, .locked:
+            case .locked:
                 return .retryable
             case .constraintUniqueFailed, .constraintPrimaryKeyFailed:
                 return .uniqueViolation

@@ -311,13 +311,12 @@ extension WriteBatcher {
     /// 5 ms), and here it tries again at once: hundreds of looks a second, so waiting writers get their turn. It stops
     /// trying (`CancellationError`) once nobody it would begin for is still waiting (`wanted` answers false).
     static func beginImmediate(_ sql: any SQLDatabase, wanted: () -> Bool) async throws {
-        let busy: [SQLiteError.Reason] = [.busy, .busyTimeout, .busyInRecovery, .busyInSnapshot]
         let deadline = ContinuousClock.now + .milliseconds(SQLiteBackend.busyTimeoutMilliseconds)
         while true {
             do {
                 try await sql.raw("BEGIN IMMEDIATE").run()
                 return
-            } catch let error as SQLiteError where busy.contains(error.reason) && ContinuousClock.now < deadline {
+            } catch let error as SQLiteError where ErrorClassifier.isBusy(error) && ContinuousClock.now < deadline {
                 guard wanted() else { throw CancellationError() }
             }
         }

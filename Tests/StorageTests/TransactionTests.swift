@@ -281,12 +281,13 @@ struct TransactionTests {
 
     /// A writer cancelled while its transaction waits for another process's write lock stops waiting: it is answered
     /// `CancellationError` while the other still holds the lock, and its body never runs, not even once the lock is
-    /// free. (SQLite: only a file has other processes.)
+    /// free. A batch keeps waiting for the writers in it that were not cancelled: once the lock comes, their bodies run
+    /// and commit, and the cancelled one's does not. (SQLite: only a file has other processes.)
     @Test func aCancelledWriterStopsWaitingForAnotherProcessesLock() async throws {
         final class State: Sendable {
             let holding = Atomic<Bool>(false)
             let released = Atomic<Bool>(false)
-            let bodyRan = Atomic<Bool>(false)
+            let ran = Mutex<Set<Int>>([])
         }
         let state = State()
         try await TestStores.withFreshURL(.sqlite) { url in
@@ -307,24 +308,52 @@ struct TransactionTests {
                         }
                     }
                     while !state.holding.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(10)) }
-                    let writer = Task {
-                        try await database.transaction { sql in
-                            state.bodyRan.store(true, ordering: .releasing)
-                            try await sql.raw("UPDATE counters SET value = value + 1 WHERE id = 2").run()
+                    // Writer n adds 10^n to row 2, so the row tells whose bodies committed.
+                    func writer(_ n: Int) -> Task<Void, any Error> {
+                        Task {
+                            try await database.transaction { sql in
+                                state.ran.withLock { _ = $0.insert(n) }
+                                try await sql.raw("UPDATE counters SET value = value + \(bind: Int64(pow(10, Double(n)))) WHERE id = 2").run()
+                            }
                         }
                     }
+                    // Writer 0 leads a batch of its own, waiting for the lock; 1 and 2 queue behind it.
+                    let lone = writer(0)
                     try await Task.sleep(for: .milliseconds(300))
-                    writer.cancel()
-                    let outcome = await writer.result
-                    let answeredWhileHeld = !state.released.load(ordering: .acquiring)
+                    let bothCancelled = [writer(1), writer(2)]
+                    try await Task.sleep(for: .milliseconds(100))
+                    lone.cancel()
+                    let loneOutcome = await lone.result
+                    let loneAnsweredWhileHeld = !state.released.load(ordering: .acquiring)
+                    // Writers 1 and 2 now wait for the lock in one batch; 3 and 4 queue behind it. Both of the batch
+                    // are cancelled: it stops waiting.
+                    try await Task.sleep(for: .milliseconds(200))
+                    let (cancelledInBatch, kept) = (writer(3), writer(4))
+                    try await Task.sleep(for: .milliseconds(100))
+                    for task in bothCancelled { task.cancel() }
+                    var batchOutcomes: [Result<Void, any Error>] = []
+                    for task in bothCancelled { batchOutcomes.append(await task.result) }
+                    let batchAnsweredWhileHeld = !state.released.load(ordering: .acquiring)
+                    // Writers 3 and 4 now wait in one batch; 3 is cancelled, 4 still wants the lock.
+                    try await Task.sleep(for: .milliseconds(200))
+                    cancelledInBatch.cancel()
+                    try await Task.sleep(for: .milliseconds(100))
+                    let stillHeld = !state.released.load(ordering: .acquiring)
                     state.released.store(true, ordering: .releasing)
                     try await holder.value
-                    #expect(throws: CancellationError.self) { try outcome.get() }
-                    #expect(answeredWhileHeld, "the cancelled writer stopped waiting for the lock")
-                    let bodyRan = state.bodyRan.load(ordering: .acquiring)
-                    #expect(!bodyRan, "its body never ran")
+                    let cancelledOutcome = await cancelledInBatch.result
+                    let keptOutcome = await kept.result
+                    #expect(throws: CancellationError.self) { try loneOutcome.get() }
+                    #expect(loneAnsweredWhileHeld, "the cancelled lone writer stopped waiting for the lock")
+                    for outcome in batchOutcomes { #expect(throws: CancellationError.self) { try outcome.get() } }
+                    #expect(batchAnsweredWhileHeld, "a batch whose writers were all cancelled stopped waiting for the lock")
+                    #expect(stillHeld, "the lock was held until the test let it go")
+                    #expect(throws: CancellationError.self) { try cancelledOutcome.get() }
+                    #expect(throws: Never.self) { try keptOutcome.get() }
+                    let ran = state.ran.withLock { $0 }
+                    #expect(ran == [4], "only the writer still waiting ran its body")
                     let values = (try await Self.value(database, id: 1), try await Self.value(database, id: 2))
-                    #expect(values == (1, 0))
+                    #expect(values == (1, 10_000))
                 }
             }
         }
