@@ -119,6 +119,7 @@ let package = Package(
         .target(
             name: "EvidenceStore",
             dependencies: [
+                "BallastCore",
                 "Evidence",
                 "Storage",
                 .product(name: "Logging", package: "swift-log"),

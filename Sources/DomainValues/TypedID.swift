@@ -1,3 +1,4 @@
+import BallastCore
 import Foundation
 
 /// A UUID that knows what it identifies, so a wallet id cannot be passed where an order id is expected.
@@ -5,7 +6,7 @@ import Foundation
 public struct TypedID<Tag>: Hashable, Sendable, Codable, CustomStringConvertible {
     public let uuid: UUID
 
-    public init(_ uuid: UUID = UUID()) {
+    public init(_ uuid: UUID = .random()) {
         self.uuid = uuid
     }
 
@@ -15,7 +16,7 @@ public struct TypedID<Tag>: Hashable, Sendable, Codable, CustomStringConvertible
         self.uuid = uuid
     }
 
-    public var description: String { uuid.uuidString.lowercased() }
+    public var description: String { uuid.lowercasedString }
 
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)

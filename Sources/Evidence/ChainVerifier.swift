@@ -1,3 +1,5 @@
+import BallastCore
+
 /// Recomputes a chain record by record, in `seq` order, and stops at the first record that does not fit:
 /// a gap in `seq`, a `previousHash` that is not the hash before it, or a `contentHash` that does not match the
 /// record's content. Feed it records in batches; it keeps only the running head.
@@ -36,7 +38,7 @@ public struct ChainVerifier: Sendable {
             failure = nil
         }
         if let failure {
-            firstInvalid = (record.id.uuidString.lowercased(), record.seq, failure)
+            firstInvalid = (record.id.lowercasedString, record.seq, failure)
             return false
         }
         headSeq = record.seq
@@ -48,7 +50,7 @@ public struct ChainVerifier: Sendable {
     public mutating func checkDigest(seq: Int64, hash: String, record: EvidenceRecord?) {
         guard firstInvalid == nil else { return }
         guard let record, record.seq == seq, record.contentHash == hash else {
-            firstInvalid = (record?.id.uuidString.lowercased() ?? "", seq, .digestMismatch)
+            firstInvalid = (record?.id.lowercasedString ?? "", seq, .digestMismatch)
             return
         }
     }

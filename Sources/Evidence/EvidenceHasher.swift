@@ -54,7 +54,7 @@ public enum EvidenceHasher {
 
     /// Builds the next record of a chain whose head is (`previousSeq`, `previousHash`).
     public static func seal(
-        _ event: EvidenceEvent, id: UUID = UUID(), occurredAtMicros: Int64, previousSeq: Int64, previousHash: String
+        _ event: EvidenceEvent, id: UUID = .random(), occurredAtMicros: Int64, previousSeq: Int64, previousHash: String
     ) -> EvidenceRecord {
         var record = EvidenceRecord(
             id: id, seq: previousSeq + 1, occurredAtMicros: occurredAtMicros, controlId: event.controlId,

@@ -1,3 +1,4 @@
+import BallastCore
 import Evidence
 import Foundation
 import SQLKit
@@ -51,7 +52,7 @@ public struct EvidenceLog: Sendable {
                 "entity_type", "entity_id", "request_id", "details", "previous_hash", "content_hash", "event_key")
             for (offset, record) in chunk.enumerated() {
                 insert = insert.values(
-                    SQLBind(record.id.uuidString.lowercased()), SQLBind(record.seq), SQLBind(record.occurredAtMicros),
+                    SQLBind(record.id.lowercasedString), SQLBind(record.seq), SQLBind(record.occurredAtMicros),
                     SQLBind(record.controlId), SQLBind(record.category), SQLBind(record.eventType),
                     SQLBind(record.eventOutcome), SQLBind(record.entityType), SQLBind(record.entityId),
                     SQLBind(record.requestId), SQLBind(record.details), SQLBind(record.previousHash),

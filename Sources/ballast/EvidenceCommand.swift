@@ -1,5 +1,6 @@
 import ArgumentParser
 import BallastConfig
+import BallastCore
 import BallastServer
 import BallastWire
 import Commerce
@@ -139,7 +140,7 @@ enum EvidenceCSV {
 
     static func row(_ record: EvidenceRecord) -> String {
         [
-            record.id.uuidString.lowercased(), String(record.seq), EvidenceTime.rfc3339(micros: record.occurredAtMicros),
+            record.id.lowercasedString, String(record.seq), EvidenceTime.rfc3339(micros: record.occurredAtMicros),
             record.controlId, record.category, record.eventType, record.eventOutcome, record.entityType ?? "",
             record.entityId ?? "", record.requestId ?? "", record.details, record.contentHash, record.previousHash,
         ].map(field).joined(separator: ",")

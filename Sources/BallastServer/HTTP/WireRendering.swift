@@ -136,7 +136,7 @@ extension EvidenceBody {
     /// An evidence record as the API and `ballast evidence export` show it.
     public init(_ record: EvidenceRecord) {
         self.init(
-            id: record.id.uuidString.lowercased(), seq: record.seq,
+            id: record.id.lowercasedString, seq: record.seq,
             occurredAt: EvidenceTime.rfc3339(micros: record.occurredAtMicros), controlId: record.controlId,
             category: record.category, eventType: record.eventType, eventOutcome: record.eventOutcome,
             entityType: record.entityType, entityId: record.entityId, requestId: record.requestId,

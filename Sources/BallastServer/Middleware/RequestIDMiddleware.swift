@@ -1,3 +1,4 @@
+import BallastCore
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -36,6 +37,6 @@ struct RequestIDMiddleware<Context: BallastRequestContext>: RouterMiddleware {
     }
 
     static func generate() -> String {
-        UUID().uuidString.lowercased()
+        UUID.random().lowercasedString
     }
 }

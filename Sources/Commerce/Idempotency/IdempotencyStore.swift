@@ -1,3 +1,4 @@
+import BallastCore
 import Crypto
 import DomainValues
 import Evidence
@@ -86,7 +87,7 @@ public struct IdempotencyStore: Sendable {
 
     /// One look at the key: the decision, or nil when the key changed under this request (look again).
     private func claimOnce(user: UserID, key: String, requestHash: String) async throws -> Claim? {
-        let token = UUID().uuidString.lowercased()
+        let token = UUID.random().lowercasedString
         let now = database.nowMicros
         return try await database.transaction { sql in
             if let row = try await sql.raw("""

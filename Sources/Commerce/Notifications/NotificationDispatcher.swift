@@ -149,7 +149,7 @@ public final class NotificationDispatcher: Service, Sendable {
         // (on SQLite that is the store's write lock).
         let anything = try await database.read { sql in try await sql.raw(due(limit: 1)).first() }
         guard anything != nil else { return [] }
-        let token = UUID().uuidString.lowercased()
+        let token = UUID.random().lowercasedString
         let lock: SQLQueryString = database.dialect == .postgres ? " FOR UPDATE SKIP LOCKED" : ""
         let rows = try await database.transaction { sql in
             try await sql.raw("""

@@ -32,7 +32,7 @@ public final class JobRunner: Service, Sendable {
     /// How long a lease lasts without renewal.
     let leaseSeconds: Int64
     /// This process's name on the leases it holds.
-    let holder = UUID().uuidString.lowercased()
+    let holder = UUID.random().lowercasedString
     private let rowsExist = Atomic<Bool>(false)
 
     let metrics: any MetricsFactory
@@ -184,7 +184,7 @@ public final class JobRunner: Service, Sendable {
         try await ensureRows()
         // Each taking of a lease has a holder name of its own: a fence number repeats if the store is rebuilt, and an
         // old run of this process must never pass for a new one.
-        let holder = "\(self.holder)/\(UUID().uuidString.lowercased().prefix(8))", leaseMicros = leaseSeconds * 1_000_000
+        let holder = "\(self.holder)/\(UUID.random().lowercasedString.prefix(8))", leaseMicros = leaseSeconds * 1_000_000
         return try await database.transaction { sql in
             struct Current: Decodable {
                 let holder: String?

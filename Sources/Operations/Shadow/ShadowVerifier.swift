@@ -353,7 +353,7 @@ public struct ShadowVerifier: Sendable {
                 try await sql.raw("""
                     INSERT INTO shadow_discrepancies (id, entity_type, entity_id, discrepancy_type, fields, expected, status,
                                                       detected_at_micros)
-                    VALUES (\(bind: UUID().uuidString.lowercased()), \(bind: Self.entityType), \(bind: discrepancy.entityId),
+                    VALUES (\(bind: UUID.random().lowercasedString), \(bind: Self.entityType), \(bind: discrepancy.entityId),
                             \(bind: discrepancy.kind.rawValue), \(bind: discrepancy.fields.joined(separator: ",")),
                             \(bind: expected ? 1 : 0), 'open', \(bind: now))
                     """).run()

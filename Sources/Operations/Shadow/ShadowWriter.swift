@@ -44,7 +44,7 @@ public final class ShadowWriter: ListingMirror, Service, Sendable {
     /// How long a claim on an outbox row lasts (SHADOW_CLAIM_SECONDS).
     let claimSeconds: Int64
     /// The token of this process's claims on the rows it writes.
-    let token = UUID().uuidString.lowercased()
+    let token = UUID.random().lowercasedString
 
     public init(
         primary: Database, shadow: Database, capacity: Int, claimSeconds: Int64 = 120, injector: FaultInjector,
@@ -150,7 +150,7 @@ public final class ShadowWriter: ListingMirror, Service, Sendable {
     public func sweepOnce() async throws -> Int {
         let room = queue.capacity - queue.count
         guard room > 0 else { return 0 }
-        let sweepToken = UUID().uuidString.lowercased()
+        let sweepToken = UUID.random().lowercasedString
         let claimed = try await ShadowOutbox.claimExpired(primary, token: sweepToken, claimSeconds: claimSeconds,
                                                           limit: min(room, 500))
         guard !claimed.isEmpty else { return 0 }
