@@ -25,6 +25,8 @@ public final class LogSink: Sendable {
         var bytes: [UInt8] = []
         var dropped = 0
         var writerStarted = false
+        /// An `urgent` line is waiting: the writer writes at once.
+        var urgentQueued = false
     }
 
     private let descriptor: Int32?
@@ -68,6 +70,7 @@ public final class LogSink: Sendable {
                 return false
             }
             let wasEmpty = pending.bytes.isEmpty
+            if urgent { pending.urgentQueued = true }
             pending.bytes.append(contentsOf: line)
             pending.bytes.append(0x0A)
             if !pending.writerStarted {
@@ -96,6 +99,7 @@ public final class LogSink: Sendable {
         let batch = pending.withLock { pending -> [UInt8] in
             let taken = pending.bytes
             pending.bytes.removeAll(keepingCapacity: true)
+            pending.urgentQueued = false
             return taken
         }
         Self.writeAll(batch, to: descriptor)
@@ -116,10 +120,18 @@ public final class LogSink: Sendable {
         return {}
     }()
 
+    /// How long the writer lets lines gather after the first one wakes it, so that under load it wakes and writes
+    /// a few hundred times a second instead of once per request (each wake-up is a thread switch on the request
+    /// path's cores). `urgent` lines (errors) do not wait.
+    static let gathering: Duration = .milliseconds(2)
+
     private func startWriter() {
         let thread = Thread { [self] in
             while true {
                 wake.wait()
+                if !pending.withLock({ $0.urgentQueued }) {
+                    usleep(useconds_t(Self.gathering.wholeMicroseconds))
+                }
                 flush()
             }
         }
