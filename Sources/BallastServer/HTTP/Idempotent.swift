@@ -26,4 +26,9 @@ enum CommandHTTP {
     static func render(_ value: some Encodable) throws -> String {
         String(decoding: try JSONResponse.encoder.encode(value), as: UTF8.self)
     }
+
+    /// As above, for a body written by hand (the same text, without `Codable`'s cost).
+    static func render(_ value: some HandWrittenJSON) throws -> String {
+        String(decoding: value.jsonBytes, as: UTF8.self)
+    }
 }

@@ -23,6 +23,13 @@ enum JSONResponse {
         fields[.contentType] = "application/json; charset=utf-8"
         return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
+
+    /// As above, for a body written by hand (the same bytes, without `Codable`'s cost).
+    static func make(_ status: HTTPResponse.Status, _ value: some HandWrittenJSON, headers: HTTPFields = [:]) throws -> Response {
+        var fields = headers
+        fields[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: value.jsonBytes)))
+    }
 }
 
 /// RFC 3339 UTC with milliseconds, e.g. `2026-11-21T13:24:08.123Z`.
