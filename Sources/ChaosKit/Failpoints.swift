@@ -55,6 +55,14 @@ public final class Failpoints: Sendable {
         }
     }
 
+    /// Whether `name` is armed now (in any mode): for a path that has a faster way without the failpoint's place
+    /// (one statement that commits by itself has no "after" to fail at) and must take the slower one while a test
+    /// aims at it.
+    public func isArmed(_ name: String) -> Bool {
+        guard armedCount.load(ordering: .acquiring) > 0 else { return false }
+        return state.withLock { $0.armed[name] != nil }
+    }
+
     /// Call at the failpoint: throws ``Triggered`` when `name` is armed to fail (a paused one does not stop here;
     /// use ``pass(_:)`` where a test may hold the caller).
     @inline(__always)

@@ -141,12 +141,50 @@ public final class Database: Sendable, Service {
     }
 
     private func transactionWithRetries<R: Sendable>(_ span: (any Span)?, _ body: (Transaction) async throws -> R) async throws -> R {
+        try await withRetries(span) { try await writeTransaction { try await body(Transaction($0)) } }
+    }
+
+    /// PostgreSQL only: runs the statement `make()` builds as a transaction of its own, with no `BEGIN` or `COMMIT`
+    /// around it (the server runs a lone statement in an implicit transaction: it commits all of it or none), as a
+    /// prepared statement, with the retries of ``transaction(_:)`` (a new statement from `make` for each); then
+    /// `answer` on the same connection, given the statement's rows. For a write that is one statement (a debit
+    /// without an idempotency key) and needs nothing else in its transaction. `nil` on SQLite (nothing run): the
+    /// caller uses ``transaction(_:)``.
+    ///
+    /// Two round trips where `BEGIN`, the statement and `COMMIT` take three, and the statement's row locks are held
+    /// for its own round trip only. The second is a `SELECT 1`, because a lone statement's answer does not prove
+    /// that it committed: the server commits it only after sending its rows (when it reaches the end of the
+    /// client's batch), and a backend told to quit at that moment (another backend crashed) flushes those rows
+    /// and exits uncommitted. The server answers the next statement only after that commit, so the statement
+    /// counts as done only once `SELECT 1` has answered; a connection lost before then is an unknown outcome,
+    /// like a `COMMIT` whose answer was lost (503 upstream).
+    public func transactionOfOne<Query: PreparedQuery, R: Sendable>(
+        _ make: () -> Query, then answer: ([Query.Row], any SQLDatabase) async throws -> R
+    ) async throws -> R? {
+        guard dialect == .postgres else { return nil }
+        return try await Traces.childSpan("db transaction", kind: .client) { span in
+            span?.attributes["db.system.name"] = "postgresql"
+            return try await withRetries(span) {
+                try await withConnection { sql, _ in
+                    guard let rows = try await sql.prepared(PreparedAdapter(query: make())) else {
+                        throw StorageError.unavailable("no PostgreSQL connection to prepare \(Query.name) on")
+                    }
+                    try await sql.raw("SELECT 1").run()
+                    return try await answer(rows, sql)
+                }
+            }
+        }
+    }
+
+    /// Runs `operation` until it succeeds or fails with an error that is not worth retrying (serialization failures,
+    /// deadlocks and a busy SQLite file are, at most ``maxTransactionAttempts`` times in all).
+    private func withRetries<R>(_ span: (any Span)?, _ operation: () async throws -> R) async throws -> R {
         var attempt = 0
         while true {
             attempt += 1
             span?.attributes["ballast.db.attempts"] = attempt
             do {
-                return try await writeTransaction { try await body(Transaction($0)) }
+                return try await operation()
             } catch {
                 guard ErrorClassifier.classify(error) == .retryable else { throw ErrorClassifier.translate(error) }
                 guard attempt < Self.maxTransactionAttempts else {

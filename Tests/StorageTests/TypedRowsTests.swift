@@ -1,6 +1,7 @@
 import BallastTestSupport
 import SQLKit
 import Storage
+import Synchronization
 import Testing
 
 /// The driver-neutral fast paths: a prepared query is prepared once per connection and then only bound and run; a
@@ -61,6 +62,72 @@ struct TypedRowsTests {
             await #expect(throws: (any Error).self) {
                 _ = try await database.typedRows(TypedQuery("SELECT 'text'::text")) { try $0.integer(0) }
             }
+        }
+    }
+
+    /// Adds to both counters in one statement; a negative amount breaks the CHECK on the second one only.
+    struct AddToBoth: PreparedQuery {
+        static let name = "test.add_to_both"
+        static let sql = """
+            WITH a AS (UPDATE counters SET value = value + $1 WHERE id = 1 RETURNING value),
+                 b AS (UPDATE counters SET value = value + $2 WHERE id = 2 RETURNING value)
+            SELECT a.value, b.value FROM a, b
+            """
+        static let parameters: [TypedParameter] = [.integer, .integer]
+        let first: Int64
+        let second: Int64
+        var values: [TypedValue] { [.integer(first), .integer(second)] }
+        func decode(_ row: TypedRow) throws -> [Int64] { [try row.integer(0), try row.integer(1)] }
+    }
+
+    /// A transaction of one statement: the statement commits by itself, all of it or none of it, and leaves no
+    /// transaction open behind it (its row locks are free the moment it answers). SQLite runs nothing and answers nil.
+    @Test(arguments: TestStores.kinds)
+    func aTransactionOfOneStatementCommitsAllOrNothing(kind: StoreKind) async throws {
+        try await TestStores.withDatabase(kind, poolSize: 2) { database in
+            try await TransactionTests.makeCounterTable(database)
+            func counters() async throws -> [Int64] {
+                try await database.read { sql in
+                    try await sql.raw("SELECT value FROM counters ORDER BY id").all().map { try $0.decode(column: "value", as: Int64.self) }
+                }
+            }
+            let made = Mutex(0)
+            let rows = try await database.transactionOfOne({ () -> AddToBoth in
+                made.withLock { $0 += 1 }
+                return AddToBoth(first: 5, second: 7)
+            }, then: { rows, _ in rows })
+            guard kind == .postgres else {
+                #expect(rows == nil && made.withLock { $0 } == 0, "SQLite runs nothing")
+                #expect(try await counters() == [0, 0])
+                return
+            }
+            #expect(rows?.map { $0 } == [[5, 7]])
+            #expect(try await counters() == [5, 7])
+            // Nothing held: another transaction takes both rows at once (it would wait, and fail here, behind a
+            // transaction left open).
+            try await database.transaction { sql in
+                try await sql.raw("SET LOCAL lock_timeout = '200ms'").run()
+                try await sql.raw("UPDATE counters SET value = value + 1").run()
+            }
+            #expect(try await counters() == [6, 8])
+            // The second update breaks its CHECK: neither is kept.
+            await #expect(throws: (any Error).self) {
+                _ = try await database.transactionOfOne({ AddToBoth(first: 5, second: -100) }, then: { rows, _ in rows })
+            }
+            #expect(try await counters() == [6, 8])
+            try await database.transaction { sql in
+                try await sql.raw("SET LOCAL lock_timeout = '200ms'").run()
+                try await sql.raw("UPDATE counters SET value = value + 1").run()
+            }
+            #expect(try await counters() == [7, 9])
+            // Two hundred at once on the same two rows: every one counted exactly once.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<200 {
+                    group.addTask { _ = try await database.transactionOfOne({ AddToBoth(first: 1, second: 2) }, then: { rows, _ in rows }) }
+                }
+                try await group.waitForAll()
+            }
+            #expect(try await counters() == [207, 409])
         }
     }
 

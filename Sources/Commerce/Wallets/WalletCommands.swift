@@ -23,7 +23,15 @@ public struct WalletCommands: Sendable {
     public func debit(
         _ id: WalletID, _ command: CommandRequest, by caller: User, render: @escaping @Sendable (WalletMovement) throws -> String
     ) async throws -> CommandAnswer<WalletMovement> {
-        try await movement(id, command, by: caller, apply: wallets.debit, render: render)
+        if command.key == nil {
+            // Without a key there is nothing to store beside the debit: on PostgreSQL it is one statement that
+            // commits by itself.
+            let movement = try MovementRequest(command.body)
+            if let taken = try await wallets.debitAlone(id, movement.amount, movement.reference, caller) {
+                return CommandAnswer(status: 200, body: try render(taken), value: taken)
+            }
+        }
+        return try await movement(id, command, by: caller, apply: wallets.debit, render: render)
     }
 
     /// A credit or a debit (one shape): `{amount, reference?}` on the wallet `id`.
