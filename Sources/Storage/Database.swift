@@ -164,16 +164,38 @@ public final class Database: Sendable, Service {
         guard dialect == .postgres else { return nil }
         return try await Traces.childSpan("db transaction", kind: .client) { span in
             span?.attributes["db.system.name"] = "postgresql"
-            return try await withRetries(span) {
-                try await withConnection { sql, _ in
-                    guard let rows = try await sql.prepared(PreparedAdapter(query: make())) else {
-                        throw StorageError.unavailable("no PostgreSQL connection to prepare \(Query.name) on")
+            do {
+                return try await withRetries(span) {
+                    try await withConnection { sql, lease in
+                        guard let rows = try await sql.prepared(PreparedAdapter(query: make())) else {
+                            throw StorageError.unavailable("no PostgreSQL connection to prepare \(Query.name) on")
+                        }
+                        // From here on the statement may have committed: no error below is ever retried.
+                        do {
+                            try await sql.raw("SELECT 1").run()
+                        } catch {
+                            // Whatever the server said (a commit that failed, a session ended), the outcome is not
+                            // known and the connection's state neither.
+                            lease.markBroken()
+                            throw AfterTheStatement(error: StorageError.unavailable(
+                                "no answer after \(Query.name) ran, so whether it committed is unknown (\(ErrorClassifier.describe(error)))"))
+                        }
+                        do {
+                            return try await answer(rows, sql)
+                        } catch {
+                            throw AfterTheStatement(error: error)
+                        }
                     }
-                    try await sql.raw("SELECT 1").run()
-                    return try await answer(rows, sql)
                 }
+            } catch let after as AfterTheStatement {
+                throw ErrorClassifier.translate(after.error)
             }
         }
+    }
+
+    /// An error once a lone statement has run: carried past the retries, which must not run the statement again.
+    private struct AfterTheStatement: Error {
+        let error: any Error
     }
 
     /// Runs `operation` until it succeeds or fails with an error that is not worth retrying (serialization failures,

@@ -120,6 +120,20 @@ struct TypedRowsTests {
                 try await sql.raw("UPDATE counters SET value = value + 1").run()
             }
             #expect(try await counters() == [7, 9])
+            // An error once the statement has run is never retried, even one that would be (a serialization
+            // failure): the statement may have committed, and here it did.
+            let attempts = Mutex(0)
+            await #expect(throws: (any Error).self) {
+                _ = try await database.transactionOfOne({ () -> AddToBoth in
+                    attempts.withLock { $0 += 1 }
+                    return AddToBoth(first: 1, second: 1)
+                }, then: { rows, sql in
+                    try await sql.raw("DO $$ BEGIN RAISE EXCEPTION 'serialization' USING ERRCODE = '40001'; END $$").run()
+                    return rows
+                })
+            }
+            #expect(attempts.withLock { $0 } == 1)
+            #expect(try await counters() == [8, 10])
             // Two hundred at once on the same two rows: every one counted exactly once.
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for _ in 0..<200 {
@@ -127,7 +141,7 @@ struct TypedRowsTests {
                 }
                 try await group.waitForAll()
             }
-            #expect(try await counters() == [207, 409])
+            #expect(try await counters() == [208, 410])
         }
     }
 
