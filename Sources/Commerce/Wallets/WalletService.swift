@@ -117,15 +117,11 @@ public struct WalletService: Sendable {
         guard database.dialect == .postgres, !failpoints.isArmed(Failpoint.debitAfterBalanceUpdate) else { return nil }
         let debit = Debit(wallet: id, amount: amount, reference: reference, caller: caller)
         do {
-            let movement = try await database.transactionOfOne({
-                DebitStatement(debit, entryId: LedgerEntryID(), nowMicros: StoredTime.nowMicros())
-            }, then: { rows, sql in
-                // Nothing taken: say why from what the wallet holds now (a read that decides nothing), on the
-                // same connection.
-                guard let row = rows.first else { try await debitFailure(debit, sql) }
-                return try row.movement()
-            })
-            if movement != nil { count(.debit, "success") }
+            // A refusal's explaining read runs on the statement's connection.
+            guard let movement = try await database.transactionOfOne(debit.statement, then: { rows, sql in
+                try await taken(rows, debit, sql)
+            }) else { return nil }
+            count(.debit, "success")
             return movement
         } catch let error as AppError {
             count(.debit, error.code.rawValue)
@@ -217,6 +213,11 @@ public struct WalletService: Sendable {
         /// The order a payment belongs to.
         var order: OrderID? = nil
 
+        /// The one-statement debit and its ledger row (PostgreSQL), with a new ledger entry id.
+        func statement() -> DebitStatement {
+            DebitStatement(self, entryId: LedgerEntryID(), nowMicros: StoredTime.nowMicros())
+        }
+
         /// The conditions, besides the balance, that the wallet row must meet.
         var rowConditions: SQLQueryString {
             var conditions: SQLQueryString = "id = \(bind: wallet.description)"
@@ -234,10 +235,10 @@ public struct WalletService: Sendable {
     /// it once per connection; on SQLite (no data-modifying CTEs, writers serialized anyway) two statements with the
     /// same all-or-nothing.
     func take(_ debit: Debit, _ sql: Transaction) async throws -> WalletMovement {
-        if let rows = try await sql.prepared(DebitStatement(debit, entryId: LedgerEntryID(), nowMicros: StoredTime.nowMicros())) {
-            guard let row = rows.first else { try await debitFailure(debit, sql) }
+        if let rows = try await sql.prepared(debit.statement()) {
+            let movement = try await taken(rows, debit, sql)
             try failpoints.hit(Failpoint.debitAfterBalanceUpdate)
-            return try row.movement()
+            return movement
         }
         let amount = debit.amount.minorUnits
         let row = try await sql.raw("""
@@ -249,6 +250,12 @@ public struct WalletService: Sendable {
         let wallet = try row.wallet()
         try failpoints.hit(Failpoint.debitAfterBalanceUpdate)
         return WalletMovement(wallet: wallet, entry: try await appendLedger(wallet, .debit, debit.amount, debit.reference, order: debit.order, sql))
+    }
+
+    /// What the debit statement's rows say: the movement, or (no row: nothing taken) why not, read on `sql`.
+    private func taken(_ rows: [DebitStatement.Row], _ debit: Debit, _ sql: any SQLDatabase) async throws -> WalletMovement {
+        guard let row = rows.first else { try await debitFailure(debit, sql) }
+        return try row.movement()
     }
 
     /// After a conditional debit took nothing, says why (a read that decides nothing): 404 for a missing or
