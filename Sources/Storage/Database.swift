@@ -4,6 +4,7 @@ import Logging
 import Metrics
 import PostgresNIO
 import SQLKit
+import SQLiteNIO
 import ServiceLifecycle
 import Synchronization
 import Tracing
@@ -198,9 +199,14 @@ public final class Database: Sendable, Service {
         let error: any Error
     }
 
-    /// Runs `operation` until it succeeds or fails with an error that is not worth retrying (serialization failures,
-    /// deadlocks and a busy SQLite file are, at most ``maxTransactionAttempts`` times in all).
+    /// Runs `operation` until it succeeds or fails with an error that is not worth retrying. Serialization failures
+    /// and deadlocks are retried at most ``maxTransactionAttempts`` times in all. A SQLite file whose write lock
+    /// another process holds is retried for as long as a caller would wait for a free connection (``poolWait``),
+    /// however many tries that takes: each try already waits seconds for the lock, and on a starved machine a few
+    /// processes writing one file without pause can keep one writer out for longer than a fixed number of tries
+    /// allows, though it would get its turn.
     private func withRetries<R>(_ span: (any Span)?, _ operation: () async throws -> R) async throws -> R {
+        let started = ContinuousClock.now
         var attempt = 0
         while true {
             attempt += 1
@@ -209,14 +215,15 @@ public final class Database: Sendable, Service {
                 return try await operation()
             } catch {
                 guard ErrorClassifier.classify(error) == .retryable else { throw ErrorClassifier.translate(error) }
-                guard attempt < Self.maxTransactionAttempts else {
+                let waitsForTheFile = (error as? SQLiteError).map(ErrorClassifier.isBusy) ?? false
+                guard waitsForTheFile ? ContinuousClock.now - started < poolWait : attempt < Self.maxTransactionAttempts else {
                     logger.warning("transaction gave up after retries", metadata: [
                         "attempts": "\(attempt)", "error": "\(ErrorClassifier.describe(error))",
                     ])
                     throw StorageError.retriesExhausted(attempts: attempt)
                 }
-                // Full jitter over an exponentially growing window: 2, 4, 8, 16 ms.
-                let windowMicroseconds = 1000 << attempt
+                // Full jitter over an exponentially growing window: 2, 4, 8, 16 ms, then 16 ms.
+                let windowMicroseconds = 1000 << min(attempt, 4)
                 try await Task.sleep(for: .microseconds(Int.random(in: 0...windowMicroseconds)))
             }
         }

@@ -73,7 +73,10 @@ struct EvidenceLogTests {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for process in 0..<4 {
                     group.addTask {
-                        try await Database.withRunning(url, poolSize: 4, connectWait: TestStores.connectWait, logger: TestStores.logger) { database in
+                        try await Database.withRunning(
+                            url, poolSize: 4, poolWait: TestStores.poolWait, connectWait: TestStores.connectWait,
+                            logger: TestStores.logger
+                        ) { database in
                             let log = EvidenceLog(database: database)
                             try await withThrowingTaskGroup(of: Void.self) { appenders in
                                 for appender in 0..<8 {

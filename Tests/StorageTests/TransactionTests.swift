@@ -359,6 +359,56 @@ struct TransactionTests {
         }
     }
 
+    /// A writer kept from an SQLite file's write lock by another process gives up once it has waited as long as it
+    /// would for a free connection (the pool's wait, here 2 s), however few tries that took: with the lock held for
+    /// 7 s, its first try ends after the 5 s a try lasts, and it answers then, while the lock is still held, without
+    /// running its body. (Counting tries instead, it would try again and get the lock at 7 s.)
+    @Test func aWriterGivesUpOnAnotherProcessesLockAfterThePoolsWait() async throws {
+        final class State: Sendable {
+            let holding = Atomic<Bool>(false)
+            let released = Atomic<Bool>(false)
+            let ran = Atomic<Bool>(false)
+        }
+        let state = State()
+        try await TestStores.withFreshURL(.sqlite) { url in
+            try await Database.withRunning(url, poolSize: 1, connectWait: TestStores.connectWait, logger: TestStores.logger) { other in
+                try await Self.makeCounterTable(other)
+                try await Database.withRunning(
+                    url, poolSize: 1, poolWait: .seconds(2), connectWait: TestStores.connectWait, logger: TestStores.logger
+                ) { database in
+                    let holder = Task {
+                        try await other.transaction { sql in
+                            try await sql.raw("UPDATE counters SET value = value + 1 WHERE id = 1").run()
+                            state.holding.store(true, ordering: .releasing)
+                            try await Task.sleep(for: .seconds(7))
+                            state.released.store(true, ordering: .releasing)
+                        }
+                    }
+                    while !state.holding.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(10)) }
+                    let started = ContinuousClock.now
+                    let outcome: Result<Void, any Error>
+                    do {
+                        outcome = .success(try await database.transaction { sql in
+                            state.ran.store(true, ordering: .releasing)
+                            try await sql.raw("UPDATE counters SET value = value + 1 WHERE id = 2").run()
+                        })
+                    } catch {
+                        outcome = .failure(error)
+                    }
+                    let waited = ContinuousClock.now - started
+                    let answeredWhileHeld = !state.released.load(ordering: .acquiring)
+                    try await holder.value
+                    #expect(throws: StorageError.self) { try outcome.get() }
+                    #expect(answeredWhileHeld, "the writer gave up while the lock was still held (after \(waited))")
+                    let ran = state.ran.load(ordering: .acquiring)
+                    #expect(!ran, "the body never ran")
+                    #expect(try await Self.value(database, id: 2) == 0)
+                    #expect(try await Self.value(database, id: 1) == 1)
+                }
+            }
+        }
+    }
+
     /// On an SQLite file the connection serving write batches waits 5 ms per try for another process's write lock;
     /// every connection lent for anything else, and every connection of an in-memory store (no other process), waits
     /// the full 5 s, however the two kinds of work alternate on the pool's connections.
