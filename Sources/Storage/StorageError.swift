@@ -42,6 +42,20 @@ enum ErrorClass {
     case other
 }
 
+extension StorageError {
+    /// Whether `error` is the server refusing a statement outright (a constraint, a bad value, any error the server
+    /// itself answered, other than a serialization failure or deadlock left after the retries): a lone statement so
+    /// refused changed nothing. `false` for everything whose outcome is not known (a connection lost, a timeout, no
+    /// answer to the confirmation after a statement ran).
+    public static func isRefusedByTheServer(_ error: any Error) -> Bool {
+        switch error {
+        case StorageError.uniqueViolation, StorageError.checkViolation: return true
+        case let error as PSQLError: return error.serverInfo?[.sqlState] != nil
+        default: return false
+        }
+    }
+}
+
 enum ErrorClassifier {
     /// A prepared statement the server will not run on this connection again: "cached plan must not change result
     /// type" (0A000, its result changed under it) or "prepared statement does not exist" (26000).

@@ -7,11 +7,16 @@ public enum TypedValue: Sendable, Equatable {
     case integer(Int64)
     case text(String?)
     case boolean(Bool)
+    /// Arrays, for a statement that takes a batch of rows (`unnest($1::bigint[], …)`).
+    case integers([Int64])
+    case texts([String])
+    case booleans([Bool])
 }
 
 /// The declared type of a ``PreparedQuery`` parameter (the database plans the statement once, before any value).
 public enum TypedParameter: Sendable {
     case integer, text, boolean
+    case integers, texts, booleans
 }
 
 /// One row of a typed read, read column by column in the order the statement selects them.
@@ -102,6 +107,9 @@ struct PreparedAdapter<Query: PreparedQuery>: PostgresPreparedStatement {
             case .integer: .int8
             case .text: .text
             case .boolean: .bool
+            case .integers: .int8Array
+            case .texts: .textArray
+            case .booleans: .boolArray
             }
         }
     }
@@ -124,6 +132,9 @@ extension PostgresBindings {
         case .integer(let integer): append(integer)
         case .text(let text): append(text)
         case .boolean(let boolean): append(boolean)
+        case .integers(let integers): append(integers)
+        case .texts(let texts): append(texts)
+        case .booleans(let booleans): append(booleans)
         }
     }
 }

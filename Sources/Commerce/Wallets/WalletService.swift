@@ -1,3 +1,4 @@
+import BallastCore
 import ChaosKit
 import DomainValues
 import Foundation
@@ -15,6 +16,12 @@ public struct WalletService: Sendable {
     let failpoints: Failpoints
     let metrics: any MetricsFactory
     let reads: ReadFaults
+    /// Gathers concurrent debits without a key into one statement (``debitAlone(_:_:_:_:)``).
+    let debits: DistinctBatcher<WalletID, Debit, DebitRow?>
+
+    /// How many batches of debits run at once, and how many debits one holds at most.
+    static let debitRunners = 3
+    static let debitBatchSize = 64
 
     /// Failpoints inside wallet transactions, for tests that prove rollback.
     public enum Failpoint {
@@ -28,6 +35,10 @@ public struct WalletService: Sendable {
         self.failpoints = failpoints
         self.metrics = metrics
         self.reads = reads
+        self.debits = DistinctBatcher(
+            runners: Self.debitRunners, maximumBatch: Self.debitBatchSize,
+            run: { [database] debits in await Self.run(debits, on: database) },
+            alone: { [database] debit in await Self.runAlone(debit, on: database) })
     }
 
     // MARK: Reading
@@ -107,25 +118,81 @@ public struct WalletService: Sendable {
         }
     }
 
-    /// A debit that is all its transaction holds (no idempotency key to store with it): on PostgreSQL the one
-    /// statement of ``take(_:_:)`` runs as a transaction of its own (``Database/transactionOfOne(_:then:)``), two
-    /// round trips instead of three, and the wallet's row lock is held for the first only. Same answers, same
-    /// all-or-nothing (the database commits the balance and its ledger row together or neither). `nil` when it
-    /// cannot take that path (SQLite, or a test has armed the failpoint between the two writes; a test arms it
-    /// before it sends the debit): the caller runs ``debit(_:_:_:_:_:)`` in a transaction.
+    /// A debit that is all its transaction holds (no idempotency key to store with it). On PostgreSQL it runs with
+    /// no `BEGIN` or `COMMIT` (``Database/transactionOfOne(_:then:)``), and concurrent ones share one statement: the
+    /// debits that arrive while earlier ones run are gathered (``DistinctBatcher``, at most one per wallet in a
+    /// batch, ``debitBatchSize`` at most) into ``DebitBatchStatement``, which takes from each wallet and writes each
+    /// ledger row, all or nothing, and commits them together: one round trip, one commit and one disk flush for the
+    /// batch. A debit alone runs the one-debit statement of ``take(_:_:)``. Each debit's answer is the one it gets
+    /// alone: its movement, or, when its wallet row did not qualify, the reason read afterwards (a read that
+    /// decides nothing). A batch the server refuses outright changed nothing; its debits then run one by one, so
+    /// no debit fails for another's sake. A batch whose outcome is unknown (the connection lost, no confirmation)
+    /// answers each of its debits 503, as a lone debit would.
+    ///
+    /// `nil` when it cannot take that path (SQLite, or a test has armed the failpoint between the two writes; a
+    /// test arms it before it sends the debit): the caller runs ``debit(_:_:_:_:_:)`` in a transaction.
     public func debitAlone(_ id: WalletID, _ amount: Amount, _ reference: String?, _ caller: User) async throws -> WalletMovement? {
         guard database.dialect == .postgres, !failpoints.isArmed(Failpoint.debitAfterBalanceUpdate) else { return nil }
         let debit = Debit(wallet: id, amount: amount, reference: reference, caller: caller)
         do {
-            // A refusal's explaining read runs on the statement's connection.
-            guard let movement = try await database.transactionOfOne(debit.statement, then: { rows, sql in
-                try await taken(rows, debit, sql)
-            }) else { return nil }
+            guard let row = try await debits.submit(debit, key: id).get() else {
+                try await database.read { sql -> Void in try await debitFailure(debit, sql) }
+                throw StorageError.missingReturnedRow("a refused debit's reason")
+            }
+            let movement = try row.movement()
             count(.debit, "success")
             return movement
         } catch let error as AppError {
             count(.debit, error.code.rawValue)
             throw error
+        }
+    }
+
+    /// Runs a batch of debits without keys (see ``debitAlone(_:_:_:_:)``): each one's row, `nil` when its wallet row
+    /// did not qualify, or the error that stopped it.
+    static func run(_ debits: [Debit], on database: Database) async -> [Result<DebitRow?, any Error>] {
+        guard debits.count > 1 else { return debits.isEmpty ? [] : [await runAlone(debits[0], on: database)] }
+        do {
+            let statement = { DebitBatchStatement(debits, nowMicros: StoredTime.nowMicros()) }
+            // The answer runs no SQL: an error the server answered there would look like a refused batch below, and
+            // the batch, committed by then, would run again.
+            guard let rows = try await database.transactionOfOne(statement, then: { rows, _ in rows }) else {
+                throw StorageError.unavailable("a batch of debits runs on PostgreSQL only")
+            }
+            var taken = [DebitRow?](repeating: nil, count: debits.count)
+            for (index, row) in rows {
+                // Cannot happen (each index is answered once); were it to, the batch has committed, so its debits'
+                // outcome is unknown to the callers (503), not refused.
+                guard taken.indices.contains(index), taken[index] == nil else {
+                    throw StorageError.unavailable("a batch of debits answered row \(index + 1) twice or out of range")
+                }
+                taken[index] = row
+            }
+            return taken.map { .success($0) }
+        } catch where StorageError.isRefusedByTheServer(error) {
+            // Nothing of the batch was written: each debit alone, so one the server refuses fails by itself.
+            return await withTaskGroup(of: (Int, Result<DebitRow?, any Error>).self) { group in
+                for (index, debit) in debits.enumerated() {
+                    group.addTask { (index, await runAlone(debit, on: database)) }
+                }
+                var results = [Result<DebitRow?, any Error>](repeating: .success(nil), count: debits.count)
+                for await (index, result) in group { results[index] = result }
+                return results
+            }
+        } catch {
+            return debits.map { _ in .failure(error) }
+        }
+    }
+
+    /// One debit as a transaction of its own: its row, or `nil` when its wallet row did not qualify.
+    static func runAlone(_ debit: Debit, on database: Database) async -> Result<DebitRow?, any Error> {
+        do {
+            guard let row = try await database.transactionOfOne(debit.statement, then: { rows, _ in rows.first }) else {
+                throw StorageError.unavailable("a debit without a transaction runs on PostgreSQL only")
+            }
+            return .success(row)
+        } catch {
+            return .failure(error)
         }
     }
 
@@ -201,7 +268,7 @@ public struct WalletService: Sendable {
     // MARK: The conditional updates
 
     /// What a debit may take, and from whom.
-    struct Debit {
+    struct Debit: Sendable {
         let wallet: WalletID
         let amount: Amount
         let reference: String?
@@ -386,6 +453,67 @@ struct DebitStatement: PreparedQuery {
                  created_at_micros: try row.integer(4), entry_no: try row.integer(5), entry_id: try row.text(6),
                  kind: try row.text(7), amount: try row.integer(8), balance_after: try row.integer(9),
                  reference: try row.optionalText(10), entry_created_at_micros: try row.integer(11))
+    }
+}
+
+/// Several debits without keys, of distinct wallets, in one statement (``WalletService/run(_:on:)``): each the
+/// conditional update and ledger row of ``DebitStatement``, for a caller that may take from the wallet and with
+/// no currency or order. The batch's wallets are locked in id order first, so two batches (or a batch and a
+/// transfer, which locks its two wallets in id order too) cannot deadlock. `FOR NO KEY UPDATE`, the lock the
+/// update itself takes, so rows that reference a wallet (orders, ledger rows) can still be inserted meanwhile. Answers one row per debit taken, with
+/// the debit's place in the batch (from 0); a debit whose wallet row did not qualify has no row.
+struct DebitBatchStatement: PreparedQuery {
+    static let name = "ballast.debit.batch"
+    static let sql = """
+        WITH b AS (
+            SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::boolean[], $5::text[], $6::text[], $7::boolean[])
+                WITH ORDINALITY AS b(amount, wallet_id, caller_id, admin, entry_id, reference, has_reference, n)
+        ), locked AS (
+            SELECT wallets.id FROM wallets WHERE wallets.id IN (SELECT b.wallet_id FROM b) ORDER BY wallets.id FOR NO KEY UPDATE
+        ), w AS (
+            UPDATE wallets SET balance = wallets.balance - b.amount
+            FROM b, locked
+            WHERE wallets.id = b.wallet_id AND locked.id = wallets.id AND (wallets.owner_id = b.caller_id OR b.admin)
+                AND wallets.balance >= b.amount
+            RETURNING wallets.id, wallets.owner_id, wallets.currency, wallets.balance, wallets.created_at_micros,
+                b.n, b.entry_id, b.amount AS taken, b.reference, b.has_reference
+        ), l AS (
+            INSERT INTO wallet_transactions (id, wallet_id, kind, amount, balance_after, reference, order_id, created_at_micros)
+            SELECT w.entry_id, w.id, 'debit', w.taken, w.balance, CASE WHEN w.has_reference THEN w.reference END, NULL, $8
+            FROM w ORDER BY w.n
+            RETURNING \(LedgerRow.columns.joined(separator: ", "))
+        )
+        SELECT w.n - 1, w.id, w.owner_id, w.currency, w.balance, w.created_at_micros, l.entry_no, l.id AS entry_id,
+               l.kind, l.amount, l.balance_after, l.reference, l.created_at_micros AS entry_created_at_micros
+        FROM w JOIN l ON l.id = w.entry_id
+        """
+    static let parameters: [TypedParameter] = [.integers, .texts, .texts, .booleans, .texts, .texts, .booleans, .integer]
+
+    let debits: [WalletService.Debit]
+    let entryIds: [LedgerEntryID]
+    let nowMicros: Int64
+
+    init(_ debits: [WalletService.Debit], nowMicros: Int64) {
+        precondition(debits.allSatisfy { !$0.ownerOnly && $0.currency == nil && $0.order == nil },
+                     "a batch holds plain debits only")
+        self.debits = debits
+        self.entryIds = debits.map { _ in LedgerEntryID() }
+        self.nowMicros = nowMicros
+    }
+
+    var values: [TypedValue] {
+        [.integers(debits.map(\.amount.minorUnits)), .texts(debits.map(\.wallet.description)),
+         .texts(debits.map(\.caller.id.description)), .booleans(debits.map(\.caller.isAdmin)),
+         .texts(entryIds.map(\.description)), .texts(debits.map { $0.reference ?? "" }),
+         .booleans(debits.map { $0.reference != nil }), .integer(nowMicros)]
+    }
+
+    func decode(_ row: TypedRow) throws -> (Int, DebitRow) {
+        (Int(try row.integer(0)),
+         DebitRow(id: try row.text(1), owner_id: try row.text(2), currency: try row.text(3), balance: try row.integer(4),
+                  created_at_micros: try row.integer(5), entry_no: try row.integer(6), entry_id: try row.text(7),
+                  kind: try row.text(8), amount: try row.integer(9), balance_after: try row.integer(10),
+                  reference: try row.optionalText(11), entry_created_at_micros: try row.integer(12)))
     }
 }
 
