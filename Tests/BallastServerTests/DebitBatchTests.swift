@@ -11,6 +11,18 @@ import Testing
 /// answer it would get alone, and the money must add up exactly.
 @Suite("Batched debits", .timeLimit(.minutes(10)))
 struct DebitBatchTests {
+    final class Counter: Sendable {
+        private let count = Atomic<Int>(0)
+        func add() { count.add(1, ordering: .releasing) }
+        var value: Int { count.load(ordering: .acquiring) }
+    }
+
+    final class Flag: Sendable {
+        private let flag = Atomic<Bool>(false)
+        func set() { flag.store(true, ordering: .releasing) }
+        var value: Bool { flag.load(ordering: .acquiring) }
+    }
+
     /// 600 concurrent debits of 10 over 20 wallets of 100 (four owners, five wallets each), with references on two in
     /// three and one in fifteen sent by a user who does not own the wallet. Exactly ten debits of each wallet are
     /// taken; each answer names its own wallet and its own reference; each wallet's taken answers show the balances
@@ -118,9 +130,11 @@ struct DebitBatchTests {
             try #require(results.count == 12)
             var stamps: Set<Int64> = []
             for (n, result) in results.enumerated() {
-                let row = try result.get()
+                let outcome = try result.get()
+                let row: DebitRow? = if case .taken(let row) = outcome { row } else { nil }
                 if [3, 5, 7, 9].contains(n) {
                     #expect(row == nil, "debit \(n) took nothing")
+                    if case .refused = outcome {} else { Issue.record("debit \(n): \(outcome), not refused") }
                     #expect(try await app.balance(ids[n].description) == 50)
                     continue
                 }
@@ -135,6 +149,105 @@ struct DebitBatchTests {
                 #expect(try await app.ledgerSum(ids[n].description) == 40 - Int64(n))
             }
             #expect(stamps.count == 1, "the batch's ledger rows were written by one statement")
+        }
+    }
+
+    /// A batch never waits for a wallet row another transaction holds: with one wallet's row held for 3 s, a batch of
+    /// three answers at once, the two free wallets taken and the held one skipped (its caller runs it alone);
+    /// nothing of the held wallet changed. Then, the row let go, a debit of it is taken through the API.
+    @Test(.enabled(if: TestStores.kinds.contains(.postgres)))
+    func aBatchSkipsAWalletAnotherTransactionHolds() async throws {
+        try await TestApp.run(.postgres) { app in
+            let token = try await app.createUser()
+            let me = try await app.request(.get, "/api/users/me", token: token)
+            let caller = User(id: try #require(UserID(me.json["id"] as? String ?? "")), name: "member", role: .member, createdAt: Date())
+            var ids: [WalletID] = []
+            for _ in 0..<3 {
+                let wallet = try await app.openWallet(token: token)
+                try await app.credit(wallet, 100)
+                ids.append(try #require(WalletID(wallet)))
+            }
+            let held = ids[1].description
+            let holding = Flag()
+            let holder = Task {
+                try await app.services.primary.transaction { sql in
+                    try await sql.raw("SELECT id FROM wallets WHERE id = \(bind: held) FOR UPDATE").run()
+                    holding.set()
+                    try await Task.sleep(for: .seconds(3))
+                }
+            }
+            let deadline = ContinuousClock.now + .seconds(60)
+            while !holding.value, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            let took = holding.value
+            try #require(took, "the holder took the row")
+            let started = ContinuousClock.now
+            let debits = ids.map { WalletService.Debit(wallet: $0, amount: Amount(10)!, reference: nil, caller: caller) }
+            let results = await WalletService.run(debits, on: app.services.primary)
+            let waited = ContinuousClock.now - started
+            let answeredWhileHeld = waited < .seconds(2)
+            try await holder.value
+            #expect(answeredWhileHeld, "the batch answered while the row was held (after \(waited))")
+            try #require(results.count == 3)
+            for (index, result) in results.enumerated() {
+                let outcome = try result.get()
+                switch (index, outcome) {
+                case (1, .skipped), (0, .taken), (2, .taken): break
+                default: Issue.record("debit \(index): \(outcome)")
+                }
+            }
+            #expect(try await app.balance(ids[0].description) == 90)
+            #expect(try await app.balance(held) == 100)
+            #expect(try await app.ledgerCount(held) == 1)
+            let reply = try await app.request(.post, "/api/wallets/\(held)/debit", token: token, body: #"{"amount":10}"#)
+            #expect(reply.status == .ok)
+            #expect(try await app.balance(held) == 90)
+        }
+    }
+
+    /// Through the API, a debit its batch skipped is run again alone and answered once its row is free. Four
+    /// transactions hold wallets H1…H4. Debits of H1, H2 and H3 take the three runners, each waiting for its row.
+    /// Debits of H4 and of two free wallets then queue. H1 is let go at 1 s; its runner's successor leads the batch
+    /// [H4, A, B] (in some order): A and B are taken, H4 is skipped and waits alone until H4 is let go at 3 s. Every
+    /// debit is answered 200 once, and each wallet lost exactly 10.
+    @Test(.enabled(if: TestStores.kinds.contains(.postgres)))
+    func aSkippedDebitIsAnsweredOnceItsRowIsFree() async throws {
+        try await TestApp.run(.postgres) { app in
+            let token = try await app.createUser()
+            var wallets: [String] = []
+            for _ in 0..<6 {
+                let wallet = try await app.openWallet(token: token)
+                try await app.credit(wallet, 100)
+                wallets.append(wallet)
+            }
+            let held = Array(wallets[0..<4]), free = Array(wallets[4..<6])
+            let holding = Counter()
+            let holders = held.enumerated().map { index, wallet in
+                Task {
+                    try await app.services.primary.transaction { sql in
+                        try await sql.raw("SELECT id FROM wallets WHERE id = \(bind: wallet) FOR UPDATE").run()
+                        holding.add()
+                        try await Task.sleep(for: index == 0 ? .seconds(1) : .seconds(3))
+                    }
+                }
+            }
+            let deadline = ContinuousClock.now + .seconds(60)
+            while holding.value < 4, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            let took = holding.value
+            try #require(took == 4, "the holders took their rows")
+            @Sendable func debit(_ wallet: String) async throws -> UInt {
+                UInt(try await app.request(.post, "/api/wallets/\(wallet)/debit", token: token, body: #"{"amount":10}"#).status.code)
+            }
+            let first = held[0..<3].map { wallet in Task { try await debit(wallet) } }
+            try await Task.sleep(for: .milliseconds(300))
+            let queued = ([held[3]] + free).map { wallet in Task { try await debit(wallet) } }
+            var statuses: [UInt] = []
+            for task in first + queued { statuses.append(try await task.value) }
+            for holder in holders { try await holder.value }
+            #expect(statuses == Array(repeating: 200, count: 6))
+            for wallet in wallets {
+                #expect(try await app.balance(wallet) == 90)
+                #expect(try await app.ledgerCount(wallet) == 2)
+            }
         }
     }
 
@@ -161,7 +274,8 @@ struct DebitBatchTests {
             try #require(results.count == 5)
             for (index, result) in results.enumerated() {
                 switch result {
-                case .success(let row):
+                case .success(let outcome):
+                    let row: DebitRow? = if case .taken(let row) = outcome { row } else { nil }
                     #expect(index != 2, "the debit with a NUL byte was refused")
                     #expect(row?.id == ids[index].description)
                     #expect(row?.amount == 10 + Int64(index))

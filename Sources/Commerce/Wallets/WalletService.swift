@@ -17,7 +17,7 @@ public struct WalletService: Sendable {
     let metrics: any MetricsFactory
     let reads: ReadFaults
     /// Gathers concurrent debits without a key into one statement (``debitAlone(_:_:_:_:)``).
-    let debits: DistinctBatcher<WalletID, Debit, DebitRow?>
+    let debits: DistinctBatcher<WalletID, Debit, DebitOutcome>
 
     /// How many batches of debits run at once, and how many debits one holds at most.
     static let debitRunners = 3
@@ -135,7 +135,12 @@ public struct WalletService: Sendable {
         guard database.dialect == .postgres, !failpoints.isArmed(Failpoint.debitAfterBalanceUpdate) else { return nil }
         let debit = Debit(wallet: id, amount: amount, reference: reference, caller: caller)
         do {
-            guard let row = try await debits.submit(debit, key: id).get() else {
+            var outcome = try await debits.submit(debit, key: id).get()
+            if case .skipped = outcome {
+                // Its wallet row was held when its batch ran: it waits for the row alone, not in the batch.
+                outcome = try await Self.runAlone(debit, on: database).get()
+            }
+            guard case .taken(let row) = outcome else {
                 try await database.read { sql -> Void in try await debitFailure(debit, sql) }
                 throw StorageError.missingReturnedRow("a refused debit's reason")
             }
@@ -148,9 +153,10 @@ public struct WalletService: Sendable {
         }
     }
 
-    /// Runs a batch of debits without keys (see ``debitAlone(_:_:_:_:)``): each one's row, `nil` when its wallet row
-    /// did not qualify, or the error that stopped it.
-    static func run(_ debits: [Debit], on database: Database) async -> [Result<DebitRow?, any Error>] {
+    /// Runs a batch of debits without keys (see ``debitAlone(_:_:_:_:)``): each one's outcome (taken, refused, or
+    /// skipped because another transaction held its wallet row: its caller runs it alone), or the error that
+    /// stopped it.
+    static func run(_ debits: [Debit], on database: Database) async -> [Result<DebitOutcome, any Error>] {
         guard debits.count > 1 else { return debits.isEmpty ? [] : [await runAlone(debits[0], on: database)] }
         do {
             let statement = { DebitBatchStatement(debits, nowMicros: StoredTime.nowMicros()) }
@@ -159,38 +165,47 @@ public struct WalletService: Sendable {
             guard let rows = try await database.transactionOfOne(statement, then: { rows, _ in rows }) else {
                 throw StorageError.unavailable("a batch of debits runs on PostgreSQL only")
             }
-            var taken = [DebitRow?](repeating: nil, count: debits.count)
-            for (index, row) in rows {
+            var results = [Result<DebitOutcome, any Error>](repeating: .success(.refused), count: debits.count)
+            var answered = [Bool](repeating: false, count: debits.count)
+            for (index, outcome) in rows {
                 // Cannot happen (each index is answered once); were it to, the batch has committed, so its debits'
                 // outcome is unknown to the callers (503), not refused.
-                guard taken.indices.contains(index), taken[index] == nil else {
+                guard answered.indices.contains(index), !answered[index] else {
                     throw StorageError.unavailable("a batch of debits answered row \(index + 1) twice or out of range")
                 }
-                taken[index] = row
+                answered[index] = true
+                results[index] = .success(outcome)
             }
-            return taken.map { .success($0) }
+            // A debit with no answer row found its wallet row and took nothing: refused.
+            return results
         } catch where StorageError.isRefusedByTheServer(error) {
             // Nothing of the batch was written: each debit alone, so one the server refuses fails by itself.
-            return await withTaskGroup(of: (Int, Result<DebitRow?, any Error>).self) { group in
-                for (index, debit) in debits.enumerated() {
-                    group.addTask { (index, await runAlone(debit, on: database)) }
-                }
-                var results = [Result<DebitRow?, any Error>](repeating: .success(nil), count: debits.count)
-                for await (index, result) in group { results[index] = result }
-                return results
-            }
+            return await eachAlone(debits, on: database)
         } catch {
             return debits.map { _ in .failure(error) }
         }
     }
 
-    /// One debit as a transaction of its own: its row, or `nil` when its wallet row did not qualify.
-    static func runAlone(_ debit: Debit, on database: Database) async -> Result<DebitRow?, any Error> {
+    /// Each debit as a transaction of its own, all at once; their results in order.
+    private static func eachAlone(_ debits: [Debit], on database: Database) async -> [Result<DebitOutcome, any Error>] {
+        guard debits.count > 1 else { return debits.isEmpty ? [] : [await runAlone(debits[0], on: database)] }
+        return await withTaskGroup(of: (Int, Result<DebitOutcome, any Error>).self) { group in
+            for (index, debit) in debits.enumerated() {
+                group.addTask { (index, await runAlone(debit, on: database)) }
+            }
+            var results = [Result<DebitOutcome, any Error>](repeating: .success(.refused), count: debits.count)
+            for await (index, result) in group { results[index] = result }
+            return results
+        }
+    }
+
+    /// One debit as a transaction of its own: taken, or refused when its wallet row did not qualify.
+    static func runAlone(_ debit: Debit, on database: Database) async -> Result<DebitOutcome, any Error> {
         do {
             guard let row = try await database.transactionOfOne(debit.statement, then: { rows, _ in rows.first }) else {
                 throw StorageError.unavailable("a debit without a transaction runs on PostgreSQL only")
             }
-            return .success(row)
+            return .success(row.map { .taken($0) } ?? .refused)
         } catch {
             return .failure(error)
         }
@@ -458,10 +473,13 @@ struct DebitStatement: PreparedQuery {
 
 /// Several debits without keys, of distinct wallets, in one statement (``WalletService/run(_:on:)``): each the
 /// conditional update and ledger row of ``DebitStatement``, for a caller that may take from the wallet and with
-/// no currency or order. The batch's wallets are locked in id order first, so two batches (or a batch and a
-/// transfer, which locks its two wallets in id order too) cannot deadlock. `FOR NO KEY UPDATE`, the lock the
-/// update itself takes, so rows that reference a wallet (orders, ledger rows) can still be inserted meanwhile. Answers one row per debit taken, with
-/// the debit's place in the batch (from 0); a debit whose wallet row did not qualify has no row.
+/// no currency or order. The statement never waits for a row lock: it locks the batch's wallet rows that are free
+/// (`FOR NO KEY UPDATE SKIP LOCKED`, the lock the update itself takes, so rows that reference a wallet can still be
+/// inserted meanwhile) and updates only those. So a transaction that holds one wallet's row (a paused process, a
+/// long order) holds up that wallet's debit only, never the batch, and batches cannot deadlock with anything.
+/// Answers one row per debit, with its place in the batch (from 0): taken (with its movement), or skipped (its
+/// wallet row was held, or is not there; the caller runs that debit alone). A debit whose wallet row was locked but
+/// did not qualify has no row: refused.
 struct DebitBatchStatement: PreparedQuery {
     static let name = "ballast.debit.batch"
     static let sql = """
@@ -469,7 +487,8 @@ struct DebitBatchStatement: PreparedQuery {
             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::boolean[], $5::text[], $6::text[], $7::boolean[])
                 WITH ORDINALITY AS b(amount, wallet_id, caller_id, admin, entry_id, reference, has_reference, n)
         ), locked AS (
-            SELECT wallets.id FROM wallets WHERE wallets.id IN (SELECT b.wallet_id FROM b) ORDER BY wallets.id FOR NO KEY UPDATE
+            SELECT wallets.id FROM wallets WHERE wallets.id IN (SELECT b.wallet_id FROM b)
+            ORDER BY wallets.id FOR NO KEY UPDATE SKIP LOCKED
         ), w AS (
             UPDATE wallets SET balance = wallets.balance - b.amount
             FROM b, locked
@@ -483,9 +502,12 @@ struct DebitBatchStatement: PreparedQuery {
             FROM w ORDER BY w.n
             RETURNING \(LedgerRow.columns.joined(separator: ", "))
         )
-        SELECT w.n - 1, w.id, w.owner_id, w.currency, w.balance, w.created_at_micros, l.entry_no, l.id AS entry_id,
-               l.kind, l.amount, l.balance_after, l.reference, l.created_at_micros AS entry_created_at_micros
+        SELECT w.n - 1, FALSE, w.id, w.owner_id, w.currency, w.balance, w.created_at_micros, l.entry_no, l.id,
+               l.kind, l.amount, l.balance_after, l.reference, l.created_at_micros
         FROM w JOIN l ON l.id = w.entry_id
+        UNION ALL
+        SELECT b.n - 1, TRUE, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+        FROM b WHERE b.wallet_id NOT IN (SELECT locked.id FROM locked)
         """
     static let parameters: [TypedParameter] = [.integers, .texts, .texts, .booleans, .texts, .texts, .booleans, .integer]
 
@@ -508,13 +530,25 @@ struct DebitBatchStatement: PreparedQuery {
          .booleans(debits.map { $0.reference != nil }), .integer(nowMicros)]
     }
 
-    func decode(_ row: TypedRow) throws -> (Int, DebitRow) {
-        (Int(try row.integer(0)),
-         DebitRow(id: try row.text(1), owner_id: try row.text(2), currency: try row.text(3), balance: try row.integer(4),
-                  created_at_micros: try row.integer(5), entry_no: try row.integer(6), entry_id: try row.text(7),
-                  kind: try row.text(8), amount: try row.integer(9), balance_after: try row.integer(10),
-                  reference: try row.optionalText(11), entry_created_at_micros: try row.integer(12)))
+    func decode(_ row: TypedRow) throws -> (Int, DebitOutcome) {
+        let index = Int(try row.integer(0))
+        guard !(try row.boolean(1)) else { return (index, .skipped) }
+        return (index, .taken(DebitRow(
+            id: try row.text(2), owner_id: try row.text(3), currency: try row.text(4), balance: try row.integer(5),
+            created_at_micros: try row.integer(6), entry_no: try row.integer(7), entry_id: try row.text(8),
+            kind: try row.text(9), amount: try row.integer(10), balance_after: try row.integer(11),
+            reference: try row.optionalText(12), entry_created_at_micros: try row.integer(13))))
     }
+}
+
+/// What became of a debit without a key (``WalletService/debitAlone(_:_:_:_:)``).
+enum DebitOutcome: Sendable {
+    /// Taken: the wallet and the ledger row after it.
+    case taken(DebitRow)
+    /// Its wallet row did not qualify (missing, another's, too little money): nothing taken.
+    case refused
+    /// Its batch found the wallet row held by another transaction and left it: it runs again alone.
+    case skipped
 }
 
 struct DebitRow: Decodable, Sendable {
