@@ -132,8 +132,9 @@ public final class Database: Sendable, Service {
 
     /// Runs `body` in one transaction on one pinned connection: `BEGIN IMMEDIATE` on SQLite (so the write lock is
     /// taken up front, not half-way), `BEGIN` (read committed) on PostgreSQL. Commits when `body` returns, rolls
-    /// back when it throws. Serialization failures, deadlocks and a busy SQLite file run the whole transaction
-    /// again, at most ``maxTransactionAttempts`` times, so `body` must not have effects outside the database.
+    /// back when it throws. Serialization failures and deadlocks run the whole transaction again, at most
+    /// ``maxTransactionAttempts`` times, and a busy SQLite file for up to ``poolWait`` (see `withRetries`), so `body`
+    /// must not have effects outside the database.
     public func transaction<R: Sendable>(_ body: (Transaction) async throws -> R) async throws -> R {
         try await Traces.childSpan("db transaction", kind: .client) { span in
             span?.attributes["db.system.name"] = dialect == .postgres ? "postgresql" : "sqlite"

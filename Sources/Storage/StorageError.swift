@@ -9,7 +9,8 @@ public enum StorageError: Error, CustomStringConvertible, Sendable, Equatable {
     case poolQueueFull
     /// The database could not be reached or the connection broke.
     case unavailable(String)
-    /// A transaction kept hitting serialization failures or deadlocks and gave up.
+    /// A transaction kept hitting serialization failures or deadlocks (five attempts), or another process kept an
+    /// SQLite file's write lock for the pool's wait, and gave up.
     case retriesExhausted(attempts: Int)
     /// A unique constraint refused the write.
     case uniqueViolation(String)

@@ -23,6 +23,12 @@ struct DebitBatchTests {
         var value: Bool { flag.load(ordering: .acquiring) }
     }
 
+    /// The user `token` belongs to, as the service sees a caller.
+    static func user(_ app: TestApp, _ token: String, role: Role = .member) async throws -> User {
+        let me = try await app.request(.get, "/api/users/me", token: token)
+        return User(id: try #require(UserID(me.json["id"] as? String ?? "")), name: "caller", role: role, createdAt: Date())
+    }
+
     /// 600 concurrent debits of 10 over 20 wallets of 100 (four owners, five wallets each), with references on two in
     /// three and one in fifteen sent by a user who does not own the wallet. Exactly ten debits of each wallet are
     /// taken; each answer names its own wallet and its own reference; each wallet's taken answers show the balances
@@ -106,13 +112,9 @@ struct DebitBatchTests {
     @Test(.enabled(if: TestStores.kinds.contains(.postgres)))
     func oneStatementAnswersEachDebitOfABatch() async throws {
         try await TestApp.run(.postgres) { app in
-            func user(_ token: String, role: Role) async throws -> User {
-                let me = try await app.request(.get, "/api/users/me", token: token)
-                return User(id: try #require(UserID(me.json["id"] as? String ?? "")), name: "x", role: role, createdAt: Date())
-            }
             let ownerToken = try await app.createUser(), otherToken = try await app.createUser()
-            let owner = try await user(ownerToken, role: .member), other = try await user(otherToken, role: .member)
-            let admin = try await user(TestApp.adminToken, role: .admin)
+            let owner = try await Self.user(app, ownerToken), other = try await Self.user(app, otherToken)
+            let admin = try await Self.user(app, TestApp.adminToken, role: .admin)
             var ids: [WalletID] = []
             for _ in 0..<12 {
                 let wallet = try await app.openWallet(token: ownerToken)
@@ -159,8 +161,7 @@ struct DebitBatchTests {
     func aBatchSkipsAWalletAnotherTransactionHolds() async throws {
         try await TestApp.run(.postgres) { app in
             let token = try await app.createUser()
-            let me = try await app.request(.get, "/api/users/me", token: token)
-            let caller = User(id: try #require(UserID(me.json["id"] as? String ?? "")), name: "member", role: .member, createdAt: Date())
+            let caller = try await Self.user(app, token)
             var ids: [WalletID] = []
             for _ in 0..<3 {
                 let wallet = try await app.openWallet(token: token)
@@ -258,8 +259,7 @@ struct DebitBatchTests {
     func aRefusedBatchFallsBackToEachDebitAlone() async throws {
         try await TestApp.run(.postgres) { app in
             let token = try await app.createUser()
-            let me = try await app.request(.get, "/api/users/me", token: token)
-            let caller = User(id: try #require(UserID(me.json["id"] as? String ?? "")), name: "member", role: .member, createdAt: Date())
+            let caller = try await Self.user(app, token)
             var ids: [WalletID] = []
             for _ in 0..<5 {
                 let wallet = try await app.openWallet(token: token)

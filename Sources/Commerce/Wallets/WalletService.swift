@@ -157,7 +157,7 @@ public struct WalletService: Sendable {
     /// skipped because another transaction held its wallet row: its caller runs it alone), or the error that
     /// stopped it.
     static func run(_ debits: [Debit], on database: Database) async -> [Result<DebitOutcome, any Error>] {
-        guard debits.count > 1 else { return debits.isEmpty ? [] : [await runAlone(debits[0], on: database)] }
+        guard debits.count > 1 else { return await eachAlone(debits, on: database) }
         do {
             let statement = { DebitBatchStatement(debits, nowMicros: StoredTime.nowMicros()) }
             // The answer runs no SQL: an error the server answered there would look like a refused batch below, and
@@ -165,19 +165,17 @@ public struct WalletService: Sendable {
             guard let rows = try await database.transactionOfOne(statement, then: { rows, _ in rows }) else {
                 throw StorageError.unavailable("a batch of debits runs on PostgreSQL only")
             }
-            var results = [Result<DebitOutcome, any Error>](repeating: .success(.refused), count: debits.count)
-            var answered = [Bool](repeating: false, count: debits.count)
+            var outcomes = [DebitOutcome?](repeating: nil, count: debits.count)
             for (index, outcome) in rows {
                 // Cannot happen (each index is answered once); were it to, the batch has committed, so its debits'
                 // outcome is unknown to the callers (503), not refused.
-                guard answered.indices.contains(index), !answered[index] else {
+                guard outcomes.indices.contains(index), outcomes[index] == nil else {
                     throw StorageError.unavailable("a batch of debits answered row \(index + 1) twice or out of range")
                 }
-                answered[index] = true
-                results[index] = .success(outcome)
+                outcomes[index] = outcome
             }
             // A debit with no answer row found its wallet row and took nothing: refused.
-            return results
+            return outcomes.map { .success($0 ?? .refused) }
         } catch where StorageError.isRefusedByTheServer(error) {
             // Nothing of the batch was written: each debit alone, so one the server refuses fails by itself.
             return await eachAlone(debits, on: database)
@@ -463,12 +461,7 @@ struct DebitStatement: PreparedQuery {
          .text(debit.reference), .text(debit.order?.description), .integer(nowMicros)]
     }
 
-    func decode(_ row: TypedRow) throws -> DebitRow {
-        DebitRow(id: try row.text(0), owner_id: try row.text(1), currency: try row.text(2), balance: try row.integer(3),
-                 created_at_micros: try row.integer(4), entry_no: try row.integer(5), entry_id: try row.text(6),
-                 kind: try row.text(7), amount: try row.integer(8), balance_after: try row.integer(9),
-                 reference: try row.optionalText(10), entry_created_at_micros: try row.integer(11))
-    }
+    func decode(_ row: TypedRow) throws -> DebitRow { try DebitRow(row, from: 0) }
 }
 
 /// Several debits without keys, of distinct wallets, in one statement (``WalletService/run(_:on:)``): each the
@@ -533,11 +526,7 @@ struct DebitBatchStatement: PreparedQuery {
     func decode(_ row: TypedRow) throws -> (Int, DebitOutcome) {
         let index = Int(try row.integer(0))
         guard !(try row.boolean(1)) else { return (index, .skipped) }
-        return (index, .taken(DebitRow(
-            id: try row.text(2), owner_id: try row.text(3), currency: try row.text(4), balance: try row.integer(5),
-            created_at_micros: try row.integer(6), entry_no: try row.integer(7), entry_id: try row.text(8),
-            kind: try row.text(9), amount: try row.integer(10), balance_after: try row.integer(11),
-            reference: try row.optionalText(12), entry_created_at_micros: try row.integer(13))))
+        return (index, .taken(try DebitRow(row, from: 2)))
     }
 }
 
@@ -564,6 +553,22 @@ struct DebitRow: Decodable, Sendable {
     let balance_after: Int64
     let reference: String?
     let entry_created_at_micros: Int64
+
+    /// The debit statements' answer columns, in their order (wallet, then ledger row), from column `first` on.
+    init(_ row: TypedRow, from first: Int) throws {
+        id = try row.text(first)
+        owner_id = try row.text(first + 1)
+        currency = try row.text(first + 2)
+        balance = try row.integer(first + 3)
+        created_at_micros = try row.integer(first + 4)
+        entry_no = try row.integer(first + 5)
+        entry_id = try row.text(first + 6)
+        kind = try row.text(first + 7)
+        amount = try row.integer(first + 8)
+        balance_after = try row.integer(first + 9)
+        reference = try row.optionalText(first + 10)
+        entry_created_at_micros = try row.integer(first + 11)
+    }
 
     func movement() throws -> WalletMovement {
         let wallet = try WalletRow(id: id, owner_id: owner_id, currency: currency, balance: balance,
