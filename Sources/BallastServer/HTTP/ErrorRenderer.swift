@@ -58,6 +58,13 @@ struct ErrorRenderer: Sendable {
             // A read fault the experiment asked for (scope `reads`): the caller retries.
             return AppError(.faultInjected, "\(fault.description); this is an injected read fault, retry",
                             details: ["point": .string(fault.point)], retryAfterSeconds: 1)
+        case is CancellationError:
+            // The request's task was cancelled (the server is stopping): the work stopped before it finished, and
+            // whatever it wrote was rolled back or, for a statement already sent, is as unknown as after a timeout.
+            // Not a bug: a 503 the caller retries, with its idempotency key when it has one.
+            context.logger.warning("request cancelled before it finished")
+            return AppError(.serviceUnavailable, "the server stopped this request before it finished; try again",
+                            retryAfterSeconds: 1)
         case is NIOTooManyBytesError:
             return AppError(.payloadTooLarge, "request body is larger than \(BodyLimitMiddleware<AppRequestContext>.maxBytes) bytes")
         case let error as HTTPError:
