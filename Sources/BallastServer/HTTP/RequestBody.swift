@@ -22,7 +22,7 @@ extension Request {
         let buffer = try await body.collect(upTo: BodyLimitMiddleware<AppRequestContext>.maxBytes)
         guard buffer.readableBytes > 0 else { return nil }
         do {
-            return try JSONDecoder().decode(JSONValue.self, from: Data(buffer.readableBytesView))
+            return try buffer.withUnsafeReadableBytes { try JSONValue.read($0) }
         } catch {
             throw AppError(.malformedJSON, "the request body is not valid JSON")
         }
