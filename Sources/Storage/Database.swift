@@ -300,9 +300,12 @@ public final class Database: Sendable, Service {
         nowMicros(sql.dialect.name == "sqlite" ? .sqlite : .postgres)
     }
 
+    /// The database's clock in microseconds, as PostgreSQL text: for statements written whole (prepared ones).
+    public static let postgresNowMicros = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)"
+
     static func nowMicros(_ dialect: Dialect) -> SQLQueryString {
         switch dialect {
-        case .postgres: return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)"
+        case .postgres: return "\(unsafeRaw: postgresNowMicros)"
         // SQLite runs inside this process: its clock is the machine's, which every process on the file shares.
         case .sqlite: return "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)"
         }

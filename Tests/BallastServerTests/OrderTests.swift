@@ -214,4 +214,91 @@ struct OrderTests {
             #expect(try await app.balance(buyer.wallet) == 100_000 - 800)
         }
     }
+
+    /// The rows an order wrote, with its own id and the times taken out: what two placements of the same order must
+    /// write alike.
+    private func footprint(_ app: TestApp, order: String) async throws -> [String] {
+        try await app.services.primary.read { sql in
+            var rows: [String] = []
+            for row in try await sql.raw("""
+                SELECT status || ' ' || subtotal || ' ' || shipping || ' ' || total || ' ' || shipping_source || ' '
+                       || destination_country || ' ' || destination_postal_code || ' ' || buyer_id || ' ' || wallet_id
+                       || ' ' || CAST(created_at_micros = updated_at_micros AS TEXT) AS line
+                FROM orders WHERE id = \(bind: order)
+                UNION ALL
+                SELECT 'item ' || product_id || ' ' || seller_id || ' ' || quantity || ' ' || unit_price FROM order_items WHERE order_id = \(bind: order)
+                UNION ALL
+                SELECT 'ledger ' || kind || ' ' || amount || ' ' || reference FROM wallet_transactions WHERE order_id = \(bind: order)
+                UNION ALL
+                SELECT 'notification ' || channel || ' ' || recipient || ' ' || template || ' ' || data || ' ' || status
+                       || ' ' || attempts
+                FROM notifications WHERE order_id = \(bind: order)
+                """).all() {
+                rows.append(try row.decode(column: "line", as: String.self).replacingOccurrences(of: order, with: "ORDER"))
+            }
+            return rows.sorted()
+        }
+    }
+
+    /// On PostgreSQL an order without a key is one statement, and with a key a transaction of several: both write
+    /// the same rows (order, items, ledger, outbox data text) and answer the same body, for lines across sellers.
+    @Test(arguments: TestStores.kinds)
+    func anOrderWithoutAKeyWritesWhatAKeyedOneWrites(kind: StoreKind) async throws {
+        try await TestApp.run(kind) { app in
+            let seller = try await app.createUser(name: "seller")
+            let otherSeller = try await app.createUser(name: "seller2")
+            let products = [
+                try await app.createProduct(token: seller, price: 1250, stock: 10),
+                try await app.createProduct(token: otherSeller, price: 300, stock: 100),
+                try await app.createProduct(token: seller, price: 7, stock: 10),
+            ]
+            let buyer = try await app.buyer(funds: 100_000)
+            let lines = [(products[2], 3), (products[0], 2), (products[1], 4)]
+            let unkeyed = try await app.order(token: buyer.token, wallet: buyer.wallet, lines)
+            let keyed = try await app.order(
+                token: buyer.token, wallet: buyer.wallet, lines, headers: [HTTPField.Name("Idempotency-Key")!: "same-order"])
+            #expect(unkeyed.status == .created, "\(unkeyed.body)")
+            #expect(keyed.status == .created, "\(keyed.body)")
+            let unkeyedId = try #require(unkeyed.json["id"] as? String)
+            let keyedId = try #require(keyed.json["id"] as? String)
+            func comparable(_ reply: TestReply, _ id: String) -> String {
+                reply.body.replacingOccurrences(of: id, with: "ORDER")
+                    .replacingOccurrences(of: #""(createdAt|updatedAt)":"[^"]*""#, with: "", options: .regularExpression)
+            }
+            #expect(comparable(unkeyed, unkeyedId) == comparable(keyed, keyedId))
+            let written = try await footprint(app, order: unkeyedId)
+            let writtenWithKey = try await footprint(app, order: keyedId)
+            #expect(written == writtenWithKey)
+            let rowsPerOrder = 8 // the order, 3 items, 1 ledger row, 3 notifications
+            #expect(written.count == rowsPerOrder, "\(written)")
+            #expect(written.contains { $0.hasPrefix("ledger debit 4221 order:ORDER") }, "\(written)")
+            #expect(try await app.integer("SELECT count(DISTINCT id) AS n FROM notifications") == 6)
+            let spent: Int64 = 2 * 4221
+            #expect(try await app.balance(buyer.wallet) == 100_000 - spent)
+            #expect(try await app.ledgerSum(buyer.wallet) == 100_000 - spent)
+            #expect(try await app.stock(products[0]) == 6)
+            #expect(try await app.stock(products[1]) == 92)
+            #expect(try await app.stock(products[2]) == 4)
+            let conserved = try await app.moneyConserved()
+            #expect(conserved.held == conserved.external)
+        }
+    }
+
+    /// One line per product: two lines of one product are refused at the door, before any statement (the one
+    /// statement of an order without a key checks each line against its product's stock alone, so it relies on
+    /// this, and refuses such an order itself besides).
+    @Test(arguments: TestStores.kinds)
+    func twoLinesOfOneProductAreRefused(kind: StoreKind) async throws {
+        try await TestApp.run(kind) { app in
+            let seller = try await app.createUser(name: "seller")
+            let product = try await app.createProduct(token: seller, price: 100, stock: 5)
+            let buyer = try await app.buyer(funds: 100_000)
+            let twice = try await app.order(token: buyer.token, wallet: buyer.wallet, [(product, 3), (product, 3)])
+            #expect(twice.status == .unprocessableContent, "\(twice.body)")
+            #expect(twice.errorDetails?["field"] as? String == "items[1].productId")
+            #expect(try await app.stock(product) == 5)
+            #expect(try await app.balance(buyer.wallet) == 100_000)
+            #expect(try await app.orderCount() == 0)
+        }
+    }
 }
