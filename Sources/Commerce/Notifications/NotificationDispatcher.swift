@@ -150,6 +150,9 @@ public final class NotificationDispatcher: Service, Sendable {
         let anything = try await database.read { sql in try await sql.raw(due(limit: 1)).first() }
         guard anything != nil else { return [] }
         let token = UUID.random().lowercasedString
+        // Before the claim is asked for: the database stamps each row's expiry after this instant, so the claim
+        // holds the rows until at least `asked` + claimSeconds.
+        let asked = ContinuousClock.now
         let lock: SQLQueryString = database.dialect == .postgres ? " FOR UPDATE SKIP LOCKED" : ""
         let rows = try await database.transaction { sql in
             try await sql.raw("""
@@ -163,21 +166,24 @@ public final class NotificationDispatcher: Service, Sendable {
             NotificationChannel(rawValue: row.channel).map {
                 Claimed(notification: OutboxNotification(id: row.id, channel: $0, recipient: row.recipient, template: row.template,
                                                          data: row.data, attempts: row.attempts, traceParent: row.trace_parent),
-                        token: token)
+                        token: token, asked: asked)
             }
         }
     }
 
-    /// A claimed notification and the token of the claim.
+    /// A claimed notification, the token of the claim, and when the claim was asked for (it lasts from a moment
+    /// after that).
     struct Claimed: Sendable {
         let notification: OutboxNotification
         let token: String
+        let asked: ContinuousClock.Instant
     }
 
     /// Renews this claim on one row for one attempt (a full claim period from now on the database's clock), or
     /// answers false when the claim was lost (it expired and another dispatcher took the row, or the row moved
-    /// on): then this process must not deliver it. A batch's later rows are renewed just before their attempt, so
-    /// no claim outlives the time its holder can still act on it, however slow the earlier attempts were.
+    /// on): then this process must not deliver it. A batch's later rows, once their claim is too old to hold a
+    /// whole attempt, are renewed just before it, so no claim outlives the time its holder can still act on it,
+    /// however slow the earlier attempts were.
     private func renew(_ claimed: Claimed) async throws -> Bool {
         let now = database.nowMicros
         return try await database.transaction { sql in
@@ -193,7 +199,8 @@ public final class NotificationDispatcher: Service, Sendable {
     // MARK: One attempt
 
     /// One attempt at one claimed notification, fenced by its claim. The attempt (an injected delay included) must
-    /// end well inside the renewed claim; a process paused past it finds its claim gone and writes nothing.
+    /// end well inside the claim (renewed first if it is too old); a process paused past it finds its claim gone
+    /// and writes nothing.
     func attempt(_ claimed: Claimed) async {
         // Continues the trace of the request that wrote the notification, so its webhook call shows in that trace.
         await Traces.continuing(claimed.notification.traceParent, "notification delivery", kind: .consumer) { span in
@@ -204,23 +211,31 @@ public final class NotificationDispatcher: Service, Sendable {
 
     private func attemptInTrace(_ claimed: Claimed) async {
         let notification = claimed.notification
-        // Taken before the renewal is asked for: the database stamps the claim's expiry while the question is under
-        // way, and a process paused before it reads the answer must count that pause against the claim.
-        let asked = ContinuousClock.now
-        do {
-            guard try await renew(claimed) else {
-                count(notification.channel.rawValue, .claimLost)
+        // An attempt starts only while all of it (the transport's longest) ends a margin before the claim does.
+        let usable = Duration.seconds(settings.claimSeconds) - Self.claimMargin - transport.longestAttempt
+        var asked = claimed.asked
+        // A claim still young enough to hold a whole attempt is used as it is: nobody else writes a claimed pending
+        // row before its claim expires (an admin only requeues dead rows), so a renewal would only say what the
+        // claim already guarantees, at the price of a transaction per notification. An older one (a batch's later
+        // rows after slow attempts, a paused process) is renewed first.
+        if ContinuousClock.now >= asked + usable {
+            // Taken before the renewal is asked for: the database stamps the claim's expiry while the question is
+            // under way, and a process paused before it reads the answer must count that pause against the claim.
+            asked = ContinuousClock.now
+            do {
+                guard try await renew(claimed) else {
+                    count(notification.channel.rawValue, .claimLost)
+                    return
+                }
+            } catch {
+                logger.warning("could not renew a notification claim; leaving it", metadata: [
+                    "notificationId": .string(notification.id), "error": "\(error)",
+                ])
                 return
             }
-        } catch {
-            logger.warning("could not renew a notification claim; leaving it", metadata: [
-                "notificationId": .string(notification.id), "error": "\(error)",
-            ])
-            return
         }
-        // An attempt starts only while all of it (the transport's longest) ends a margin before the renewed claim does;
-        // past that (a paused process, a slow start) nothing is sent, the claim is given up and no attempt is counted.
-        let startBy = asked + Duration.seconds(settings.claimSeconds) - Self.claimMargin - transport.longestAttempt
+        // Past this (a paused process, a slow start) nothing is sent, the claim is given up and no attempt is counted.
+        let startBy = asked + usable
         let point: FaultPoint = notification.channel == .email ? .notifyEmail : .notifyPush
         var outcome: DeliveryOutcome
         switch injector.check(point, entityId: notification.id) {
