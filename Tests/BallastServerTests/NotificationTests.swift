@@ -111,6 +111,40 @@ struct NotificationTests {
         }
     }
 
+    /// A dispatcher held between delivering and recording, whose claim another dispatcher took meanwhile, records
+    /// nothing: the row stays the other's (pending, its claim), and the late holder counts the claim as lost. The
+    /// other delivery of the batch is recorded `sent` as usual.
+    @Test(arguments: TestStores.kinds)
+    func aLateRecordOfARowAnotherDispatcherClaimedWritesNothing(kind: StoreKind) async throws {
+        try await FakeProvider.with { provider in
+            try await TestApp.run(kind, environment: Self.webhook(provider)) { (app: TestApp) async throws in
+                _ = try await app.placeNotifiedOrder()
+                try app.services.failpoints.arm(NotificationDispatcher.Failpoint.beforeRecord, .pause)
+                let batch = Task { try await app.services.dispatcher.runOnce() }
+                #expect(await app.services.failpoints.waitUntilHeld(NotificationDispatcher.Failpoint.beforeRecord))
+                // Wait for the other delivery's record, then take the held row over as another dispatcher would.
+                for _ in 0..<200 where try await app.notificationStatuses()["sent"] != 1 {
+                    try await Task.sleep(for: .milliseconds(25))
+                }
+                let future = Int64(Date().timeIntervalSince1970 * 1_000_000) + 60_000_000
+                try await app.services.primary.transaction { sql in
+                    try await sql.raw("""
+                        UPDATE notifications SET claim_token = 'another-dispatcher', claimed_until_micros = \(bind: future)
+                        WHERE status = 'pending'
+                        """).run()
+                }
+                app.services.failpoints.release(NotificationDispatcher.Failpoint.beforeRecord)
+                #expect(try await batch.value == 2)
+                #expect(provider.requests.count == 2)
+                #expect(try await app.notificationStatuses() == ["pending": 1, "sent": 1])
+                #expect(try await app.integer("SELECT count(*) AS n FROM notifications WHERE claim_token = 'another-dispatcher'") == 1)
+                let lost = try await app.metric(#"notifications_total{channel="email",outcome="claim_lost"}"#)
+                    + app.metric(#"notifications_total{channel="push",outcome="claim_lost"}"#)
+                #expect(lost == 1)
+            }
+        }
+    }
+
     @Test(arguments: TestStores.kinds)
     func a429IsHonouredBeforeTheNextAttempt(kind: StoreKind) async throws {
         try await FakeProvider.with { provider in
