@@ -123,9 +123,13 @@ struct NotificationTests {
                 let batch = Task { try await app.services.dispatcher.runOnce() }
                 #expect(await app.services.failpoints.waitUntilHeld(NotificationDispatcher.Failpoint.beforeRecord))
                 // Wait for the other delivery's record, then take the held row over as another dispatcher would.
-                for _ in 0..<200 where try await app.notificationStatuses()["sent"] != 1 {
+                let deadline = ContinuousClock.now + .seconds(30)
+                while try await app.notificationStatuses()["sent"] != 1, ContinuousClock.now < deadline {
                     try await Task.sleep(for: .milliseconds(25))
                 }
+                let before = try await app.notificationStatuses()
+                if before != ["pending": 1, "sent": 1] { app.services.failpoints.release(NotificationDispatcher.Failpoint.beforeRecord) }
+                try #require(before == ["pending": 1, "sent": 1], "the other delivery was recorded before the take-over")
                 let future = Int64(Date().timeIntervalSince1970 * 1_000_000) + 60_000_000
                 try await app.services.primary.transaction { sql in
                     try await sql.raw("""

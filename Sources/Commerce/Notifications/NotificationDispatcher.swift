@@ -214,15 +214,16 @@ public final class NotificationDispatcher: Service, Sendable {
         // An attempt starts only while all of it (the transport's longest) ends a margin before the claim does.
         let usable = Duration.seconds(settings.claimSeconds) - Self.claimMargin - transport.longestAttempt
         var asked = claimed.asked
-        // A claim still young (in the first half of its life, and able to hold a whole attempt) is used as it is:
-        // nobody else writes a claimed pending row before its claim expires (an admin only requeues dead rows), so
-        // a renewal would only say what the claim already guarantees, at the price of a transaction per
-        // notification. An older one (a batch's later rows after slow attempts, a paused process) is renewed
-        // first, and so is every row of a dispatcher that is stopping, as before. The half bounds how far the
-        // database's clock may jump ahead under a young claim (60 s with the default claim) before a second
-        // dispatcher could take the row while this one still sends it.
+        // A young claim is used as it is: nobody else writes a claimed pending row before its claim expires (an
+        // admin only requeues dead rows), so a renewal would only say what the claim already guarantees, at the
+        // price of a transaction per notification. Young: the attempt can start for at most half the claim (which
+        // bounds how far the database's clock may jump ahead under it before a second dispatcher could take the row
+        // while this one still sends it: 60 s with the default claim), and is in the first half of that window, so
+        // at least as long again is left to start it (a slow claim on a loaded machine leaves less, and then the
+        // row is renewed). An older claim (a batch's later rows after slow attempts, a paused process) is renewed
+        // first, and so is every row of a dispatcher that is stopping, as before.
         let young = min(usable, Duration.seconds(settings.claimSeconds) / 2)
-        if Task.isCancelled || ContinuousClock.now >= asked + young {
+        if Task.isCancelled || ContinuousClock.now >= asked + young / 2 {
             // Taken before the renewal is asked for: the database stamps the claim's expiry while the question is
             // under way, and a process paused before it reads the answer must count that pause against the claim.
             asked = ContinuousClock.now
