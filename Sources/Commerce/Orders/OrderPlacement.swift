@@ -25,19 +25,12 @@ public struct OrderPlacement: Sendable {
         do {
             let command = try await load()
             let request = try OrderRequest(command.body)
-            let answer: CommandAnswer<Order>
-            if command.key == nil {
-                // Nothing to remember: the order in a transaction of its own (one statement where it can be).
-                let quote = try await shipping.quote(destination: request.destination, items: request.items)
-                let order = try await orders.placeWithoutKey(request, quote: quote, buyer: buyer)
-                answer = CommandAnswer(status: 201, body: try render(order), value: order)
-            } else {
-                answer = try await commands.run(
-                    command, by: buyer.id, status: 201,
-                    prepare: { [shipping] in try await shipping.quote(destination: request.destination, items: request.items) },
-                    effect: { [orders] quote, transaction in try await orders.place(request, quote: quote, buyer: buyer, in: transaction) },
-                    render: render)
-            }
+            let answer = try await commands.run(
+                command, by: buyer.id, status: 201,
+                prepare: { [shipping] in try await shipping.quote(destination: request.destination, items: request.items) },
+                effect: { [orders] quote, transaction in try await orders.place(request, quote: quote, buyer: buyer, in: transaction) },
+                withoutKey: { [orders] quote in try await orders.placeWithoutKey(request, quote: quote, buyer: buyer) },
+                render: render)
             if let order = answer.value {
                 events.publish(.orderPlaced(order), requestId: requestId)
                 orders.countPlacement("created")
